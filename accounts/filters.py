@@ -1,0 +1,28 @@
+import django_filters
+
+from accounts.models import AuditEntry, Event
+
+
+class EventFilter(django_filters.FilterSet):
+    type = django_filters.CharFilter(field_name="type", help_text="Exact event type.")
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
+    integration_id = django_filters.UUIDFilter(field_name="integration_id")
+    since = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="ISO 8601; events at or after it."
+    )
+
+    class Meta:
+        model = Event
+        fields: list[str] = []
+
+
+class AuditEntryFilter(django_filters.FilterSet):
+    resourceType = django_filters.CharFilter(field_name="resource_type")  # noqa: N815
+    resourceId = django_filters.CharFilter(field_name="resource_id")  # noqa: N815
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
+    action = django_filters.CharFilter(field_name="action")
+    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = AuditEntry
+        fields: list[str] = []

@@ -1,0 +1,73 @@
+from rest_framework import serializers
+
+from accounts.models import ApiKey, AuditEntry, Dealership, Event
+from config.api.serializers import CamelModelSerializer
+
+
+class DealershipSerializer(CamelModelSerializer):
+    class Meta:
+        model = Dealership
+        fields = [
+            "id",
+            "account_id",
+            "name",
+            "address_line1",
+            "address_line2",
+            "city",
+            "region",
+            "postal_code",
+            "country",
+            "phone",
+            "timezone",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "account_id", "created_at", "updated_at"]
+        extra_kwargs = {"account_id": {"read_only": True}}
+
+
+class ApiKeySerializer(CamelModelSerializer):
+    prefix = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+
+    def get_prefix(self, api_key: ApiKey) -> str:
+        return f"ry_{api_key.prefix}_"
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    key = serializers.CharField(read_only=True, help_text="The whole key. Shown only once.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "key"]
+
+
+class AuditEntrySerializer(CamelModelSerializer):
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEntry
+        fields = [
+            "id",
+            "integration_id",
+            "resource_type",
+            "resource_id",
+            "action",
+            "actor",
+            "changes",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_actor(self, entry: AuditEntry) -> dict[str, str]:
+        return {"type": entry.actor_type, "id": entry.actor_id, "name": entry.actor_name}
+
+
+class EventSerializer(CamelModelSerializer):
+    class Meta:
+        model = Event
+        fields = ["id", "type", "integration_id", "payload", "created_at"]
+        read_only_fields = fields

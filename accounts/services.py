@@ -1,0 +1,234 @@
+"""Write operations of the accounts app, plus the audit and event recorders every app uses."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+from accounts.choices import ActorType, AuditAction
+from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event
+
+# --- actors, audit and events ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performed a write: an API key, a user, or the system itself."""
+
+    type: str
+    id: str = ""
+    name: str = ""
+
+    @classmethod
+    def system(cls, name: str = "railyard") -> Actor:
+        return cls(type=ActorType.SYSTEM, name=name)
+
+    @classmethod
+    def for_api_key(cls, api_key: ApiKey) -> Actor:
+        return cls(type=ActorType.API_KEY, id=str(api_key.pk), name=f"{api_key.name} (ry_{api_key.prefix})")
+
+    @classmethod
+    def for_user(cls, user: Any) -> Actor:
+        return cls(type=ActorType.USER, id=str(user.pk), name=user.get_username())
+
+
+_encoder = DjangoJSONEncoder()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return str(value.pk)
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return _encoder.default(value)
+
+
+def field_values(instance: models.Model, fields: list[str]) -> dict[str, Any]:
+    """The JSON-safe values of ``fields`` on ``instance`` (foreign keys by id)."""
+    values = {}
+    for name in fields:
+        field = instance._meta.get_field(name)
+        if field.many_to_many:
+            values[name] = sorted(str(pk) for pk in getattr(instance, name).values_list("pk", flat=True))
+        elif field.is_relation:
+            values[name] = _jsonable(getattr(instance, field.attname))
+        else:
+            values[name] = _jsonable(getattr(instance, name))
+    return values
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{field: {"before": old, "after": new}}`` for every field whose value changed."""
+    return {
+        key: {"before": before.get(key), "after": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+
+
+def audit_record(
+    *,
+    account: Account,
+    actor: Actor,
+    resource_type: str,
+    resource_id: Any,
+    action: str,
+    changes: dict[str, Any] | None = None,
+    integration_id: Any = None,
+) -> AuditEntry:
+    """Write one audit row; call inside the transaction of the change it describes."""
+    return AuditEntry.objects.create(
+        account=account,
+        integration_id=integration_id,
+        resource_type=resource_type,
+        resource_id=str(resource_id),
+        action=action,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        changes=changes or {},
+    )
+
+
+def event_record(
+    *, account: Account, type: str, payload: dict[str, Any], integration_id: Any = None
+) -> Event:
+    """Record a domain event in the outbox (webhook delivery reads from it)."""
+    return Event.objects.create(
+        account=account,
+        type=type,
+        integration_id=integration_id,
+        payload=payload,
+    )
+
+
+def events_prune(*, older_than_days: int) -> int:
+    """Delete events older than the retention window; returns how many were deleted."""
+    cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
+    deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- accounts and API keys ---------------------------------------------------------------------
+
+
+def account_get_or_create(*, name: str) -> tuple[Account, bool]:
+    return Account.objects.get_or_create(name=name)
+
+
+def hash_api_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def parse_api_key(raw_key: str) -> tuple[str, str] | None:
+    """Split ``ry_<prefix>_<secret>`` into (prefix, secret), or None if it is not that shape."""
+    parts = raw_key.split("_")
+    if len(parts) != 3 or parts[0] != "ry" or not parts[1] or not parts[2]:
+        return None
+    return parts[1], parts[2]
+
+
+@transaction.atomic
+def api_key_create(*, account: Account, name: str = "default", actor: Actor | None = None) -> tuple[ApiKey, str]:
+    """Create an API key; returns the row and the raw key, which is never available again."""
+    prefix = secrets.token_hex(4)
+    raw_key = f"ry_{prefix}_{secrets.token_urlsafe(24).replace('_', '-')}"
+    api_key = ApiKey.objects.create(
+        account=account, name=name, prefix=prefix, key_hash=hash_api_key(raw_key)
+    )
+    audit_record(
+        account=account,
+        actor=actor or Actor.system(),
+        resource_type="api_key",
+        resource_id=api_key.pk,
+        action=AuditAction.CREATED,
+        changes={"name": {"before": None, "after": name}, "prefix": {"before": None, "after": prefix}},
+    )
+    return api_key, raw_key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
+    """Revoke a key at once; requests that present it get 401 from then on."""
+    if api_key.revoked_at is None:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+        audit_record(
+            account=api_key.account,
+            actor=actor,
+            resource_type="api_key",
+            resource_id=api_key.pk,
+            action=AuditAction.REVOKED,
+            changes={"revokedAt": {"before": None, "after": api_key.revoked_at.isoformat()}},
+        )
+    return api_key
+
+
+# --- dealerships -------------------------------------------------------------------------------
+
+DEALERSHIP_FIELDS = [
+    "name",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "phone",
+    "timezone",
+]
+
+
+@transaction.atomic
+def dealership_create(*, account: Account, actor: Actor, **values: Any) -> Dealership:
+    dealership = Dealership(account=account, **values)
+    dealership.full_clean()
+    dealership.save()
+    audit_record(
+        account=account,
+        actor=actor,
+        resource_type="dealership",
+        resource_id=dealership.pk,
+        action=AuditAction.CREATED,
+        changes=diff({}, field_values(dealership, DEALERSHIP_FIELDS)),
+    )
+    return dealership
+
+
+@transaction.atomic
+def dealership_update(*, dealership: Dealership, actor: Actor, **values: Any) -> Dealership:
+    before = field_values(dealership, DEALERSHIP_FIELDS)
+    for name, value in values.items():
+        setattr(dealership, name, value)
+    dealership.full_clean()
+    dealership.save()
+    changes = diff(before, field_values(dealership, DEALERSHIP_FIELDS))
+    if changes:
+        audit_record(
+            account=dealership.account,
+            actor=actor,
+            resource_type="dealership",
+            resource_id=dealership.pk,
+            action=AuditAction.UPDATED,
+            changes=changes,
+        )
+    return dealership
+
+
+@transaction.atomic
+def dealership_delete(*, dealership: Dealership, actor: Actor) -> None:
+    audit_record(
+        account=dealership.account,
+        actor=actor,
+        resource_type="dealership",
+        resource_id=dealership.pk,
+        action=AuditAction.DELETED,
+        changes=diff(field_values(dealership, DEALERSHIP_FIELDS), {}),
+    )
+    dealership.delete()

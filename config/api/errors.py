@@ -1,0 +1,135 @@
+"""One error vocabulary for the whole API.
+
+Services raise :class:`ApplicationError` subclasses; views hold no try/except. The DRF exception
+handler below turns those, DRF's own exceptions, Django's ``ValidationError`` and 404s, and any
+unexpected exception into the documented envelope::
+
+    {"error": {"code": "VALIDATION_ERROR", "message": "...", "details": {...}}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApplicationError(Exception):
+    """An error a client can act on; carries its HTTP status and envelope code."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class BadRequest(ApplicationError):
+    pass
+
+
+class InvalidInput(ApplicationError):
+    """Input that fails validation inside a service; ``details`` maps fields to messages."""
+
+    code = "VALIDATION_ERROR"
+
+
+class NotFound(ApplicationError):
+    status_code = status.HTTP_404_NOT_FOUND
+    code = "NOT_FOUND"
+
+
+class Conflict(ApplicationError):
+    status_code = status.HTTP_409_CONFLICT
+    code = "CONFLICT"
+
+
+_CODES_BY_EXCEPTION: list[tuple[type[exceptions.APIException], str]] = [
+    (exceptions.ValidationError, "VALIDATION_ERROR"),
+    (exceptions.ParseError, "BAD_REQUEST"),
+    (exceptions.AuthenticationFailed, "UNAUTHORIZED"),
+    (exceptions.NotAuthenticated, "UNAUTHORIZED"),
+    (exceptions.PermissionDenied, "FORBIDDEN"),
+    (exceptions.NotFound, "NOT_FOUND"),
+    (exceptions.MethodNotAllowed, "METHOD_NOT_ALLOWED"),
+    (exceptions.NotAcceptable, "NOT_ACCEPTABLE"),
+    (exceptions.UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
+    (exceptions.Throttled, "RATE_LIMITED"),
+]
+
+_MESSAGES = {
+    "VALIDATION_ERROR": "The request is invalid; see details for each field.",
+    "NOT_FOUND": "Not found.",
+}
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
+    code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), "BAD_REQUEST")
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        if isinstance(detail, list):
+            detail = {"nonFieldErrors": detail}
+        elif isinstance(detail, dict) and "non_field_errors" in detail:
+            detail = {**detail, "nonFieldErrors": detail.pop("non_field_errors")}
+        return error_body(code, _MESSAGES[code], detail)
+    if isinstance(exc, exceptions.Throttled):
+        return error_body(
+            code, "Too many requests; slow down.", {"retryAfterSeconds": exc.wait}
+        )
+    if isinstance(exc, exceptions.ParseError) and "JSON parse error" in str(exc.detail):
+        return error_body(code, "Malformed JSON in request body.", {"parser": str(exc.detail)})
+    return error_body(code, str(exc.detail))
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        return Response(
+            error_body(exc.code, exc.message, exc.details), status=exc.status_code
+        )
+    if isinstance(exc, Http404):
+        return Response(error_body("NOT_FOUND", "Not found."), status=status.HTTP_404_NOT_FOUND)
+    if isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, DjangoValidationError):
+        details = exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        return Response(
+            error_body("VALIDATION_ERROR", _MESSAGES["VALIDATION_ERROR"], details),
+            status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, exceptions.APIException):
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        return Response(_api_exception_body(exc), status=exc.status_code, headers=headers)
+    logger.exception("Unhandled error in %s", context.get("view"), exc_info=exc)
+    return Response(
+        error_body("INTERNAL_ERROR", "An unexpected error occurred; it has been logged."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler404`` for URLs that match no route: the same envelope as the API's 404s."""
+    return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("INTERNAL_ERROR", "An unexpected error occurred; it has been logged."),
+        status=500,
+    )

@@ -1,0 +1,44 @@
+"""The Celery application: queues, routing by task module, and reliability defaults.
+
+Every task is ``acks_late`` with ``reject_on_worker_lost``: a worker that dies mid-task leaves the
+message on the broker for another worker, so tasks must be (and are) idempotent.
+"""
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+QUEUES = ("default", "ingest", "sync", "export", "webhooks")
+
+# Routing by task module (glob patterns, first match wins).
+TASK_ROUTES = {
+    "sftpgateway.tasks.*": {"queue": "ingest"},
+    "syncengine.tasks.ingest_*": {"queue": "ingest"},
+    "syncengine.tasks.*": {"queue": "sync"},
+    "connectors.tasks.*": {"queue": "sync"},
+    "exports.tasks.*": {"queue": "export"},
+    "integrations.tasks.webhook_*": {"queue": "webhooks"},
+    "*": {"queue": "default"},
+}
+
+app = Celery("railyard")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="default",
+    task_routes=TASK_ROUTES,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    broker_transport_options={"visibility_timeout": 2 * 60 * 60},
+    timezone="UTC",
+)
+app.autodiscover_tasks()

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class ConnectorsConfig(AppConfig):
+    name = "connectors"
+    verbose_name = "Connectors"
+
+    def ready(self) -> None:
+        # Importing the modules registers their connectors in the catalog.
+        from connectors import feeds  # noqa: F401

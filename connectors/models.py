@@ -1,0 +1,47 @@
+"""Connections: an account's configured instance of a catalog connector."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import models
+
+from accounts.models import Account
+from config.crypto import decrypt_json
+from connectors.choices import ConnectionStatus
+
+
+class Connection(models.Model):
+    """Credentials and config for one connector, owned by one account.
+
+    ``credentials_encrypted`` is a Fernet token of the credentials object; ``credential_keys``
+    records which keys are set so the API can say so without decrypting anything.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="connections")
+    connector_id = models.CharField(max_length=64, db_index=True)
+    name = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=10, choices=ConnectionStatus.choices, default=ConnectionStatus.ACTIVE
+    )
+    config = models.JSONField(default=dict, blank=True)
+    credentials_encrypted = models.TextField(blank=True, editable=False)
+    credential_keys = models.JSONField(default=list, blank=True, editable=False)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    last_tested_at = models.DateTimeField(null=True, blank=True)
+    last_test_result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["account", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.connector_id})"
+
+    def stored_credentials(self) -> dict[str, Any]:
+        """The credentials as stored, ``${ENV_VAR}`` references unresolved."""
+        return decrypt_json(self.credentials_encrypted) or {}

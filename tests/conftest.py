@@ -1,0 +1,54 @@
+"""Fixtures shared by every test: two tenants, each with an API client of its own."""
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts.models import Account, ApiKey
+from accounts.services import api_key_create
+from tests.factories import AccountFactory
+
+
+@dataclass
+class Tenant:
+    account: Account
+    api_key: ApiKey
+    raw_key: str
+    client: APIClient
+
+
+def _tenant(name: str) -> Tenant:
+    account = AccountFactory(name=name)
+    api_key, raw_key = api_key_create(account=account, name=f"{name} key")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return Tenant(account=account, api_key=api_key, raw_key=raw_key, client=client)
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Rate-limit counters live in Redis; each test starts with fresh ones."""
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return _tenant("Acme Auto Group")
+
+
+@pytest.fixture
+def other_tenant(db) -> Tenant:
+    return _tenant("Rival Motors")
+
+
+@pytest.fixture
+def api(tenant) -> APIClient:
+    return tenant.client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()

@@ -1,0 +1,11 @@
+"""Settings for the test suite: production settings with test-only secrets and fast hashing."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key")
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "test-field-encryption-key")
+os.environ.setdefault("CACHE_KEY_PREFIX", f"railyard-test-{os.getpid()}")
+
+from config.settings import *  # noqa: E402, F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
