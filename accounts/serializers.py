@@ -1,3 +1,6 @@
+import uuid
+from typing import Any
+
 from rest_framework import serializers
 
 from accounts.models import ApiKey, AuditEntry, Dealership, Event
@@ -71,3 +74,27 @@ class EventSerializer(CamelModelSerializer):
         model = Event
         fields = ["id", "type", "integration_id", "payload", "created_at"]
         read_only_fields = fields
+
+
+class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+    """A reference by id to an object of the request's account; anything else is 'not found'.
+
+    The serializer's context must hold ``account``. ``queryset`` is the unscoped queryset.
+    """
+
+    default_error_messages = {
+        "does_not_exist": 'No object with id "{pk_value}" in this account.',
+        "incorrect_type": "Must be an id (UUID), not {data_type}.",
+    }
+
+    def get_queryset(self) -> Any:
+        queryset = super().get_queryset()
+        account = self.context.get("account")
+        return queryset.filter(account=account) if account is not None else queryset.none()
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            uuid.UUID(str(data))
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 
 from accounts.choices import ActorType, AuditAction
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event
+from config.api.errors import Conflict
 
 # --- actors, audit and events ------------------------------------------------------------------
 
@@ -108,6 +110,84 @@ def event_record(
     )
 
 
+M = TypeVar("M", bound=models.Model)
+
+
+def _owner_ids(instance: models.Model) -> tuple[Account, Any]:
+    account = instance.account  # type: ignore[attr-defined]
+    integration_id = getattr(instance, "integration_id", None)
+    return account, integration_id
+
+
+@transaction.atomic
+def resource_create(*, instance: M, actor: Actor, resource_type: str, fields: list[str]) -> M:
+    """Save a new tenant-owned object and audit it, in one transaction."""
+    instance.full_clean()
+    instance.save()
+    account, integration_id = _owner_ids(instance)
+    audit_record(
+        account=account,
+        actor=actor,
+        resource_type=resource_type,
+        resource_id=instance.pk,
+        action=AuditAction.CREATED,
+        changes=diff({}, field_values(instance, fields)),
+        integration_id=integration_id,
+    )
+    return instance
+
+
+@transaction.atomic
+def resource_update(
+    *, instance: M, actor: Actor, resource_type: str, fields: list[str], values: dict[str, Any]
+) -> M:
+    """Apply ``values`` to a tenant-owned object and audit what changed, in one transaction."""
+    before = field_values(instance, fields)
+    for name, value in values.items():
+        setattr(instance, name, value)
+    instance.full_clean()
+    instance.save()
+    changes = diff(before, field_values(instance, fields))
+    if changes:
+        account, integration_id = _owner_ids(instance)
+        audit_record(
+            account=account,
+            actor=actor,
+            resource_type=resource_type,
+            resource_id=instance.pk,
+            action=AuditAction.UPDATED,
+            changes=changes,
+            integration_id=integration_id,
+        )
+    return instance
+
+
+@transaction.atomic
+def resource_delete(*, instance: models.Model, actor: Actor, resource_type: str, fields: list[str]) -> None:
+    """Delete a tenant-owned object and audit its last values, in one transaction.
+
+    An object still referenced through a protected foreign key is a 409 and stays.
+    """
+    account, integration_id = _owner_ids(instance)
+    audit_record(
+        account=account,
+        actor=actor,
+        resource_type=resource_type,
+        resource_id=instance.pk,
+        action=AuditAction.DELETED,
+        changes=diff(field_values(instance, fields), {}),
+        integration_id=integration_id,
+    )
+    try:
+        instance.delete()
+    except ProtectedError as exc:
+        users = sorted({f"{obj._meta.verbose_name} {obj.pk}" for obj in exc.protected_objects})
+        raise Conflict(
+            f"This {resource_type} is still in use and cannot be deleted.",
+            details={"usedBy": users[:20]},
+        ) from None
+
+
 def events_prune(*, older_than_days: int) -> int:
     """Delete events older than the retention window; returns how many were deleted."""
     cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
@@ -185,50 +265,21 @@ DEALERSHIP_FIELDS = [
 ]
 
 
-@transaction.atomic
 def dealership_create(*, account: Account, actor: Actor, **values: Any) -> Dealership:
-    dealership = Dealership(account=account, **values)
-    dealership.full_clean()
-    dealership.save()
-    audit_record(
-        account=account,
+    return resource_create(
+        instance=Dealership(account=account, **values),
         actor=actor,
         resource_type="dealership",
-        resource_id=dealership.pk,
-        action=AuditAction.CREATED,
-        changes=diff({}, field_values(dealership, DEALERSHIP_FIELDS)),
+        fields=DEALERSHIP_FIELDS,
     )
-    return dealership
 
 
-@transaction.atomic
 def dealership_update(*, dealership: Dealership, actor: Actor, **values: Any) -> Dealership:
-    before = field_values(dealership, DEALERSHIP_FIELDS)
-    for name, value in values.items():
-        setattr(dealership, name, value)
-    dealership.full_clean()
-    dealership.save()
-    changes = diff(before, field_values(dealership, DEALERSHIP_FIELDS))
-    if changes:
-        audit_record(
-            account=dealership.account,
-            actor=actor,
-            resource_type="dealership",
-            resource_id=dealership.pk,
-            action=AuditAction.UPDATED,
-            changes=changes,
-        )
-    return dealership
-
-
-@transaction.atomic
-def dealership_delete(*, dealership: Dealership, actor: Actor) -> None:
-    audit_record(
-        account=dealership.account,
-        actor=actor,
-        resource_type="dealership",
-        resource_id=dealership.pk,
-        action=AuditAction.DELETED,
-        changes=diff(field_values(dealership, DEALERSHIP_FIELDS), {}),
+    return resource_update(
+        instance=dealership, actor=actor, resource_type="dealership", fields=DEALERSHIP_FIELDS, values=values
     )
-    dealership.delete()
+
+
+def dealership_delete(*, dealership: Dealership, actor: Actor) -> None:
+    """Delete a dealership; one that integrations still belong to is a 409 CONFLICT."""
+    resource_delete(instance=dealership, actor=actor, resource_type="dealership", fields=DEALERSHIP_FIELDS)

@@ -36,6 +36,12 @@ class TenantScopedMixin:
     def get_tenant_queryset(self, account: Account) -> QuerySet[Any]:
         raise NotImplementedError
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_serializer_context()  # type: ignore[misc]
+        if not getattr(self, "swagger_fake_view", False) and self.request is not None:
+            context["account"] = request_account(self.request)
+        return context
+
     def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):
             return self.get_tenant_queryset(Account(pk="00000000-0000-0000-0000-000000000000")).none()

@@ -8,7 +8,30 @@ from rest_framework.test import APIClient
 
 from accounts.models import Account, ApiKey
 from accounts.services import api_key_create
+from connectors.choices import ConnectorCategory, SyncMode
+from connectors.registry import Connector, get_connector, register
 from tests.factories import AccountFactory
+
+
+class ShopApiConnector(Connector):
+    """A catalog entry for tests that need a non-feed connector (the real ones carry I/O)."""
+
+    id = "test_shop_api"
+    name = "Test Shop API"
+    category = ConnectorCategory.API
+    features = ["orders"]
+    entities = ["orders", "customers"]
+    sync_modes = [SyncMode.FULL, SyncMode.INCREMENTAL]
+    credentials_schema = {
+        "type": "object",
+        "properties": {"apiKey": {"type": "string", "minLength": 8}},
+        "required": ["apiKey"],
+        "additionalProperties": False,
+    }
+
+
+if get_connector(ShopApiConnector.id) is None:
+    register(ShopApiConnector)
 
 
 @dataclass

@@ -76,15 +76,44 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def _join(prefix: str, key: str) -> str:
+    if not prefix or key == prefix:
+        return key or prefix
+    if key.startswith((f"{prefix}.", f"{prefix}[")):
+        return key  # the inner validator already named the full path
+    if key.startswith("["):
+        return f"{prefix}{key}"
+    return f"{prefix}.{key}"
+
+
+def flatten_validation_detail(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """``{"schedule": {"frequencyUnit": [...]}}`` -> ``{"schedule.frequencyUnit": [...]}``.
+
+    Nested serializers and list items become dotted paths (``mapping.fields[2].extract``), so
+    every message sits under the exact path of the value that caused it.
+    """
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "nonFieldErrors" if key in ("non_field_errors", "nonFieldErrors") else str(key)
+            if name == "nonFieldErrors" and prefix:
+                name = ""
+            flat.update(flatten_validation_detail(value, _join(prefix, name) if name else prefix))
+    elif isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(flatten_validation_detail(item, f"{prefix}[{index}]"))
+    elif isinstance(detail, list):
+        flat.setdefault(prefix or "nonFieldErrors", []).extend(str(item) for item in detail)
+    else:
+        flat.setdefault(prefix or "nonFieldErrors", []).append(str(detail))
+    return flat
+
+
 def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
     code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), "BAD_REQUEST")
     if isinstance(exc, exceptions.ValidationError):
-        detail = exc.detail
-        if isinstance(detail, list):
-            detail = {"nonFieldErrors": detail}
-        elif isinstance(detail, dict) and "non_field_errors" in detail:
-            detail = {**detail, "nonFieldErrors": detail.pop("non_field_errors")}
-        return error_body(code, _MESSAGES[code], detail)
+        return error_body(code, _MESSAGES[code], flatten_validation_detail(exc.detail))
     if isinstance(exc, exceptions.Throttled):
         return error_body(
             code, "Too many requests; slow down.", {"retryAfterSeconds": exc.wait}

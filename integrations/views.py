@@ -1,0 +1,470 @@
+"""Thin HTTP glue for integrations (seeds 000, 002, 004), file imports (seed 003) and flows."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from datetime import timedelta
+from typing import Any
+
+from django.core import signing
+from django.db.models import QuerySet
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
+from rest_framework.views import APIView
+
+from accounts.models import Account, AuditEntry
+from accounts.serializers import AuditEntrySerializer, TenantPrimaryKeyRelatedField
+from accounts.viewsets import TenantViewSet
+from config.api.routers import UUID_PATTERN
+from connectors.models import Connection
+from connectors.serializers import ConnectionSerializer
+from integrations import selectors
+from integrations.filters import FileImportFilter, FlowFilter, IntegrationFilter
+from integrations.models import FileImport, Flow, Integration, IntegrationShare
+from integrations.serializers import (
+    CloneSerializer,
+    FileImportSerializer,
+    FlowSerializer,
+    IntegrationSerializer,
+    RevisionCreateSerializer,
+    RevisionDetailSerializer,
+    RevisionSerializer,
+    ShareCreateSerializer,
+    ShareSerializer,
+    StepsDocumentSerializer,
+    StepSubmitSerializer,
+    TemplateLinkSerializer,
+)
+from integrations.services import imports as import_services
+from integrations.services import integrations as services
+from integrations.services.revisions import revision_create
+
+TEMPLATE_SALT = "integrations.template"
+TEMPLATE_LINK_LIFETIME = timedelta(hours=1)
+TAG = ["integrations"]
+
+
+def _template_zip(integration: Integration) -> HttpResponse:
+    document = selectors.integration_template(integration=integration)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("integration.json", json.dumps(document, indent=2, sort_keys=True))
+    response = HttpResponse(buffer.getvalue(), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{integration.pk}.zip"'
+    return response
+
+
+def _steps_document(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    pending = next((step for step in steps if not step.get("completed")), None)
+    return {
+        "steps": steps,
+        "currentStep": pending["name"] if pending else None,
+        "completed": bool(steps) and pending is None,
+    }
+
+
+class ConnectionIdsSerializer(BaseSerializer[Any]):
+    """A JSON array of connection ids of the caller's account (seed 004's register body)."""
+
+    def to_internal_value(self, data: Any) -> list[Connection]:
+        if not isinstance(data, list) or not data:
+            raise ValidationError({"nonFieldErrors": ["Send a non-empty JSON array of connection ids."]})
+        field = TenantPrimaryKeyRelatedField(queryset=Connection.objects.all())
+        field.bind("connections", self)
+        connections, errors = [], {}
+        for index, item in enumerate(data):
+            try:
+                connections.append(field.to_internal_value(item))
+            except ValidationError as exc:
+                errors[f"[{index}]"] = exc.detail
+        if errors:
+            raise ValidationError(errors)
+        return connections
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List integrations", tags=TAG),
+    create=extend_schema(summary="Create an integration", tags=TAG),
+    retrieve=extend_schema(summary="Get an integration", tags=TAG),
+    update=extend_schema(
+        summary="Replace an integration",
+        description="PUT replaces schedule and syncSettings as sent (defaults for what is left out).",
+        tags=TAG,
+    ),
+    partial_update=extend_schema(
+        summary="Update an integration",
+        description=(
+            "PATCH merges the keys of schedule and syncSettings into the stored ones. "
+            "`status: active|inactive` sets state."
+        ),
+        tags=TAG,
+    ),
+    destroy=extend_schema(
+        summary="Delete an integration (soft)",
+        description="The integration disappears from the API and the scheduler; operators can restore it.",
+        tags=TAG,
+    ),
+)
+class IntegrationViewSet(TenantViewSet):
+    serializer_class = IntegrationSerializer
+    filterset_class = IntegrationFilter
+    sort_fields = {
+        "created_at": "created_at",
+        "updated_at": "updated_at",
+        "last_sync_at": "last_sync_at",
+        "name": "name",
+    }
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Integration]:
+        return selectors.integration_list(account=account)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = services.integration_create(
+            account=self.account, actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        services.integration_update(
+            integration=serializer.instance, actor=self.actor, **serializer.validated_data
+        )
+        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+
+    def perform_destroy(self, instance: Integration) -> None:
+        services.integration_delete(integration=instance, actor=self.actor)
+
+    def _paginated(self, queryset: QuerySet[Any], serializer_class: Any) -> Response:
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(
+            serializer_class(page, many=True, context=self.get_serializer_context()).data
+        )
+
+    @extend_schema(summary="Clone an integration", request=CloneSerializer, responses={201: IntegrationSerializer}, tags=TAG)
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk: str) -> Response:
+        body = CloneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        clone = services.integration_clone(
+            integration=self.get_object(), actor=self.actor, name=body.validated_data.get("name")
+        )
+        return Response(self.get_serializer(clone).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Flows of an integration", responses=FlowSerializer(many=True), tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={}, default_sort=["created_at"])
+    def flows(self, request: Request, pk: str) -> Response:
+        return self._paginated(self.get_object().flows.order_by("created_at", "pk"), FlowSerializer)
+
+    @extend_schema(summary="File imports of an integration", responses=FileImportSerializer(many=True), tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def imports(self, request: Request, pk: str) -> Response:
+        return self._paginated(self.get_object().file_imports.order_by("-created_at", "pk"), FileImportSerializer)
+
+    @extend_schema(
+        summary="Connections of an integration",
+        description="Its source, its destination and the connections registered with it.",
+        responses=ConnectionSerializer(many=True),
+        tags=TAG,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def connections(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        return self._paginated(
+            selectors.integration_connections(integration=integration).order_by("name", "pk"),
+            ConnectionSerializer,
+        )
+
+    @extend_schema(
+        summary="Register connections with an integration",
+        request={"application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}},
+        responses=ConnectionSerializer(many=True),
+        tags=TAG,
+    )
+    @action(detail=True, methods=["put"], url_path="connections/register", filterset_class=None, sort_fields={})
+    def register_connections(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        body = ConnectionIdsSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        services.integration_connections_register(
+            integration=integration, actor=self.actor, connections=body.validated_data
+        )
+        return self._paginated(
+            selectors.integration_connections(integration=integration).order_by("name", "pk"),
+            ConnectionSerializer,
+        )
+
+    @extend_schema(summary="Register a connection with an integration", request=None, responses=ConnectionSerializer, tags=TAG)
+    @action(detail=True, methods=["put"], url_path=f"connections/(?P<connection_id>{UUID_PATTERN})/register")
+    def register_connection(self, request: Request, pk: str, connection_id: str) -> Response:
+        integration = self.get_object()
+        connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
+        services.integration_connections_register(
+            integration=integration, actor=self.actor, connections=[connection]
+        )
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(summary="Unregister a connection from an integration", request=None, responses={204: None}, tags=TAG)
+    @register_connection.mapping.delete
+    def unregister_connection(self, request: Request, pk: str, connection_id: str) -> Response:
+        integration = self.get_object()
+        connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
+        services.integration_connection_unregister(integration=integration, actor=self.actor, connection=connection)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(summary="Users with access to an integration", responses=ShareSerializer(many=True), tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def ashares(self, request: Request, pk: str) -> Response:
+        shares = self.get_object().shares.select_related("user").order_by("created_at", "pk")
+        return self._paginated(shares, ShareSerializer)
+
+    @extend_schema(summary="Share an integration with a user of the account", request=ShareCreateSerializer, responses={201: ShareSerializer}, tags=TAG)
+    @ashares.mapping.post
+    def share(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        body = ShareCreateSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        share = services.integration_share_create(integration=integration, actor=self.actor, **body.validated_data)
+        return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Remove a user's access to an integration", request=None, responses={204: None}, tags=TAG)
+    @action(detail=True, methods=["delete"], url_path=f"ashares/(?P<share_id>{UUID_PATTERN})")
+    def unshare(self, request: Request, pk: str, share_id: str) -> Response:
+        share = get_object_or_404(IntegrationShare, pk=share_id, integration=self.get_object())
+        services.integration_share_delete(share=share, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Create a revision (snapshot) of an integration",
+        description=(
+            "With `ignoreIfNoChanges=true` the snapshot is skipped (204) when the definition equals "
+            "the latest revision; with false (the default) a snapshot is always taken."
+        ),
+        parameters=[OpenApiParameter("ignoreIfNoChanges", OpenApiTypes.BOOL, default=False)],
+        request=RevisionCreateSerializer,
+        responses={201: RevisionDetailSerializer, 204: None},
+        tags=TAG,
+    )
+    @action(detail=True, methods=["post"], url_path="revisions/create", filterset_class=None, sort_fields={})
+    def create_revision(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        raw_flag = request.query_params.get("ignoreIfNoChanges", "false").lower()
+        if raw_flag not in ("true", "false", "1", "0", ""):
+            raise ValidationError({"ignoreIfNoChanges": ["Must be true or false."]})
+        body = RevisionCreateSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        revision = revision_create(
+            integration=integration,
+            actor=self.actor,
+            description=body.validated_data.get("description", ""),
+            ignore_if_no_changes=raw_flag in ("true", "1", ""),
+        )
+        if revision is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(RevisionDetailSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(summary="Revisions of an integration", responses=RevisionSerializer(many=True), tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def revisions(self, request: Request, pk: str) -> Response:
+        return self._paginated(self.get_object().revisions.order_by("-number"), RevisionSerializer)
+
+    @extend_schema(summary="One revision with its snapshot", responses=RevisionDetailSerializer, tags=TAG)
+    @action(detail=True, methods=["get"], url_path=f"revisions/(?P<revision_id>{UUID_PATTERN})")
+    def revision(self, request: Request, pk: str, revision_id: str) -> Response:
+        revision = get_object_or_404(self.get_object().revisions, pk=revision_id)
+        return Response(RevisionDetailSerializer(revision).data)
+
+    def _steps(self, kind: str) -> Response:
+        integration = self.get_object()
+        return Response(_steps_document(getattr(integration, services.STEP_FIELDS[kind])))
+
+    def _submit_step(self, request: Request, kind: str) -> Response:
+        integration = self.get_object()
+        body = StepSubmitSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        integration = services.integration_step_submit(
+            integration=integration,
+            actor=self.actor,
+            kind=kind,
+            step_name=body.validated_data.get("step"),
+            form_data=body.validated_data.get("formData"),
+            connection=body.validated_data.get("connectionId"),
+        )
+        return Response(_steps_document(getattr(integration, services.STEP_FIELDS[kind])))
+
+    @extend_schema(summary="Installation steps and progress", responses=StepsDocumentSerializer, tags=TAG)
+    @action(detail=True, methods=["get"], url_path="installSteps", filterset_class=None, sort_fields={})
+    def install_steps(self, request: Request, pk: str) -> Response:
+        return self._steps("install")
+
+    @extend_schema(
+        summary="Complete the next installation step",
+        description="A `form` step takes `formData`; a `connection` step takes `connectionId`.",
+        request=StepSubmitSerializer,
+        responses=StepsDocumentSerializer,
+        tags=TAG,
+    )
+    @install_steps.mapping.post
+    def submit_install_step(self, request: Request, pk: str) -> Response:
+        return self._submit_step(request, "install")
+
+    @extend_schema(summary="Uninstallation steps and progress", responses=StepsDocumentSerializer, tags=TAG)
+    @action(detail=True, methods=["get"], url_path="uninstallSteps", filterset_class=None, sort_fields={})
+    def uninstall_steps(self, request: Request, pk: str) -> Response:
+        return self._steps("uninstall")
+
+    @extend_schema(
+        summary="Complete the next uninstallation step",
+        description="Completing the last step deletes the integration (soft delete).",
+        request=StepSubmitSerializer,
+        responses=StepsDocumentSerializer,
+        tags=TAG,
+    )
+    @uninstall_steps.mapping.post
+    def submit_uninstall_step(self, request: Request, pk: str) -> Response:
+        return self._submit_step(request, "uninstall")
+
+    @extend_schema(summary="Audit log of an integration (newest first)", responses=AuditEntrySerializer(many=True), tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def audit(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        entries = AuditEntry.objects.filter(account=self.account, integration_id=integration.pk)
+        return self._paginated(entries.order_by("-created_at", "-id"), AuditEntrySerializer)
+
+    @extend_schema(
+        summary="Download an integration's template",
+        description="A zip holding integration.json: the definition, its flows, imports, exports and "
+        "connections (without credentials).",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        tags=TAG,
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def template(self, request: Request, pk: str) -> HttpResponse:
+        return _template_zip(self.get_object())
+
+    @extend_schema(
+        summary="Get a signed link to the integration's template",
+        description="The link works without an API key for one hour.",
+        request=None,
+        responses=TemplateLinkSerializer,
+        tags=TAG,
+    )
+    @template.mapping.post
+    def template_link(self, request: Request, pk: str) -> Response:
+        integration = self.get_object()
+        token = signing.dumps({"i": str(integration.pk), "a": str(self.account.pk)}, salt=TEMPLATE_SALT)
+        url = request.build_absolute_uri(reverse("integration-template-download", args=[token]))
+        expires_at = timezone.now() + TEMPLATE_LINK_LIFETIME
+        return Response({"signedURL": url, "key": f"{integration.pk}.zip", "expiresAt": expires_at})
+
+    @extend_schema(summary="Resources used by or using an integration", responses=OpenApiTypes.OBJECT, tags=TAG)
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def dependencies(self, request: Request, pk: str) -> Response:
+        return Response(selectors.integration_dependencies(integration=self.get_object()))
+
+
+class TemplateDownloadView(APIView):
+    """The target of a signed template link: no API key, the signature is the credential."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        summary="Download a template through a signed link",
+        auth=[],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+        tags=TAG,
+    )
+    def get(self, request: Request, token: str) -> HttpResponse:
+        try:
+            claims = signing.loads(
+                token, salt=TEMPLATE_SALT, max_age=TEMPLATE_LINK_LIFETIME.total_seconds()
+            )
+        except signing.BadSignature:
+            raise ValidationError({"token": ["This link is invalid or has expired."]}) from None
+        integration = get_object_or_404(Integration, pk=claims["i"], account_id=claims["a"])
+        return _template_zip(integration)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List file imports", tags=["imports"]),
+    create=extend_schema(summary="Create a file import", tags=["imports"]),
+    retrieve=extend_schema(summary="Get a file import", tags=["imports"]),
+    update=extend_schema(summary="Replace a file import", tags=["imports"]),
+    partial_update=extend_schema(summary="Update a file import", tags=["imports"]),
+    destroy=extend_schema(summary="Delete a file import", tags=["imports"]),
+)
+class FileImportViewSet(TenantViewSet):
+    serializer_class = FileImportSerializer
+    filterset_class = FileImportFilter
+    sort_fields = {"created_at": "created_at", "last_modified": "last_modified", "name": "name"}
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[FileImport]:
+        return FileImport.objects.filter(account=account)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = import_services.file_import_create(
+            account=self.account, actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = import_services.file_import_update(
+            file_import=serializer.instance, actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: FileImport) -> None:
+        import_services.file_import_delete(file_import=instance, actor=self.actor)
+
+    @extend_schema(summary="Clone a file import", request=CloneSerializer, responses={201: FileImportSerializer}, tags=["imports"])
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk: str) -> Response:
+        body = CloneSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        clone = import_services.file_import_clone(
+            file_import=self.get_object(), actor=self.actor, name=body.validated_data.get("name")
+        )
+        return Response(self.get_serializer(clone).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List flows", tags=["flows"]),
+    create=extend_schema(summary="Create a flow", tags=["flows"]),
+    retrieve=extend_schema(summary="Get a flow", tags=["flows"]),
+    update=extend_schema(summary="Replace a flow", tags=["flows"]),
+    partial_update=extend_schema(summary="Update a flow", tags=["flows"]),
+    destroy=extend_schema(summary="Delete a flow", tags=["flows"]),
+)
+class FlowViewSet(TenantViewSet):
+    serializer_class = FlowSerializer
+    filterset_class = FlowFilter
+    sort_fields = {"created_at": "created_at", "updated_at": "updated_at", "name": "name"}
+    default_sort = ["created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Flow]:
+        return Flow.objects.filter(account=account, integration__deleted_at__isnull=True)
+
+    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = import_services.flow_create(
+            account=self.account, actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        serializer.instance = import_services.flow_update(
+            flow=serializer.instance, actor=self.actor, **serializer.validated_data
+        )
+
+    def perform_destroy(self, instance: Flow) -> None:
+        import_services.flow_delete(flow=instance, actor=self.actor)
+
