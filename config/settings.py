@@ -175,13 +175,6 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.postprocess_envelopes",
     ],
-    "ENUM_NAME_OVERRIDES": {},
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Railyard API key"}
-        }
-    },
-    "SECURITY": [{"bearerAuth": []}],
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -187,6 +187,7 @@ class IntegrationViewSet(TenantViewSet):
         )
 
     @extend_schema(
+        operation_id="integrations_connections_register_many",
         summary="Register connections with an integration",
         request={"application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}},
         responses=ConnectionSerializer(many=True),
@@ -205,7 +206,10 @@ class IntegrationViewSet(TenantViewSet):
             ConnectionSerializer,
         )
 
-    @extend_schema(summary="Register a connection with an integration", request=None, responses=ConnectionSerializer, tags=TAG)
+    @extend_schema(
+        operation_id="integrations_connection_register",
+        summary="Register a connection with an integration",
+        request=None, responses=ConnectionSerializer, tags=TAG)
     @action(detail=True, methods=["put"], url_path=f"connections/(?P<connection_id>{UUID_PATTERN})/register")
     def register_connection(self, request: Request, pk: str, connection_id: str) -> Response:
         integration = self.get_object()
@@ -215,7 +219,10 @@ class IntegrationViewSet(TenantViewSet):
         )
         return Response(ConnectionSerializer(connection).data)
 
-    @extend_schema(summary="Unregister a connection from an integration", request=None, responses={204: None}, tags=TAG)
+    @extend_schema(
+        operation_id="integrations_connection_unregister",
+        summary="Unregister a connection from an integration",
+        request=None, responses={204: None}, tags=TAG)
     @register_connection.mapping.delete
     def unregister_connection(self, request: Request, pk: str, connection_id: str) -> Response:
         integration = self.get_object()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -43,6 +45,7 @@ class CamelSerializer(CamelCaseMixin, serializers.Serializer):  # type: ignore[t
     pass
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class StrictJSONObjectField(serializers.JSONField):
     """A JSON value that must be an object (dict); user keys pass through unchanged."""
 
@@ -55,6 +58,7 @@ class StrictJSONObjectField(serializers.JSONField):
         return value
 
 
+@extend_schema_field({"type": "array", "items": {}})
 class StrictJSONListField(serializers.JSONField):
     default_error_messages = {"not_list": "Must be a JSON array."}
 

@@ -1,0 +1,107 @@
+"""Operator screens for tenants, dealerships, API keys, the audit trail and events."""
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts import services
+from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event, User
+
+
+def _operator(request: HttpRequest) -> services.Actor:
+    return services.Actor.for_user(request.user)
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "id", "created_at"]
+    search_fields = ["name", "id"]
+    readonly_fields = ["id", "created_at"]
+
+
+@admin.register(User)
+class RailyardUserAdmin(UserAdmin):  # type: ignore[type-arg]
+    list_display = ["username", "email", "account", "is_staff", "is_active"]
+    list_filter = ["is_staff", "is_active", "account"]
+    fieldsets = (*UserAdmin.fieldsets, ("Tenant", {"fields": ("account",)}))  # type: ignore[misc]
+    autocomplete_fields = ["account"]
+
+
+@admin.register(Dealership)
+class DealershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "account", "city", "region", "timezone", "created_at"]
+    list_filter = ["timezone", "country"]
+    search_fields = ["name", "city", "account__name", "id"]
+    autocomplete_fields = ["account"]
+    readonly_fields = ["id", "created_at", "updated_at"]
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Keys are created here like through the API: the whole key is shown once, in a message."""
+
+    list_display = ["name", "account", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["name", "prefix", "account__name"]
+    autocomplete_fields = ["account"]
+    fields = ["account", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*self.readonly_fields, "account"] if obj else list(self.readonly_fields)
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        api_key, raw_key = services.api_key_create(
+            account=obj.account, name=obj.name, actor=_operator(request)
+        )
+        obj.pk = api_key.pk
+        obj.prefix = api_key.prefix
+        obj._state.adding = False
+        self.message_user(
+            request,
+            f"New API key (copy it now, it is not shown again): {raw_key}",
+            level=messages.WARNING,
+        )
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoke instead: the audit trail keeps pointing at the key
+
+    @admin.action(description="Revoke the selected API keys")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        for api_key in queryset:
+            services.api_key_revoke(api_key=api_key, actor=_operator(request))
+        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "resource_type", "action", "resource_id", "actor_name"]
+    list_filter = ["resource_type", "action", "actor_type"]
+    search_fields = ["resource_id", "integration_id", "actor_name", "account__name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "account", "type", "integration_id"]
+    list_filter = ["type"]
+    search_fields = ["type", "integration_id", "account__name"]
+    date_hierarchy = "created_at"

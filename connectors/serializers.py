@@ -1,0 +1,101 @@
+"""HTTP shapes of the catalog and of connections.
+
+Connections have an input serializer (what a client may send) and an output serializer (what the
+API answers): ``credentials`` exists only on the way in, and ``status`` ERROR only on the way out.
+"""
+
+from rest_framework import serializers
+
+from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
+from connectors.choices import ConnectionStatus, ConnectorCategory, ConnectorStatus, SyncMode
+from connectors.models import Connection
+
+
+class ConnectorSerializer(CamelSerializer):
+    """A catalog entry: what the connector is and the JSON Schemas a connection must satisfy."""
+
+    connectorId = serializers.CharField(source="id", read_only=True)
+    name = serializers.CharField(read_only=True)
+    category = serializers.ChoiceField(choices=ConnectorCategory.choices, read_only=True)
+    status = serializers.ChoiceField(choices=ConnectorStatus.choices, read_only=True)
+    description = serializers.CharField(read_only=True)
+    features = serializers.ListField(child=serializers.CharField(), read_only=True)
+    entities = serializers.ListField(child=serializers.CharField(), read_only=True)
+    sync_modes = serializers.ListField(
+        child=serializers.ChoiceField(choices=SyncMode.choices), read_only=True
+    )
+    config_schema = serializers.DictField(
+        read_only=True, help_text="JSON Schema of a connection's config."
+    )
+    credentials_schema = serializers.DictField(
+        read_only=True, help_text="JSON Schema of a connection's credentials."
+    )
+    secret_fields = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Credential keys; stored encrypted and never returned.",
+    )
+
+
+class ConnectorQuerySerializer(serializers.Serializer):
+    """Query parameters of the catalog list."""
+
+    category = serializers.ChoiceField(
+        choices=ConnectorCategory.choices, required=False, help_text="Only this category."
+    )
+
+
+class ConnectionSerializer(CamelModelSerializer):
+    """A connection as the API shows it; credentials appear only as the keys that are set."""
+
+    connectionId = serializers.UUIDField(source="id", read_only=True)
+    config = serializers.DictField(read_only=True)
+    credential_keys = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="Sorted keys of the credentials that are set; their values are never returned.",
+    )
+
+    class Meta:
+        model = Connection
+        fields = [
+            "connectionId",
+            "connector_id",
+            "name",
+            "status",
+            "config",
+            "credential_keys",
+            "last_sync_at",
+            "last_tested_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ConnectionInputSerializer(CamelSerializer):
+    """What a client sends to create (connectorId and name required) or update a connection."""
+
+    connector_id = serializers.CharField(max_length=64, help_text="A connector id of the catalog.")
+    name = serializers.CharField(max_length=200)
+    status = serializers.ChoiceField(
+        choices=[
+            (value, label)
+            for value, label in ConnectionStatus.choices
+            if value != ConnectionStatus.ERROR
+        ],
+        required=False,
+        help_text="ERROR is set by the platform, never by a client.",
+    )
+    config = StrictJSONObjectField(
+        required=False, help_text="Connector settings, validated against its configSchema."
+    )
+    credentials = StrictJSONObjectField(
+        required=False,
+        write_only=True,
+        help_text=(
+            "Secrets, validated against the connector's credentialsSchema and stored encrypted. "
+            "A value may be an environment reference such as ${STRIPE_API_KEY}, resolved only "
+            "when the connection is used."
+        ),
+    )

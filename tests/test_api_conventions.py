@@ -1,0 +1,192 @@
+"""The conventions every endpoint shares: authentication, the error envelope, throttling, schema."""
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from accounts.services import Actor, api_key_revoke
+from integrations import selectors
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+
+
+class TestAuthentication:
+    def test_missing_key_is_401_with_bearer_challenge(self, anon_client):
+        response = anon_client.get("/api/v1/integrations")
+
+        assert_error(response, 401, "UNAUTHORIZED")
+        assert response["WWW-Authenticate"].startswith("Bearer")
+
+    @pytest.mark.parametrize(
+        "header",
+        ["Bearer nope", "Bearer ry_abc_def", "Bearer", "Bearer a b", "Token ry_x_y"],
+    )
+    def test_wrong_keys_are_401(self, tenant, header):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=header)
+
+        assert client.get("/api/v1/integrations").status_code == 401
+
+    def test_a_right_prefix_with_a_wrong_secret_is_401(self, tenant):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer ry_{tenant.api_key.prefix}_forged")
+
+        assert_error(client.get("/api/v1/dealerships"), 401, "UNAUTHORIZED")
+
+    def test_revoked_key_is_401(self, tenant, api):
+        api_key_revoke(api_key=tenant.api_key, actor=Actor.system())
+
+        response = api.get("/api/v1/dealerships")
+
+        assert_error(response, 401, "UNAUTHORIZED")
+        assert "revoked" in response.json()["error"]["message"]
+
+    def test_use_is_recorded(self, tenant, api):
+        api.get("/api/v1/dealerships")
+
+        tenant.api_key.refresh_from_db()
+        assert tenant.api_key.last_used_at is not None
+
+    def test_session_user_of_an_account_can_browse(self, tenant):
+        client = APIClient()
+        client.force_login(UserFactory(account=tenant.account))
+
+        assert client.get("/api/v1/dealerships").status_code == 200
+        assert client.get("/api/v1/dealerships", HTTP_ACCEPT="text/html").status_code == 200
+
+    def test_session_user_without_an_account_is_403(self, db):
+        client = APIClient()
+        client.force_login(UserFactory(account=None))
+
+        assert_error(client.get("/api/v1/dealerships"), 403, "FORBIDDEN")
+
+
+class TestApiKeysEndpoint:
+    def test_create_shows_the_key_once_and_it_works(self, api):
+        created = api.post("/api/v1/api-keys", {"name": "ci"}, format="json")
+
+        assert created.status_code == 201
+        raw_key = created.json()["data"]["key"]
+        listed = api.get("/api/v1/api-keys").json()["data"]
+        assert all("key" not in item for item in listed)
+        assert raw_key not in str(listed)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+        assert client.get("/api/v1/dealerships").status_code == 200
+
+    def test_delete_revokes(self, tenant, api):
+        created = api.post("/api/v1/api-keys", {"name": "temp"}, format="json").json()["data"]
+
+        response = api.delete(f"/api/v1/api-keys/{created['id']}")
+
+        assert response.status_code == 204
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {created['key']}")
+        assert client.get("/api/v1/dealerships").status_code == 401
+
+    def test_another_accounts_key_is_404_and_stays_valid(self, api, other_tenant):
+        assert api.get(f"/api/v1/api-keys/{other_tenant.api_key.pk}").status_code == 404
+        assert api.delete(f"/api/v1/api-keys/{other_tenant.api_key.pk}").status_code == 404
+        assert other_tenant.client.get("/api/v1/dealerships").status_code == 200
+
+
+class TestErrorEnvelope:
+    def test_malformed_json_is_400(self, api):
+        response = api.generic("POST", "/api/v1/dealerships", '{"name": ', content_type="application/json")
+
+        assert_error(response, 400, "BAD_REQUEST")
+        assert "Malformed JSON" in response.json()["error"]["message"]
+
+    def test_a_json_array_where_an_object_belongs_is_400(self, api):
+        assert_error(api.post("/api/v1/dealerships", [1, 2], format="json"), 400, "VALIDATION_ERROR")
+
+    def test_wrong_content_type_is_415(self, api):
+        response = api.generic("POST", "/api/v1/dealerships", "name=x", content_type="text/plain")
+
+        assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+    def test_unknown_route_is_404_envelope(self, api):
+        assert_error(api.get("/api/v1/no-such-thing"), 404, "NOT_FOUND")
+        assert_error(api.get("/api/v1/integrations/not-a-uuid"), 404, "NOT_FOUND")
+
+    def test_method_not_allowed(self, api):
+        assert_error(api.put("/api/v1/dealerships", {}, format="json"), 405, "METHOD_NOT_ALLOWED")
+
+    def test_unexpected_failure_is_500_envelope(self, api, monkeypatch):
+        def explode(**kwargs):
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(selectors, "integration_list", explode)
+
+        response = api.get("/api/v1/integrations")
+
+        assert_error(response, 500, "INTERNAL_ERROR")
+        assert "boom" not in response.content.decode()
+
+    def test_trailing_slash_is_optional(self, api):
+        assert api.get("/api/v1/dealerships/").status_code == 200
+        assert api.get("/api/v1/dealerships").status_code == 200
+
+
+@override_settings(API_RATE_LIMIT="3/minute")
+def test_requests_beyond_the_rate_limit_are_429_per_key(tenant, other_tenant, api):
+    statuses = [api.get("/api/v1/dealerships").status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    limited = api.get("/api/v1/dealerships")
+    assert_error(limited, 429, "RATE_LIMITED")
+    assert int(limited["Retry-After"]) > 0
+    assert other_tenant.client.get("/api/v1/dealerships").status_code == 200
+
+
+def test_openapi_schema_is_valid_and_served(anon_client, tmp_path):
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    response = anon_client.get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/integrations/",
+        "/api/v1/integrations/{id}/",
+        "/api/v1/integrations/connectors/",
+        "/api/v1/integrations/connections/",
+        "/api/v1/integrations/exports/",
+        "/api/v1/dealerships/",
+        "/api/v1/events/",
+        "/api/v1/imports/{id}/clone/",
+        "/api/v1/integrations/{id}/revisions/create/",
+    ):
+        assert path in paths, path
+    created = paths["/api/v1/integrations/"]["post"]["responses"]
+    assert created["201"]["content"]["application/json"]["schema"]["properties"]["data"]
+    assert created["400"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorEnvelope")
+    assert anon_client.get("/api/docs/").status_code == 200
+
+
+def test_another_account_cannot_see_events_or_audit(tenant, other_tenant, api):
+    theirs = other_tenant.client.post("/api/v1/dealerships", {"name": "Theirs"}, format="json").json()["data"]
+    their_integration = other_tenant.client.post(
+        "/api/v1/integrations", {"type": "vauto", "dealershipId": theirs["id"]}, format="json"
+    ).json()["data"]
+
+    my_audit = api.get("/api/v1/audit").json()["data"]
+    my_events = api.get("/api/v1/events").json()["data"]
+    their_event_id = other_tenant.client.get("/api/v1/events").json()["data"][0]["id"]
+
+    assert theirs["id"] not in {entry["resourceId"] for entry in my_audit}
+    assert my_events == []
+    assert api.get(f"/api/v1/events/{their_event_id}").status_code == 404
+    assert api.get(f"/api/v1/events?integrationId={their_integration['id']}").json()["data"] == []
