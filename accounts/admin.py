@@ -16,14 +16,14 @@ def _operator(request: HttpRequest) -> services.Actor:
 
 
 @admin.register(Account)
-class AccountAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "id", "created_at"]
     search_fields = ["name", "id"]
     readonly_fields = ["id", "created_at"]
 
 
 @admin.register(User)
-class RailyardUserAdmin(UserAdmin):  # type: ignore[type-arg]
+class RailyardUserAdmin(UserAdmin):
     list_display = ["username", "email", "account", "is_staff", "is_active"]
     list_filter = ["is_staff", "is_active", "account"]
     fieldsets = (*UserAdmin.fieldsets, ("Tenant", {"fields": ("account",)}))  # type: ignore[misc]
@@ -31,7 +31,7 @@ class RailyardUserAdmin(UserAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Dealership)
-class DealershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class DealershipAdmin(admin.ModelAdmin):
     list_display = ["name", "account", "city", "region", "timezone", "created_at"]
     list_filter = ["timezone", "country"]
     search_fields = ["name", "city", "account__name", "id"]
@@ -40,7 +40,7 @@ class DealershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created here like through the API: the whole key is shown once, in a message."""
 
     list_display = ["name", "account", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -80,7 +80,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 

@@ -46,7 +46,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         if not header or header[0].lower() != self.keyword:
             return None
         if len(header) != 2:
-            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'.")
+            raise exceptions.AuthenticationFailed(
+                "Authorization header must be 'Bearer <api key>'."
+            )
         try:
             raw_key = header[1].decode()
         except UnicodeDecodeError:

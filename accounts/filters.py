@@ -5,7 +5,7 @@ from accounts.models import AuditEntry, Event
 
 class EventFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(field_name="type", help_text="Exact event type.")
-    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")
     integration_id = django_filters.UUIDFilter(field_name="integration_id")
     since = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601; events at or after it."
@@ -17,9 +17,9 @@ class EventFilter(django_filters.FilterSet):
 
 
 class AuditEntryFilter(django_filters.FilterSet):
-    resourceType = django_filters.CharFilter(field_name="resource_type")  # noqa: N815
-    resourceId = django_filters.CharFilter(field_name="resource_id")  # noqa: N815
-    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
+    resourceType = django_filters.CharFilter(field_name="resource_type")
+    resourceId = django_filters.CharFilter(field_name="resource_id")
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")
     action = django_filters.CharFilter(field_name="action")
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
 

@@ -76,7 +76,7 @@ class EventSerializer(CamelModelSerializer):
         read_only_fields = fields
 
 
-class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):  # type: ignore[type-arg]
+class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A reference by id to an object of the request's account; anything else is 'not found'.
 
     The serializer's context must hold ``account``. ``queryset`` is the unscoped queryset.
@@ -89,6 +89,7 @@ class TenantPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):  # type:
 
     def get_queryset(self) -> Any:
         queryset = super().get_queryset()
+        assert queryset is not None, "a TenantPrimaryKeyRelatedField needs a queryset"
         account = self.context.get("account")
         return queryset.filter(account=account) if account is not None else queryset.none()
 

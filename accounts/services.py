@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -33,7 +34,9 @@ class Actor:
 
     @classmethod
     def for_api_key(cls, api_key: ApiKey) -> Actor:
-        return cls(type=ActorType.API_KEY, id=str(api_key.pk), name=f"{api_key.name} (ry_{api_key.prefix})")
+        return cls(
+            type=ActorType.API_KEY, id=str(api_key.pk), name=f"{api_key.name} (ry_{api_key.prefix})"
+        )
 
     @classmethod
     def for_user(cls, user: Any) -> Actor:
@@ -57,9 +60,11 @@ def field_values(instance: models.Model, fields: list[str]) -> dict[str, Any]:
     for name in fields:
         field = instance._meta.get_field(name)
         if field.many_to_many:
-            values[name] = sorted(str(pk) for pk in getattr(instance, name).values_list("pk", flat=True))
+            values[name] = sorted(
+                str(pk) for pk in getattr(instance, name).values_list("pk", flat=True)
+            )
         elif field.is_relation:
-            values[name] = _jsonable(getattr(instance, field.attname))
+            values[name] = _jsonable(getattr(instance, field.attname))  # type: ignore[union-attr]
         else:
             values[name] = _jsonable(getattr(instance, name))
     return values
@@ -163,7 +168,9 @@ def resource_update(
 
 
 @transaction.atomic
-def resource_delete(*, instance: models.Model, actor: Actor, resource_type: str, fields: list[str]) -> None:
+def resource_delete(
+    *, instance: models.Model, actor: Actor, resource_type: str, fields: list[str]
+) -> None:
     """Delete a tenant-owned object and audit its last values, in one transaction.
 
     An object still referenced through a protected foreign key is a 409 and stays.
@@ -190,7 +197,7 @@ def resource_delete(*, instance: models.Model, actor: Actor, resource_type: str,
 
 def events_prune(*, older_than_days: int) -> int:
     """Delete events older than the retention window; returns how many were deleted."""
-    cutoff = timezone.now() - timezone.timedelta(days=older_than_days)
+    cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
     return deleted
 
@@ -215,7 +222,9 @@ def parse_api_key(raw_key: str) -> tuple[str, str] | None:
 
 
 @transaction.atomic
-def api_key_create(*, account: Account, name: str = "default", actor: Actor | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, account: Account, name: str = "default", actor: Actor | None = None
+) -> tuple[ApiKey, str]:
     """Create an API key; returns the row and the raw key, which is never available again."""
     prefix = secrets.token_hex(4)
     raw_key = f"ry_{prefix}_{secrets.token_urlsafe(24).replace('_', '-')}"
@@ -228,7 +237,10 @@ def api_key_create(*, account: Account, name: str = "default", actor: Actor | No
         resource_type="api_key",
         resource_id=api_key.pk,
         action=AuditAction.CREATED,
-        changes={"name": {"before": None, "after": name}, "prefix": {"before": None, "after": prefix}},
+        changes={
+            "name": {"before": None, "after": name},
+            "prefix": {"before": None, "after": prefix},
+        },
     )
     return api_key, raw_key
 
@@ -276,10 +288,16 @@ def dealership_create(*, account: Account, actor: Actor, **values: Any) -> Deale
 
 def dealership_update(*, dealership: Dealership, actor: Actor, **values: Any) -> Dealership:
     return resource_update(
-        instance=dealership, actor=actor, resource_type="dealership", fields=DEALERSHIP_FIELDS, values=values
+        instance=dealership,
+        actor=actor,
+        resource_type="dealership",
+        fields=DEALERSHIP_FIELDS,
+        values=values,
     )
 
 
 def dealership_delete(*, dealership: Dealership, actor: Actor) -> None:
     """Delete a dealership; one that integrations still belong to is a 409 CONFLICT."""
-    resource_delete(instance=dealership, actor=actor, resource_type="dealership", fields=DEALERSHIP_FIELDS)
+    resource_delete(
+        instance=dealership, actor=actor, resource_type="dealership", fields=DEALERSHIP_FIELDS
+    )

@@ -1,6 +1,5 @@
-from config.api.routers import ApiRouter
-
 from accounts import views
+from config.api.routers import ApiRouter
 
 router = ApiRouter()
 router.register("dealerships", views.DealershipViewSet, basename="dealership")

@@ -46,6 +46,7 @@ class DealershipViewSet(TenantViewSet):
         )
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert serializer.instance is not None
         serializer.instance = services.dealership_update(
             dealership=serializer.instance, actor=self.actor, **serializer.validated_data
         )
@@ -71,7 +72,7 @@ class ApiKeyViewSet(
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet,
 ):
     serializer_class = ApiKeySerializer
     sort_fields = {"created_at": "created_at", "name": "name", "last_used_at": "last_used_at"}
@@ -97,7 +98,7 @@ class ApiKeyViewSet(
     list=extend_schema(summary="List events", tags=["events"]),
     retrieve=extend_schema(summary="Get an event", tags=["events"]),
 )
-class EventViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+class EventViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = EventSerializer
     filterset_class = EventFilter
     default_sort = ["-created_at"]
@@ -107,7 +108,7 @@ class EventViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):  # type: i
 
 
 @extend_schema_view(list=extend_schema(summary="List the account's audit trail", tags=["audit"]))
-class AuditEntryViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class AuditEntryViewSet(TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = AuditEntrySerializer
     filterset_class = AuditEntryFilter
     default_sort = ["-created_at", "-id"]

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from rest_framework import mixins, viewsets
-from rest_framework.request import Request
+from rest_framework.generics import GenericAPIView
 
 from accounts.models import Account
 from accounts.services import Actor
@@ -14,13 +14,12 @@ from accounts.tenancy import request_account, request_actor
 from config.api.routers import UUID_PATTERN
 
 
-class TenantScopedMixin:
+class TenantScopedMixin(GenericAPIView[Any]):
     """Limits every queryset to the request's account; another account's object is a 404.
 
     Subclasses implement ``get_tenant_queryset(account)`` instead of ``get_queryset``.
     """
 
-    request: Request
     lookup_value_regex = UUID_PATTERN
 
     @property
@@ -37,18 +36,20 @@ class TenantScopedMixin:
         raise NotImplementedError
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context: dict[str, Any] = super().get_serializer_context()  # type: ignore[misc]
+        context = dict(super().get_serializer_context())
         if not getattr(self, "swagger_fake_view", False) and self.request is not None:
             context["account"] = request_account(self.request)
         return context
 
     def get_queryset(self) -> QuerySet[Any]:
         if getattr(self, "swagger_fake_view", False):
-            return self.get_tenant_queryset(Account(pk="00000000-0000-0000-0000-000000000000")).none()
+            return self.get_tenant_queryset(
+                Account(pk="00000000-0000-0000-0000-000000000000")
+            ).none()
         return self.get_tenant_queryset(self.account)
 
 
-class TenantViewSet(  # type: ignore[misc]
+class TenantViewSet(
     TenantScopedMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
@@ -58,4 +59,3 @@ class TenantViewSet(  # type: ignore[misc]
     viewsets.GenericViewSet,
 ):
     """CRUD over one account's objects. Writes go through ``perform_*`` hooks calling services."""
-

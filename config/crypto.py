@@ -41,5 +41,7 @@ def decrypt_json(token: str) -> Any:
     try:
         payload = _cipher(settings.FIELD_ENCRYPTION_KEY).decrypt(token.encode())
     except InvalidToken:
-        raise DecryptionError("The stored secret cannot be decrypted with FIELD_ENCRYPTION_KEY.") from None
+        raise DecryptionError(
+            "The stored secret cannot be decrypted with FIELD_ENCRYPTION_KEY."
+        ) from None
     return json.loads(payload)

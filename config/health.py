@@ -38,7 +38,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     started = time.monotonic()
     checks = {"database": _check_database(), "redis": _check_redis()}
     down = sorted(name for name, error in checks.items() if error)
-    body = {
+    body: dict[str, object] = {
         "status": "ok" if not down else "unavailable",
         "checks": {name: ("ok" if error is None else error) for name, error in checks.items()},
         "durationMs": round((time.monotonic() - started) * 1000, 1),

@@ -155,14 +155,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # ``format`` filters some lists (exports by file format); it does not pick a renderer.
+    "URL_FORMAT_OVERRIDE": None,
 }
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Railyard API",
     "DESCRIPTION": (
         "Self-hosted integrations platform: SFTP feeds, connector syncs and scheduled exports. "
-        "Every response is enveloped (`{\"data\": ...}`); errors are "
-        "`{\"error\": {\"code\", \"message\", \"details\"}}`."
+        'Every response is enveloped (`{"data": ...}`); errors are '
+        '`{"error": {"code", "message", "details"}}`.'
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -171,6 +173,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "ExportFormatEnum": "exports.choices.ExportFormat",
+        "ExportFrequencyEnum": "exports.choices.ExportFrequency",
+        "IntegrationStatusEnum": "integrations.choices.IntegrationStatus",
+        "ConnectionStatusEnum": "connectors.choices.ConnectionStatus",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.api.schema.postprocess_envelopes",

@@ -18,7 +18,9 @@ class DeletedFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("no", "Live"), ("yes", "Deleted")]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Integration]) -> QuerySet[Integration]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[Integration]
+    ) -> QuerySet[Integration]:
         if self.value() == "no":
             return queryset.filter(deleted_at__isnull=True)
         if self.value() == "yes":
@@ -26,7 +28,7 @@ class DeletedFilter(admin.SimpleListFilter):
         return queryset
 
 
-class FlowInline(admin.TabularInline):  # type: ignore[type-arg]
+class FlowInline(admin.TabularInline):
     model = Flow
     extra = 0
     fields = ["name", "disabled", "file_import"]
@@ -34,7 +36,7 @@ class FlowInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Integration)
-class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class IntegrationAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "type",
@@ -47,7 +49,14 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "next_run_at",
         "deleted_at",
     ]
-    list_filter = [DeletedFilter, "state", "status", "type", "data_type", "import_dependency_status"]
+    list_filter = [
+        DeletedFilter,
+        "state",
+        "status",
+        "type",
+        "data_type",
+        "import_dependency_status",
+    ]
     search_fields = ["name", "id", "account__name", "dealership__name", "tag"]
     readonly_fields = [
         "id",
@@ -81,14 +90,14 @@ class IntegrationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(FileImport)
-class FileImportAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FileImportAdmin(admin.ModelAdmin):
     list_display = ["name", "api_identifier", "account", "integration", "last_modified"]
     search_fields = ["name", "api_identifier", "account__name"]
     raw_id_fields = ["account", "integration", "connection"]
 
 
 @admin.register(Flow)
-class FlowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FlowAdmin(admin.ModelAdmin):
     list_display = ["name", "integration", "disabled", "updated_at"]
     list_filter = ["disabled"]
     search_fields = ["name", "integration__name"]
@@ -96,7 +105,7 @@ class FlowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Revision)
-class RevisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RevisionAdmin(admin.ModelAdmin):
     list_display = ["integration", "number", "description", "actor_name", "created_at"]
     search_fields = ["integration__name", "description"]
     readonly_fields = [field.name for field in Revision._meta.fields]
@@ -106,7 +115,7 @@ class RevisionAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(IntegrationShare)
-class IntegrationShareAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class IntegrationShareAdmin(admin.ModelAdmin):
     list_display = ["integration", "user", "access_level", "created_at"]
     list_filter = ["access_level"]
     raw_id_fields = ["integration", "user"]

@@ -10,13 +10,13 @@ class IntegrationFilter(django_filters.FilterSet):
     state = django_filters.ChoiceFilter(choices=IntegrationState.choices)
     status = django_filters.ChoiceFilter(choices=IntegrationStatus.choices)
     source_app_id = django_filters.UUIDFilter(field_name="source_connection_id")
-    sourceAppId = django_filters.UUIDFilter(field_name="source_connection_id")  # noqa: N815
+    sourceAppId = django_filters.UUIDFilter(field_name="source_connection_id")
     destination_app_id = django_filters.UUIDFilter(field_name="destination_connection_id")
-    destinationAppId = django_filters.UUIDFilter(field_name="destination_connection_id")  # noqa: N815
+    destinationAppId = django_filters.UUIDFilter(field_name="destination_connection_id")
     data_type = django_filters.ChoiceFilter(field_name="data_type", choices=DataType.choices)
-    dataType = django_filters.ChoiceFilter(field_name="data_type", choices=DataType.choices)  # noqa: N815
+    dataType = django_filters.ChoiceFilter(field_name="data_type", choices=DataType.choices)
     type = django_filters.CharFilter(field_name="type")
-    dealershipId = django_filters.UUIDFilter(field_name="dealership_id")  # noqa: N815
+    dealershipId = django_filters.UUIDFilter(field_name="dealership_id")
     dealership_id = django_filters.UUIDFilter(field_name="dealership_id")
 
     class Meta:
@@ -25,8 +25,8 @@ class IntegrationFilter(django_filters.FilterSet):
 
 
 class FileImportFilter(django_filters.FilterSet):
-    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
-    connectionId = django_filters.UUIDFilter(field_name="connection_id")  # noqa: N815
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")
+    connectionId = django_filters.UUIDFilter(field_name="connection_id")
 
     class Meta:
         model = FileImport
@@ -34,7 +34,7 @@ class FileImportFilter(django_filters.FilterSet):
 
 
 class FlowFilter(django_filters.FilterSet):
-    integrationId = django_filters.UUIDFilter(field_name="integration_id")  # noqa: N815
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")
     disabled = django_filters.BooleanFilter()
 
     class Meta:

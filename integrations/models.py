@@ -71,10 +71,16 @@ class Integration(models.Model):
     sync_settings = models.JSONField(default=dict, blank=True)
 
     state = models.CharField(
-        max_length=10, choices=IntegrationState.choices, default=IntegrationState.ACTIVE, db_index=True
+        max_length=10,
+        choices=IntegrationState.choices,
+        default=IntegrationState.ACTIVE,
+        db_index=True,
     )
     status = models.CharField(
-        max_length=10, choices=IntegrationStatus.choices, default=IntegrationStatus.PENDING, db_index=True
+        max_length=10,
+        choices=IntegrationStatus.choices,
+        default=IntegrationStatus.PENDING,
+        db_index=True,
     )
     last_sync_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

@@ -20,7 +20,17 @@ TEMPLATE_VERSION = 1
 
 # Run state and timestamps are not part of a definition: they change without anyone editing it.
 VOLATILE_KEYS = frozenset(
-    {"createdAt", "updatedAt", "lastModified", "lastRunAt", "lastSyncAt", "lastTestedAt", "nextRunAt", "state", "status"}
+    {
+        "createdAt",
+        "updatedAt",
+        "lastModified",
+        "lastRunAt",
+        "lastSyncAt",
+        "lastTestedAt",
+        "nextRunAt",
+        "state",
+        "status",
+    }
 )
 
 
@@ -87,9 +97,13 @@ def integration_template(*, integration: Integration) -> dict[str, Any]:
         "name": integration.name,
         "type": integration.type,
         "dealershipId": str(integration.dealership_id) if integration.dealership_id else None,
-        "sourceAppId": str(integration.source_connection_id) if integration.source_connection_id else None,
+        "sourceAppId": str(integration.source_connection_id)
+        if integration.source_connection_id
+        else None,
         "destinationAppId": (
-            str(integration.destination_connection_id) if integration.destination_connection_id else None
+            str(integration.destination_connection_id)
+            if integration.destination_connection_id
+            else None
         ),
         "dataType": integration.data_type,
         "config": integration.config,
@@ -114,7 +128,8 @@ def integration_template(*, integration: Integration) -> dict[str, Any]:
         "templateVersion": TEMPLATE_VERSION,
         "integration": definition,
         "connections": [
-            _connection_definition(c) for c in integration_connections(integration=integration).order_by("pk")
+            _connection_definition(c)
+            for c in integration_connections(integration=integration).order_by("pk")
         ],
         "imports": [_import_definition(i) for i in integration.file_imports.order_by("pk")],
         "flows": [_flow_definition(f) for f in integration.flows.order_by("pk")],
@@ -124,7 +139,7 @@ def integration_template(*, integration: Integration) -> dict[str, Any]:
         },
     }
     # A JSON round trip turns datetimes into strings, so the document is what a client sees.
-    return json.loads(json.dumps(document, cls=DjangoJSONEncoder))  # type: ignore[no-any-return]
+    return json.loads(json.dumps(document, cls=DjangoJSONEncoder))
 
 
 def template_hash(document: dict[str, Any]) -> str:
@@ -152,7 +167,9 @@ def integration_dependencies(*, integration: Integration) -> dict[str, Any]:
         ]
         connections.append(_ref(connection, connectorId=connection.connector_id, roles=roles))
     used_by: dict[str, Any] = {
-        "integrations": [_ref(i) for i in integration.dependents.filter(deleted_at__isnull=True).order_by("name")],
+        "integrations": [
+            _ref(i) for i in integration.dependents.filter(deleted_at__isnull=True).order_by("name")
+        ],
         "flows": [_ref(f) for f in integration.flows.order_by("name")],
         "imports": [_ref(i) for i in integration.file_imports.order_by("name")],
     }

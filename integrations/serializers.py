@@ -31,7 +31,7 @@ from integrations.models import FileImport, Flow, Integration, IntegrationShare,
 # --- composite fields ------------------------------------------------------------------------
 
 
-class _MergingField(serializers.Field):  # type: ignore[type-arg]
+class _MergingField(serializers.Field):
     """A JSON part that a PATCH merges into the stored value and a PUT or POST replaces."""
 
     @property
@@ -44,8 +44,12 @@ class _MergingField(serializers.Field):  # type: ignore[type-arg]
     inline_serializer(
         "Schedule",
         {
-            "frequencyValue": serializers.IntegerField(allow_null=True, min_value=1, max_value=10_000),
-            "frequencyUnit": serializers.ChoiceField(choices=FrequencyUnit.choices, allow_null=True),
+            "frequencyValue": serializers.IntegerField(
+                allow_null=True, min_value=1, max_value=10_000
+            ),
+            "frequencyUnit": serializers.ChoiceField(
+                choices=FrequencyUnit.choices, allow_null=True
+            ),
             "rollingWindowDays": serializers.IntegerField(min_value=0, max_value=3650),
             "oneOff": serializers.BooleanField(),
             "runNow": serializers.BooleanField(
@@ -128,7 +132,9 @@ class ConfigField(serializers.JSONField):
 @extend_schema_field(serializers.ListField(child=serializers.DictField()))
 class StepsField(serializers.JSONField):
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
-        return validators.normalize_steps(super().to_internal_value(data), field=self.field_name)
+        return validators.normalize_steps(
+            super().to_internal_value(data), field=self.field_name or "steps"
+        )
 
 
 @extend_schema_field(
@@ -137,7 +143,7 @@ class StepsField(serializers.JSONField):
         help_text="Set by runs. Writing active or inactive sets state (the feed API's wording).",
     )
 )
-class StatusField(serializers.Field):  # type: ignore[type-arg]
+class StatusField(serializers.Field):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(source="*", required=False, **kwargs)
 
@@ -156,42 +162,50 @@ class StatusField(serializers.Field):  # type: ignore[type-arg]
 
 
 class IntegrationSerializer(CamelModelSerializer):
-    dealershipId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    dealershipId = TenantPrimaryKeyRelatedField(
         source="dealership", queryset=Dealership.objects.all(), required=False, allow_null=True
     )
-    sourceAppId = TenantPrimaryKeyRelatedField(  # noqa: N815
-        source="source_connection", queryset=Connection.objects.all(), required=False, allow_null=True
+    sourceAppId = TenantPrimaryKeyRelatedField(
+        source="source_connection",
+        queryset=Connection.objects.all(),
+        required=False,
+        allow_null=True,
     )
-    sourceAppName = serializers.CharField(source="source_connection.name", read_only=True, default=None)  # noqa: N815
-    sourceAppType = serializers.CharField(  # noqa: N815
+    sourceAppName = serializers.CharField(
+        source="source_connection.name", read_only=True, default=None
+    )
+    sourceAppType = serializers.CharField(
         source="source_connection.connector_id", read_only=True, default=None
     )
-    destinationAppId = TenantPrimaryKeyRelatedField(  # noqa: N815
-        source="destination_connection", queryset=Connection.objects.all(), required=False, allow_null=True
+    destinationAppId = TenantPrimaryKeyRelatedField(
+        source="destination_connection",
+        queryset=Connection.objects.all(),
+        required=False,
+        allow_null=True,
     )
-    destinationAppName = serializers.CharField(  # noqa: N815
+    destinationAppName = serializers.CharField(
         source="destination_connection.name", read_only=True, default=None
     )
-    destinationAppType = serializers.CharField(  # noqa: N815
+    destinationAppType = serializers.CharField(
         source="destination_connection.connector_id", read_only=True, default=None
     )
-    dataType = serializers.ChoiceField(source="data_type", choices=DataType.choices, required=False)  # noqa: N815
+    dataType = serializers.ChoiceField(source="data_type", choices=DataType.choices, required=False)
     type = serializers.CharField(required=False, max_length=64)
     name = serializers.CharField(required=False, max_length=200)
     config = ConfigField(required=False)
     schedule = ScheduleField(required=False)
-    syncSettings = SyncSettingsField(source="sync_settings", required=False)  # noqa: N815
+    syncSettings = SyncSettingsField(source="sync_settings", required=False)
     status = StatusField()
-    isActive = serializers.BooleanField(source="is_active", read_only=True)  # noqa: N815
-    lastError = serializers.SerializerMethodField()  # noqa: N815
-    dependsOn = TenantPrimaryKeyRelatedField(  # noqa: N815
+    isActive = serializers.BooleanField(source="is_active", read_only=True)
+    lastError = serializers.SerializerMethodField()
+    dependsOn = TenantPrimaryKeyRelatedField(
         source="depends_on", queryset=Integration.objects.all(), many=True, required=False
     )
     settings = StrictJSONObjectField(required=False)
-    flowGroupings = StrictJSONListField(source="flow_groupings", required=False)  # noqa: N815
+    flowGroupings = StrictJSONListField(source="flow_groupings", required=False)
     aliases = serializers.JSONField(required=False)
-    installSteps = StepsField(source="install_steps", required=False)  # noqa: N815
-    uninstallSteps = StepsField(source="uninstall_steps", required=False)  # noqa: N815
+    installSteps = StepsField(source="install_steps", required=False)
+    uninstallSteps = StepsField(source="uninstall_steps", required=False)
 
     class Meta:
         model = Integration
@@ -245,7 +259,7 @@ class IntegrationSerializer(CamelModelSerializer):
             "updated_at",
         ]
 
-    def get_lastError(self, integration: Integration) -> str | None:  # noqa: N802
+    def get_lastError(self, integration: Integration) -> str | None:
         return integration.last_error or None
 
     def validate_aliases(self, value: Any) -> Any:
@@ -257,7 +271,9 @@ class IntegrationSerializer(CamelModelSerializer):
         state = self.initial_data.get("state") if isinstance(self.initial_data, dict) else None
         status = self.initial_data.get("status") if isinstance(self.initial_data, dict) else None
         if state and status and state != status:
-            raise serializers.ValidationError({"status": ["Conflicts with state; send one of them."]})
+            raise serializers.ValidationError(
+                {"status": ["Conflicts with state; send one of them."]}
+            )
         return attrs
 
 
@@ -270,14 +286,22 @@ class RevisionCreateSerializer(CamelSerializer):
 
 
 class RevisionSerializer(CamelModelSerializer):
-    createdBy = serializers.SerializerMethodField()  # noqa: N815
+    createdBy = serializers.SerializerMethodField()
 
     class Meta:
         model = Revision
-        fields = ["id", "integration_id", "number", "description", "content_hash", "createdBy", "created_at"]
+        fields = [
+            "id",
+            "integration_id",
+            "number",
+            "description",
+            "content_hash",
+            "createdBy",
+            "created_at",
+        ]
         read_only_fields = fields
 
-    def get_createdBy(self, revision: Revision) -> dict[str, str]:  # noqa: N802
+    def get_createdBy(self, revision: Revision) -> dict[str, str]:
         return {"type": revision.actor_type, "name": revision.actor_name}
 
 
@@ -288,34 +312,46 @@ class RevisionDetailSerializer(RevisionSerializer):
 
 
 class StepSubmitSerializer(CamelSerializer):
-    step = serializers.CharField(required=False, help_text="Name of the step; defaults to the next one.")
-    formData = StrictJSONObjectField(required=False)  # noqa: N815
-    connectionId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    step = serializers.CharField(
+        required=False, help_text="Name of the step; defaults to the next one."
+    )
+    formData = StrictJSONObjectField(required=False)
+    connectionId = TenantPrimaryKeyRelatedField(
         queryset=Connection.objects.all(), required=False, allow_null=True
     )
 
 
 class StepsDocumentSerializer(CamelSerializer):
     steps = serializers.ListField(child=serializers.DictField())
-    currentStep = serializers.CharField(allow_null=True)  # noqa: N815
+    currentStep = serializers.CharField(allow_null=True)
     completed = serializers.BooleanField()
 
 
 class ShareSerializer(CamelModelSerializer):
-    userId = serializers.PrimaryKeyRelatedField(source="user", read_only=True)  # noqa: N815
+    userId: serializers.PrimaryKeyRelatedField[Any] = serializers.PrimaryKeyRelatedField(
+        source="user", read_only=True
+    )
     username = serializers.CharField(source="user.username", read_only=True)
     email = serializers.EmailField(source="user.email", read_only=True)
 
     class Meta:
         model = IntegrationShare
-        fields = ["id", "integration_id", "userId", "username", "email", "access_level", "created_at"]
+        fields = [
+            "id",
+            "integration_id",
+            "userId",
+            "username",
+            "email",
+            "access_level",
+            "created_at",
+        ]
         read_only_fields = ["id", "integration_id", "created_at"]
 
 
 class ShareCreateSerializer(CamelSerializer):
     email = serializers.EmailField(required=False)
-    userId = serializers.IntegerField(required=False)  # noqa: N815
-    accessLevel = serializers.ChoiceField(  # noqa: N815
+    userId = serializers.IntegerField(required=False)
+    accessLevel = serializers.ChoiceField(
         choices=ShareAccessLevel.choices, default=ShareAccessLevel.MONITOR
     )
 
@@ -335,10 +371,10 @@ class ShareCreateSerializer(CamelSerializer):
         return {"user": user, "access_level": attrs["accessLevel"]}
 
 
-class TemplateLinkSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    signedURL = serializers.URLField()  # noqa: N815
+class TemplateLinkSerializer(serializers.Serializer):
+    signedURL = serializers.URLField()
     key = serializers.CharField()
-    expiresAt = serializers.DateTimeField()  # noqa: N815
+    expiresAt = serializers.DateTimeField()
 
 
 # --- file imports and flows --------------------------------------------------------------------
@@ -379,12 +415,12 @@ class ImportMappingField(_JSONPartField):
 
 
 class FileImportSerializer(CamelModelSerializer):
-    """Seed 003's import document; ``_connectionId`` / ``_integrationId`` are accepted as aliases."""
+    """Seed 003's import document; ``_connectionId`` and ``_integrationId`` work as aliases."""
 
-    integrationId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    integrationId = TenantPrimaryKeyRelatedField(
         source="integration", queryset=Integration.objects.all(), required=False, allow_null=True
     )
-    connectionId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    connectionId = TenantPrimaryKeyRelatedField(
         source="connection", queryset=Connection.objects.all(), required=False, allow_null=True
     )
     file = ImportFileField(required=False)
@@ -416,10 +452,10 @@ class FileImportSerializer(CamelModelSerializer):
 
 
 class FlowSerializer(CamelModelSerializer):
-    integrationId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    integrationId = TenantPrimaryKeyRelatedField(
         source="integration", queryset=Integration.objects.all()
     )
-    importId = TenantPrimaryKeyRelatedField(  # noqa: N815
+    importId = TenantPrimaryKeyRelatedField(
         source="file_import", queryset=FileImport.objects.all(), required=False, allow_null=True
     )
     settings = StrictJSONObjectField(required=False)
@@ -442,9 +478,16 @@ class FlowSerializer(CamelModelSerializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         integration = attrs.get("integration") or getattr(self.instance, "integration", None)
         file_import = attrs.get("file_import")
-        if file_import is not None and integration is not None and file_import.integration_id not in (
-            None,
-            integration.pk,
+        if (
+            file_import is not None
+            and integration is not None
+            and file_import.integration_id
+            not in (
+                None,
+                integration.pk,
+            )
         ):
-            raise serializers.ValidationError({"importId": ["This import belongs to another integration."]})
+            raise serializers.ValidationError(
+                {"importId": ["This import belongs to another integration."]}
+            )
         return attrs

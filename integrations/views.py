@@ -81,7 +81,9 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
 
     def to_internal_value(self, data: Any) -> list[Connection]:
         if not isinstance(data, list) or not data:
-            raise ValidationError({"nonFieldErrors": ["Send a non-empty JSON array of connection ids."]})
+            raise ValidationError(
+                {"nonFieldErrors": ["Send a non-empty JSON array of connection ids."]}
+            )
         field = TenantPrimaryKeyRelatedField(queryset=Connection.objects.all())
         field.bind("connections", self)
         connections, errors = [], {}
@@ -101,7 +103,7 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
     retrieve=extend_schema(summary="Get an integration", tags=TAG),
     update=extend_schema(
         summary="Replace an integration",
-        description="PUT replaces schedule and syncSettings as sent (defaults for what is left out).",
+        description="PUT replaces schedule and syncSettings as sent (defaults for the rest).",
         tags=TAG,
     ),
     partial_update=extend_schema(
@@ -114,7 +116,7 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
     ),
     destroy=extend_schema(
         summary="Delete an integration (soft)",
-        description="The integration disappears from the API and the scheduler; operators can restore it.",
+        description="It leaves the API and the scheduler; operators can restore it.",
         tags=TAG,
     ),
 )
@@ -138,10 +140,12 @@ class IntegrationViewSet(TenantViewSet):
         )
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        integration = serializer.instance
+        assert integration is not None
         services.integration_update(
-            integration=serializer.instance, actor=self.actor, **serializer.validated_data
+            integration=integration, actor=self.actor, **serializer.validated_data
         )
-        serializer.instance = self.get_queryset().get(pk=serializer.instance.pk)
+        serializer.instance = self.get_queryset().get(pk=integration.pk)
 
     def perform_destroy(self, instance: Integration) -> None:
         services.integration_delete(integration=instance, actor=self.actor)
@@ -152,7 +156,12 @@ class IntegrationViewSet(TenantViewSet):
             serializer_class(page, many=True, context=self.get_serializer_context()).data
         )
 
-    @extend_schema(summary="Clone an integration", request=CloneSerializer, responses={201: IntegrationSerializer}, tags=TAG)
+    @extend_schema(
+        summary="Clone an integration",
+        request=CloneSerializer,
+        responses={201: IntegrationSerializer},
+        tags=TAG,
+    )
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk: str) -> Response:
         body = CloneSerializer(data=request.data)
@@ -163,14 +172,26 @@ class IntegrationViewSet(TenantViewSet):
         return Response(self.get_serializer(clone).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Flows of an integration", responses=FlowSerializer(many=True), tags=TAG)
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={}, default_sort=["created_at"])
+    @action(
+        detail=True,
+        methods=["get"],
+        filterset_class=None,
+        sort_fields={},
+        default_sort=["created_at"],
+    )
     def flows(self, request: Request, pk: str) -> Response:
         return self._paginated(self.get_object().flows.order_by("created_at", "pk"), FlowSerializer)
 
-    @extend_schema(summary="File imports of an integration", responses=FileImportSerializer(many=True), tags=TAG)
+    @extend_schema(
+        summary="File imports of an integration",
+        responses=FileImportSerializer(many=True),
+        tags=TAG,
+    )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
     def imports(self, request: Request, pk: str) -> Response:
-        return self._paginated(self.get_object().file_imports.order_by("-created_at", "pk"), FileImportSerializer)
+        return self._paginated(
+            self.get_object().file_imports.order_by("-created_at", "pk"), FileImportSerializer
+        )
 
     @extend_schema(
         summary="Connections of an integration",
@@ -189,11 +210,19 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         operation_id="integrations_connections_register_many",
         summary="Register connections with an integration",
-        request={"application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}},
+        request={
+            "application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}
+        },
         responses=ConnectionSerializer(many=True),
         tags=TAG,
     )
-    @action(detail=True, methods=["put"], url_path="connections/register", filterset_class=None, sort_fields={})
+    @action(
+        detail=True,
+        methods=["put"],
+        url_path="connections/register",
+        filterset_class=None,
+        sort_fields={},
+    )
     def register_connections(self, request: Request, pk: str) -> Response:
         integration = self.get_object()
         body = ConnectionIdsSerializer(data=request.data, context=self.get_serializer_context())
@@ -209,8 +238,15 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         operation_id="integrations_connection_register",
         summary="Register a connection with an integration",
-        request=None, responses=ConnectionSerializer, tags=TAG)
-    @action(detail=True, methods=["put"], url_path=f"connections/(?P<connection_id>{UUID_PATTERN})/register")
+        request=None,
+        responses=ConnectionSerializer,
+        tags=TAG,
+    )
+    @action(
+        detail=True,
+        methods=["put"],
+        url_path=f"connections/(?P<connection_id>{UUID_PATTERN})/register",
+    )
     def register_connection(self, request: Request, pk: str, connection_id: str) -> Response:
         integration = self.get_object()
         connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
@@ -222,30 +258,51 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         operation_id="integrations_connection_unregister",
         summary="Unregister a connection from an integration",
-        request=None, responses={204: None}, tags=TAG)
+        request=None,
+        responses={204: None},
+        tags=TAG,
+    )
     @register_connection.mapping.delete
     def unregister_connection(self, request: Request, pk: str, connection_id: str) -> Response:
         integration = self.get_object()
         connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
-        services.integration_connection_unregister(integration=integration, actor=self.actor, connection=connection)
+        services.integration_connection_unregister(
+            integration=integration, actor=self.actor, connection=connection
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(summary="Users with access to an integration", responses=ShareSerializer(many=True), tags=TAG)
+    @extend_schema(
+        summary="Users with access to an integration",
+        responses=ShareSerializer(many=True),
+        tags=TAG,
+    )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
     def ashares(self, request: Request, pk: str) -> Response:
         shares = self.get_object().shares.select_related("user").order_by("created_at", "pk")
         return self._paginated(shares, ShareSerializer)
 
-    @extend_schema(summary="Share an integration with a user of the account", request=ShareCreateSerializer, responses={201: ShareSerializer}, tags=TAG)
+    @extend_schema(
+        summary="Share an integration with a user of the account",
+        request=ShareCreateSerializer,
+        responses={201: ShareSerializer},
+        tags=TAG,
+    )
     @ashares.mapping.post
     def share(self, request: Request, pk: str) -> Response:
         integration = self.get_object()
         body = ShareCreateSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
-        share = services.integration_share_create(integration=integration, actor=self.actor, **body.validated_data)
+        share = services.integration_share_create(
+            integration=integration, actor=self.actor, **body.validated_data
+        )
         return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Remove a user's access to an integration", request=None, responses={204: None}, tags=TAG)
+    @extend_schema(
+        summary="Remove a user's access to an integration",
+        request=None,
+        responses={204: None},
+        tags=TAG,
+    )
     @action(detail=True, methods=["delete"], url_path=f"ashares/(?P<share_id>{UUID_PATTERN})")
     def unshare(self, request: Request, pk: str, share_id: str) -> Response:
         share = get_object_or_404(IntegrationShare, pk=share_id, integration=self.get_object())
@@ -255,15 +312,21 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         summary="Create a revision (snapshot) of an integration",
         description=(
-            "With `ignoreIfNoChanges=true` the snapshot is skipped (204) when the definition equals "
-            "the latest revision; with false (the default) a snapshot is always taken."
+            "With `ignoreIfNoChanges=true` the snapshot is skipped (204) when the definition "
+            "equals the latest revision; with false (the default) a snapshot is always taken."
         ),
         parameters=[OpenApiParameter("ignoreIfNoChanges", OpenApiTypes.BOOL, default=False)],
         request=RevisionCreateSerializer,
         responses={201: RevisionDetailSerializer, 204: None},
         tags=TAG,
     )
-    @action(detail=True, methods=["post"], url_path="revisions/create", filterset_class=None, sort_fields={})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="revisions/create",
+        filterset_class=None,
+        sort_fields={},
+    )
     def create_revision(self, request: Request, pk: str) -> Response:
         integration = self.get_object()
         raw_flag = request.query_params.get("ignoreIfNoChanges", "false").lower()
@@ -281,12 +344,16 @@ class IntegrationViewSet(TenantViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(RevisionDetailSerializer(revision).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="Revisions of an integration", responses=RevisionSerializer(many=True), tags=TAG)
+    @extend_schema(
+        summary="Revisions of an integration", responses=RevisionSerializer(many=True), tags=TAG
+    )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
     def revisions(self, request: Request, pk: str) -> Response:
         return self._paginated(self.get_object().revisions.order_by("-number"), RevisionSerializer)
 
-    @extend_schema(summary="One revision with its snapshot", responses=RevisionDetailSerializer, tags=TAG)
+    @extend_schema(
+        summary="One revision with its snapshot", responses=RevisionDetailSerializer, tags=TAG
+    )
     @action(detail=True, methods=["get"], url_path=f"revisions/(?P<revision_id>{UUID_PATTERN})")
     def revision(self, request: Request, pk: str, revision_id: str) -> Response:
         revision = get_object_or_404(self.get_object().revisions, pk=revision_id)
@@ -310,8 +377,12 @@ class IntegrationViewSet(TenantViewSet):
         )
         return Response(_steps_document(getattr(integration, services.STEP_FIELDS[kind])))
 
-    @extend_schema(summary="Installation steps and progress", responses=StepsDocumentSerializer, tags=TAG)
-    @action(detail=True, methods=["get"], url_path="installSteps", filterset_class=None, sort_fields={})
+    @extend_schema(
+        summary="Installation steps and progress", responses=StepsDocumentSerializer, tags=TAG
+    )
+    @action(
+        detail=True, methods=["get"], url_path="installSteps", filterset_class=None, sort_fields={}
+    )
     def install_steps(self, request: Request, pk: str) -> Response:
         return self._steps("install")
 
@@ -326,8 +397,16 @@ class IntegrationViewSet(TenantViewSet):
     def submit_install_step(self, request: Request, pk: str) -> Response:
         return self._submit_step(request, "install")
 
-    @extend_schema(summary="Uninstallation steps and progress", responses=StepsDocumentSerializer, tags=TAG)
-    @action(detail=True, methods=["get"], url_path="uninstallSteps", filterset_class=None, sort_fields={})
+    @extend_schema(
+        summary="Uninstallation steps and progress", responses=StepsDocumentSerializer, tags=TAG
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="uninstallSteps",
+        filterset_class=None,
+        sort_fields={},
+    )
     def uninstall_steps(self, request: Request, pk: str) -> Response:
         return self._steps("uninstall")
 
@@ -342,7 +421,11 @@ class IntegrationViewSet(TenantViewSet):
     def submit_uninstall_step(self, request: Request, pk: str) -> Response:
         return self._submit_step(request, "uninstall")
 
-    @extend_schema(summary="Audit log of an integration (newest first)", responses=AuditEntrySerializer(many=True), tags=TAG)
+    @extend_schema(
+        summary="Audit log of an integration (newest first)",
+        responses=AuditEntrySerializer(many=True),
+        tags=TAG,
+    )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
     def audit(self, request: Request, pk: str) -> Response:
         integration = self.get_object()
@@ -351,8 +434,10 @@ class IntegrationViewSet(TenantViewSet):
 
     @extend_schema(
         summary="Download an integration's template",
-        description="A zip holding integration.json: the definition, its flows, imports, exports and "
-        "connections (without credentials).",
+        description=(
+            "A zip holding integration.json: the definition, its flows, imports, exports "
+            "and connections (without credentials)."
+        ),
         responses={(200, "application/zip"): OpenApiTypes.BINARY},
         tags=TAG,
     )
@@ -370,12 +455,16 @@ class IntegrationViewSet(TenantViewSet):
     @template.mapping.post
     def template_link(self, request: Request, pk: str) -> Response:
         integration = self.get_object()
-        token = signing.dumps({"i": str(integration.pk), "a": str(self.account.pk)}, salt=TEMPLATE_SALT)
+        token = signing.dumps(
+            {"i": str(integration.pk), "a": str(self.account.pk)}, salt=TEMPLATE_SALT
+        )
         url = request.build_absolute_uri(reverse("integration-template-download", args=[token]))
         expires_at = timezone.now() + TEMPLATE_LINK_LIFETIME
         return Response({"signedURL": url, "key": f"{integration.pk}.zip", "expiresAt": expires_at})
 
-    @extend_schema(summary="Resources used by or using an integration", responses=OpenApiTypes.OBJECT, tags=TAG)
+    @extend_schema(
+        summary="Resources used by or using an integration", responses=OpenApiTypes.OBJECT, tags=TAG
+    )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
     def dependencies(self, request: Request, pk: str) -> Response:
         return Response(selectors.integration_dependencies(integration=self.get_object()))
@@ -395,9 +484,7 @@ class TemplateDownloadView(APIView):
     )
     def get(self, request: Request, token: str) -> HttpResponse:
         try:
-            claims = signing.loads(
-                token, salt=TEMPLATE_SALT, max_age=TEMPLATE_LINK_LIFETIME.total_seconds()
-            )
+            claims = signing.loads(token, salt=TEMPLATE_SALT, max_age=TEMPLATE_LINK_LIFETIME)
         except signing.BadSignature:
             raise ValidationError({"token": ["This link is invalid or has expired."]}) from None
         integration = get_object_or_404(Integration, pk=claims["i"], account_id=claims["a"])
@@ -427,6 +514,7 @@ class FileImportViewSet(TenantViewSet):
         )
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert serializer.instance is not None
         serializer.instance = import_services.file_import_update(
             file_import=serializer.instance, actor=self.actor, **serializer.validated_data
         )
@@ -434,7 +522,12 @@ class FileImportViewSet(TenantViewSet):
     def perform_destroy(self, instance: FileImport) -> None:
         import_services.file_import_delete(file_import=instance, actor=self.actor)
 
-    @extend_schema(summary="Clone a file import", request=CloneSerializer, responses={201: FileImportSerializer}, tags=["imports"])
+    @extend_schema(
+        summary="Clone a file import",
+        request=CloneSerializer,
+        responses={201: FileImportSerializer},
+        tags=["imports"],
+    )
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk: str) -> Response:
         body = CloneSerializer(data=request.data)
@@ -468,10 +561,10 @@ class FlowViewSet(TenantViewSet):
         )
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert serializer.instance is not None
         serializer.instance = import_services.flow_update(
             flow=serializer.instance, actor=self.actor, **serializer.validated_data
         )
 
     def perform_destroy(self, instance: Flow) -> None:
         import_services.flow_delete(flow=instance, actor=self.actor)
-

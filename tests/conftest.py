@@ -54,7 +54,6 @@ def _tenant(name: str) -> Tenant:
 def _clear_cache():
     """Rate-limit counters live in Redis; each test starts with fresh ones."""
     cache.clear()
-    yield
 
 
 @pytest.fixture

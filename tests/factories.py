@@ -47,9 +47,7 @@ class IntegrationFactory(factory.django.DjangoModelFactory):
         model = Integration
 
     account = factory.SubFactory(AccountFactory)
-    dealership = factory.SubFactory(
-        DealershipFactory, account=factory.SelfAttribute("..account")
-    )
+    dealership = factory.SubFactory(DealershipFactory, account=factory.SelfAttribute("..account"))
     name = factory.Sequence(lambda n: f"Feed {n}")
     type = "vauto"
     data_type = DataType.INVENTORY

@@ -6,6 +6,6 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key")
 os.environ.setdefault("FIELD_ENCRYPTION_KEY", "test-field-encryption-key")
 os.environ.setdefault("CACHE_KEY_PREFIX", f"railyard-test-{os.getpid()}")
 
-from config.settings import *  # noqa: E402, F403
+from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,4 +1,4 @@
-"""The operator's view: every admin screen renders; keys are shown once; deleted integrations restore."""
+"""The operator's view: every screen renders; keys are shown once; deletions can be undone."""
 
 import pytest
 from django.contrib import admin
@@ -26,17 +26,19 @@ def test_every_admin_list_and_add_screen_renders(operator, tenant):
 
     for model, model_admin in admin.site._registry.items():
         info = (model._meta.app_label, model._meta.model_name)
-        changelist = operator.get(reverse("admin:%s_%s_changelist" % info))
+        changelist = operator.get(reverse("admin:{}_{}_changelist".format(*info)))
         assert changelist.status_code == 200, info
         if model_admin.has_add_permission(changelist.wsgi_request):
-            assert operator.get(reverse("admin:%s_%s_add" % info)).status_code == 200, info
+            assert operator.get(reverse("admin:{}_{}_add".format(*info))).status_code == 200, info
 
 
 def test_api_key_created_in_admin_is_shown_once_and_hashed(operator):
     account = AccountFactory()
 
     response = operator.post(
-        reverse("admin:accounts_apikey_add"), {"account": account.pk, "name": "from admin"}, follow=True
+        reverse("admin:accounts_apikey_add"),
+        {"account": account.pk, "name": "from admin"},
+        follow=True,
     )
 
     assert response.status_code == 200

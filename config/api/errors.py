@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 class ApplicationError(Exception):
     """An error a client can act on; carries its HTTP status and envelope code."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     code = "BAD_REQUEST"
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
@@ -115,9 +115,7 @@ def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
     if isinstance(exc, exceptions.ValidationError):
         return error_body(code, _MESSAGES[code], flatten_validation_detail(exc.detail))
     if isinstance(exc, exceptions.Throttled):
-        return error_body(
-            code, "Too many requests; slow down.", {"retryAfterSeconds": exc.wait}
-        )
+        return error_body(code, "Too many requests; slow down.", {"retryAfterSeconds": exc.wait})  # type: ignore[attr-defined]
     if isinstance(exc, exceptions.ParseError) and "JSON parse error" in str(exc.detail):
         return error_body(code, "Malformed JSON in request body.", {"parser": str(exc.detail)})
     return error_body(code, str(exc.detail))
@@ -126,15 +124,15 @@ def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
-        return Response(
-            error_body(exc.code, exc.message, exc.details), status=exc.status_code
-        )
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
     if isinstance(exc, Http404):
         return Response(error_body("NOT_FOUND", "Not found."), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     if isinstance(exc, DjangoValidationError):
-        details = exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
+        )
         return Response(
             error_body("VALIDATION_ERROR", _MESSAGES["VALIDATION_ERROR"], details),
             status=status.HTTP_400_BAD_REQUEST,

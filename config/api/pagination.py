@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -32,14 +31,12 @@ class LimitOffsetEnvelopePagination(LimitOffsetPagination):
     default_limit = settings.API_PAGE_SIZE
     max_limit = settings.API_MAX_PAGE_SIZE
 
-    def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
-    ) -> list[Any]:
+    def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
-        self.limit = _parse_bound(request, "limit", self.default_limit, 1, self.max_limit)
-        self.offset = _parse_bound(request, "offset", 0, 0, None)
+        self.page_limit = _parse_bound(request, "limit", self.default_limit, 1, self.max_limit)
+        self.page_offset = _parse_bound(request, "offset", 0, 0, None)
         self.count = self.get_count(queryset)
-        return list(queryset[self.offset : self.offset + self.limit])
+        return list(queryset[self.page_offset : self.page_offset + self.page_limit])
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(
@@ -48,9 +45,9 @@ class LimitOffsetEnvelopePagination(LimitOffsetPagination):
                 meta={
                     "pagination": {
                         "total": self.count,
-                        "limit": self.limit,
-                        "offset": self.offset,
-                        "hasMore": self.offset + self.limit < self.count,
+                        "limit": self.page_limit,
+                        "offset": self.page_offset,
+                        "hasMore": self.page_offset + self.page_limit < (self.count or 0),
                     }
                 },
             )
@@ -85,7 +82,9 @@ class LimitOffsetEnvelopePagination(LimitOffsetPagination):
                 "name": "limit",
                 "required": False,
                 "in": "query",
-                "description": f"Items per page (default {self.default_limit}, max {self.max_limit}).",
+                "description": (
+                    f"Items per page (default {self.default_limit}, max {self.max_limit})."
+                ),
                 "schema": {"type": "integer", "minimum": 1, "maximum": self.max_limit},
             },
             {

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 
 
-class Enveloped(dict):  # type: ignore[type-arg]
+class Enveloped(dict[str, Any]):
     """A response body that is already in its final envelope (paginated lists)."""
 
 
@@ -24,7 +25,7 @@ class EnvelopeJSONRenderer(JSONRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         response = (renderer_context or {}).get("response")
         return super().render(envelope(data, response), accepted_media_type, renderer_context)

@@ -82,6 +82,9 @@ def postprocess_envelopes(result: dict[str, Any], generator: Any, **kwargs: Any)
             for code, description in wanted.items():
                 responses.setdefault(
                     code,
-                    {"description": description, "content": {"application/json": {"schema": error_ref}}},
+                    {
+                        "description": description,
+                        "content": {"application/json": {"schema": error_ref}},
+                    },
                 )
     return result

@@ -26,9 +26,9 @@ class CamelCaseMixin:
     the camelCase names, so clients see the names they sent.
     """
 
-    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[override]
-        fields = super().get_fields()  # type: ignore[misc]
-        renamed: dict[str, serializers.Field] = {}
+    def get_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = super().get_fields()  # type: ignore[misc]
+        renamed: dict[str, Any] = {}
         for name, field in fields.items():
             public = camel(name)
             if public != name and field.source is None:
@@ -37,11 +37,11 @@ class CamelCaseMixin:
         return renamed
 
 
-class CamelModelSerializer(CamelCaseMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
+class CamelModelSerializer(CamelCaseMixin, serializers.ModelSerializer[Any]):
     pass
 
 
-class CamelSerializer(CamelCaseMixin, serializers.Serializer):  # type: ignore[type-arg]
+class CamelSerializer(CamelCaseMixin, serializers.Serializer[Any]):
     pass
 
 

@@ -38,7 +38,11 @@ class SortFilter(BaseFilterBackend):
             if field is None or direction not in ("asc", "desc"):
                 allowed = ", ".join(sorted(fields))
                 raise ValidationError(
-                    {self.param: [f"Unknown sort {part!r}; use field:asc|desc with one of: {allowed}."]}
+                    {
+                        self.param: [
+                            f"Unknown sort {part!r}; use field:asc|desc with one of: {allowed}."
+                        ]
+                    }
                 )
             expr = F(field)
             ordering.append(
@@ -55,7 +59,8 @@ class SortFilter(BaseFilterBackend):
                 "name": self.param,
                 "required": False,
                 "in": "query",
-                "description": "Sort as field:asc|desc, comma-separated. Fields: " + ", ".join(fields),
+                "description": "Sort as field:asc|desc, comma-separated. Fields: "
+                + ", ".join(fields),
                 "schema": {"type": "string"},
             }
         ]

@@ -16,13 +16,20 @@ FLOW_FIELDS = ["name", "integration", "description", "disabled", "file_import", 
 
 def file_import_create(*, account: Account, actor: Actor, **values: Any) -> FileImport:
     return resource_create(
-        instance=FileImport(account=account, **values), actor=actor, resource_type="import", fields=IMPORT_FIELDS
+        instance=FileImport(account=account, **values),
+        actor=actor,
+        resource_type="import",
+        fields=IMPORT_FIELDS,
     )
 
 
 def file_import_update(*, file_import: FileImport, actor: Actor, **values: Any) -> FileImport:
     return resource_update(
-        instance=file_import, actor=actor, resource_type="import", fields=IMPORT_FIELDS, values=values
+        instance=file_import,
+        actor=actor,
+        resource_type="import",
+        fields=IMPORT_FIELDS,
+        values=values,
     )
 
 
@@ -31,7 +38,9 @@ def file_import_delete(*, file_import: FileImport, actor: Actor) -> None:
 
 
 @transaction.atomic
-def file_import_clone(*, file_import: FileImport, actor: Actor, name: str | None = None) -> FileImport:
+def file_import_clone(
+    *, file_import: FileImport, actor: Actor, name: str | None = None
+) -> FileImport:
     """A copy with a new id and API identifier, in the same integration."""
     clone = FileImport(
         account=file_import.account,
@@ -43,15 +52,24 @@ def file_import_clone(*, file_import: FileImport, actor: Actor, name: str | None
         ftp=file_import.ftp,
         mapping=file_import.mapping,
     )
-    return resource_create(instance=clone, actor=actor, resource_type="import", fields=IMPORT_FIELDS)
+    return resource_create(
+        instance=clone, actor=actor, resource_type="import", fields=IMPORT_FIELDS
+    )
 
 
 def flow_create(*, account: Account, actor: Actor, **values: Any) -> Flow:
-    return resource_create(instance=Flow(account=account, **values), actor=actor, resource_type="flow", fields=FLOW_FIELDS)
+    return resource_create(
+        instance=Flow(account=account, **values),
+        actor=actor,
+        resource_type="flow",
+        fields=FLOW_FIELDS,
+    )
 
 
 def flow_update(*, flow: Flow, actor: Actor, **values: Any) -> Flow:
-    return resource_update(instance=flow, actor=actor, resource_type="flow", fields=FLOW_FIELDS, values=values)
+    return resource_update(
+        instance=flow, actor=actor, resource_type="flow", fields=FLOW_FIELDS, values=values
+    )
 
 
 def flow_delete(*, flow: Flow, actor: Actor) -> None:

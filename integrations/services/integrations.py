@@ -77,9 +77,7 @@ def _summary(integration: Integration) -> dict[str, Any]:
     return {"id": str(integration.pk), "name": integration.name, "type": integration.type}
 
 
-def _audit(
-    integration: Integration, actor: Actor, action: str, changes: dict[str, Any]
-) -> None:
+def _audit(integration: Integration, actor: Actor, action: str, changes: dict[str, Any]) -> None:
     audit_record(
         account=integration.account,
         actor=actor,
@@ -147,7 +145,7 @@ def _apply_schedule(integration: Integration, schedule: dict[str, Any]) -> None:
 
 
 def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
-    """Fill in ``type``, ``dataType`` and ``name`` for a new integration, or explain what is missing."""
+    """Fill in ``type``, ``dataType`` and ``name`` of a new integration, or say what is missing."""
     source: Connection | None = values.get("source_connection")
     destination: Connection | None = values.get("destination_connection")
     integration_type = values.get("type") or (source or destination or Connection()).connector_id
@@ -158,10 +156,14 @@ def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
             "or a sourceAppId / destinationAppId to take it from."
         ]
     elif integration_type not in FEED_TYPES and get_connector(integration_type) is None:
-        errors["type"] = [f"Unknown type {integration_type!r}; see GET /api/v1/integrations/connectors."]
+        errors["type"] = [
+            f"Unknown type {integration_type!r}; see GET /api/v1/integrations/connectors."
+        ]
     elif integration_type in FEED_TYPES:
         if values.get("dealership") is None:
-            errors["dealershipId"] = ["An inventory feed belongs to a dealership; dealershipId is required."]
+            errors["dealershipId"] = [
+                "An inventory feed belongs to a dealership; dealershipId is required."
+            ]
         values.setdefault("data_type", DataType.INVENTORY)
     elif not values.get("data_type"):
         errors["dataType"] = ["This field is required."]
@@ -199,7 +201,9 @@ def integration_create(*, account: Account, actor: Actor, **values: Any) -> Inte
     if depends_on:
         _check_dependencies(integration, depends_on)
         integration.depends_on.set(depends_on)
-    _audit(integration, actor, AuditAction.CREATED, diff({}, field_values(integration, AUDIT_FIELDS)))
+    _audit(
+        integration, actor, AuditAction.CREATED, diff({}, field_values(integration, AUDIT_FIELDS))
+    )
     _event(integration, "integration.created")
     return integration
 
@@ -243,7 +247,12 @@ def integration_delete(*, integration: Integration, actor: Actor) -> None:
     integration.deleted_at = timezone.now()
     integration.next_run_at = None
     integration.save(update_fields=["deleted_at", "next_run_at", "updated_at"])
-    _audit(integration, actor, AuditAction.DELETED, {"deletedAt": {"before": None, "after": integration.deleted_at.isoformat()}})
+    _audit(
+        integration,
+        actor,
+        AuditAction.DELETED,
+        {"deletedAt": {"before": None, "after": integration.deleted_at.isoformat()}},
+    )
     _event(integration, "integration.deleted")
 
 
@@ -262,13 +271,20 @@ def integration_restore(*, integration: Integration, actor: Actor) -> Integratio
         now=timezone.now(),
     )
     integration.save(update_fields=["deleted_at", "next_run_at", "updated_at"])
-    _audit(integration, actor, AuditAction.RESTORED, {"deletedAt": {"before": deleted_at.isoformat(), "after": None}})
+    _audit(
+        integration,
+        actor,
+        AuditAction.RESTORED,
+        {"deletedAt": {"before": deleted_at.isoformat(), "after": None}},
+    )
     _event(integration, "integration.restored")
     return integration
 
 
 @transaction.atomic
-def integration_clone(*, integration: Integration, actor: Actor, name: str | None = None) -> Integration:
+def integration_clone(
+    *, integration: Integration, actor: Actor, name: str | None = None
+) -> Integration:
     """Copy an integration's definition, flows and file imports; run state starts afresh."""
     clone = Integration(
         account=integration.account,
@@ -345,7 +361,12 @@ def integration_connection_unregister(
         raise BadRequest("This connection is not registered with the integration.")
     before = field_values(integration, ["connections"])
     integration.connections.remove(connection)
-    _audit(integration, actor, AuditAction.UPDATED, diff(before, field_values(integration, ["connections"])))
+    _audit(
+        integration,
+        actor,
+        AuditAction.UPDATED,
+        diff(before, field_values(integration, ["connections"])),
+    )
 
 
 # --- shares (seed 004 "ashares") -------------------------------------------------------------
@@ -357,14 +378,19 @@ def integration_share_create(
 ) -> IntegrationShare:
     if IntegrationShare.objects.filter(integration=integration, user=user).exists():
         raise Conflict(f"{user.get_username()} already has access to this integration.")
-    share = IntegrationShare.objects.create(integration=integration, user=user, access_level=access_level)
+    share = IntegrationShare.objects.create(
+        integration=integration, user=user, access_level=access_level
+    )
     audit_record(
         account=integration.account,
         actor=actor,
         resource_type="integration_share",
         resource_id=share.pk,
         action=AuditAction.CREATED,
-        changes={"user": {"before": None, "after": user.get_username()}, "accessLevel": {"before": None, "after": access_level}},
+        changes={
+            "user": {"before": None, "after": user.get_username()},
+            "accessLevel": {"before": None, "after": access_level},
+        },
         integration_id=integration.pk,
     )
     return share
@@ -421,7 +447,8 @@ def integration_step_submit(
     if pending["type"] == "connection":
         if connection is None:
             raise InvalidInput(
-                "This step registers a connection.", details={"connectionId": ["This field is required."]}
+                "This step registers a connection.",
+                details={"connectionId": ["This field is required."]},
             )
         wanted = pending.get("connectorId")
         if wanted and connection.connector_id != wanted:

@@ -13,7 +13,11 @@ from integrations.selectors import integration_template, template_hash
 
 @transaction.atomic
 def revision_create(
-    *, integration: Integration, actor: Actor, description: str = "", ignore_if_no_changes: bool = False
+    *,
+    integration: Integration,
+    actor: Actor,
+    description: str = "",
+    ignore_if_no_changes: bool = False,
 ) -> Revision | None:
     """Snapshot the integration. With ``ignore_if_no_changes``, return None (and write nothing)
     when the definition equals the latest revision's."""

@@ -9,7 +9,12 @@ pytestmark = pytest.mark.django_db
 def test_create_dealership_returns_201_in_envelope_and_audits(tenant, api):
     response = api.post(
         "/api/v1/dealerships",
-        {"name": "Lakeside Ford", "city": "Austin", "postalCode": "78701", "timezone": "America/Chicago"},
+        {
+            "name": "Lakeside Ford",
+            "city": "Austin",
+            "postalCode": "78701",
+            "timezone": "America/Chicago",
+        },
         format="json",
     )
 
@@ -25,7 +30,9 @@ def test_create_dealership_returns_201_in_envelope_and_audits(tenant, api):
 
 
 def test_unknown_timezone_is_a_validation_error(api):
-    response = api.post("/api/v1/dealerships", {"name": "X", "timezone": "Mars/Olympus"}, format="json")
+    response = api.post(
+        "/api/v1/dealerships", {"name": "X", "timezone": "Mars/Olympus"}, format="json"
+    )
 
     assert response.status_code == 400
     error = response.json()["error"]
@@ -49,7 +56,10 @@ def test_other_accounts_dealership_is_404_and_untouched(tenant, other_tenant, ap
     theirs = DealershipFactory(account=other_tenant.account, name="Theirs")
 
     assert api.get(f"/api/v1/dealerships/{theirs.pk}").status_code == 404
-    assert api.patch(f"/api/v1/dealerships/{theirs.pk}", {"name": "Mine"}, format="json").status_code == 404
+    assert (
+        api.patch(f"/api/v1/dealerships/{theirs.pk}", {"name": "Mine"}, format="json").status_code
+        == 404
+    )
     assert api.delete(f"/api/v1/dealerships/{theirs.pk}").status_code == 404
     theirs.refresh_from_db()
     assert theirs.name == "Theirs"
@@ -66,5 +76,7 @@ def test_patch_and_delete(tenant, api):
     assert patched.json()["data"]["name"] == "New"
     assert deleted.status_code == 204
     assert not Dealership.objects.filter(pk=dealership.pk).exists()
-    actions = list(AuditEntry.objects.filter(resource_id=str(dealership.pk)).values_list("action", flat=True))
+    actions = list(
+        AuditEntry.objects.filter(resource_id=str(dealership.pk)).values_list("action", flat=True)
+    )
     assert actions == ["deleted", "updated"]

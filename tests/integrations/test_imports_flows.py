@@ -40,7 +40,9 @@ SEED_IMPORT = {
 def test_create_with_the_seed_document_and_read_it_back(tenant, api):
     connection = ConnectionFactory(account=tenant.account)
 
-    created = api.post("/api/v1/imports", {**SEED_IMPORT, "_connectionId": str(connection.pk)}, format="json")
+    created = api.post(
+        "/api/v1/imports", {**SEED_IMPORT, "_connectionId": str(connection.pk)}, format="json"
+    )
 
     assert created.status_code == 201, created.content
     data = created.json()["data"]
@@ -53,7 +55,9 @@ def test_create_with_the_seed_document_and_read_it_back(tenant, api):
 
 
 def test_put_updates_the_mapping(tenant, api):
-    file_import = FileImport.objects.create(account=tenant.account, name="Old", mapping=SEED_IMPORT["mapping"])
+    file_import = FileImport.objects.create(
+        account=tenant.account, name="Old", mapping=SEED_IMPORT["mapping"]
+    )
     body = {**SEED_IMPORT, "name": "Upload File to FTP Site (updated!)"}
     body["mapping"] = {"fields": [{"extract": "internal_id", "generate": "updated_id"}]}
 
@@ -68,7 +72,9 @@ def test_put_updates_the_mapping(tenant, api):
 
 def test_clone_and_delete(tenant, api):
     integration = IntegrationFactory(account=tenant.account)
-    file_import = FileImport.objects.create(account=tenant.account, integration=integration, name="Feed")
+    file_import = FileImport.objects.create(
+        account=tenant.account, integration=integration, name="Feed"
+    )
 
     cloned = api.post(f"/api/v1/imports/{file_import.pk}/clone", {}, format="json")
     deleted = api.delete(f"/api/v1/imports/{file_import.pk}")
@@ -104,11 +110,17 @@ def test_invalid_import_is_400(api, patch, field):
 
 def test_flows_crud_and_listing_by_integration(tenant, api):
     integration = IntegrationFactory(account=tenant.account)
-    file_import = FileImport.objects.create(account=tenant.account, integration=integration, name="Feed")
+    file_import = FileImport.objects.create(
+        account=tenant.account, integration=integration, name="Feed"
+    )
 
     created = api.post(
         "/api/v1/flows",
-        {"integrationId": str(integration.pk), "name": "Load inventory", "importId": str(file_import.pk)},
+        {
+            "integrationId": str(integration.pk),
+            "name": "Load inventory",
+            "importId": str(file_import.pk),
+        },
         format="json",
     )
     flow_id = created.json()["data"]["id"]
@@ -127,7 +139,9 @@ def test_flows_crud_and_listing_by_integration(tenant, api):
 
 def test_flow_import_must_belong_to_the_same_integration(tenant, api):
     first, second = IntegrationFactory.create_batch(2, account=tenant.account)
-    foreign_import = FileImport.objects.create(account=tenant.account, integration=second, name="Other")
+    foreign_import = FileImport.objects.create(
+        account=tenant.account, integration=second, name="Other"
+    )
 
     response = api.post(
         "/api/v1/flows",
@@ -161,11 +175,14 @@ class TestTenantIsolation:
         assert FileImport.objects.count() == 1
 
     @pytest.mark.parametrize(
-        ("method", "body"), [("get", None), ("put", {"name": "Mine"}), ("patch", {"name": "Mine"}), ("delete", None)]
+        ("method", "body"),
+        [("get", None), ("put", {"name": "Mine"}), ("patch", {"name": "Mine"}), ("delete", None)],
     )
     def test_another_accounts_flow_is_404(self, api, other_tenant, method, body):
         theirs = Flow.objects.create(
-            account=other_tenant.account, integration=IntegrationFactory(account=other_tenant.account), name="Theirs"
+            account=other_tenant.account,
+            integration=IntegrationFactory(account=other_tenant.account),
+            name="Theirs",
         )
 
         response = getattr(api, method)(f"/api/v1/flows/{theirs.pk}", body, format="json")
@@ -176,9 +193,25 @@ class TestTenantIsolation:
 
     def test_lists_hold_only_own_objects_and_refs_to_theirs_are_rejected(self, api, other_tenant):
         their_integration = IntegrationFactory(account=other_tenant.account)
-        FileImport.objects.create(account=other_tenant.account, name="Theirs", integration=their_integration)
+        FileImport.objects.create(
+            account=other_tenant.account, name="Theirs", integration=their_integration
+        )
 
         assert api.get("/api/v1/imports").json()["data"] == []
         assert api.get("/api/v1/flows").json()["data"] == []
-        assert api.post("/api/v1/imports", {"name": "x", "integrationId": str(their_integration.pk)}, format="json").status_code == 400
-        assert api.post("/api/v1/flows", {"name": "x", "integrationId": str(their_integration.pk)}, format="json").status_code == 400
+        assert (
+            api.post(
+                "/api/v1/imports",
+                {"name": "x", "integrationId": str(their_integration.pk)},
+                format="json",
+            ).status_code
+            == 400
+        )
+        assert (
+            api.post(
+                "/api/v1/flows",
+                {"name": "x", "integrationId": str(their_integration.pk)},
+                format="json",
+            ).status_code
+            == 400
+        )

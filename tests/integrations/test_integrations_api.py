@@ -21,7 +21,9 @@ def dealership(tenant):
 
 def test_create_feed_integration_with_seed_000_body(tenant, api, dealership):
     response = api.post(
-        URL, {"dealershipId": str(dealership.pk), "type": "vauto", "name": "My vAuto Feed"}, format="json"
+        URL,
+        {"dealershipId": str(dealership.pk), "type": "vauto", "name": "My vAuto Feed"},
+        format="json",
     )
 
     assert response.status_code == 201, response.content
@@ -50,8 +52,12 @@ def test_create_feed_integration_with_seed_000_body(tenant, api, dealership):
 
 @time_machine.travel(datetime(2026, 3, 4, 15, 0, tzinfo=UTC), tick=False)
 def test_create_with_seed_002_body(tenant, api):
-    source = ConnectionFactory(account=tenant.account, connector_id="test_shop_api", name="My Shopify Store")
-    destination = ConnectionFactory(account=tenant.account, connector_id="test_shop_api", name="Mixpanel Production")
+    source = ConnectionFactory(
+        account=tenant.account, connector_id="test_shop_api", name="My Shopify Store"
+    )
+    destination = ConnectionFactory(
+        account=tenant.account, connector_id="test_shop_api", name="Mixpanel Production"
+    )
 
     response = api.post(
         URL,
@@ -59,7 +65,10 @@ def test_create_with_seed_002_body(tenant, api):
             "sourceAppId": str(source.pk),
             "destinationAppId": str(destination.pk),
             "dataType": "events",
-            "config": {"global": {}, "tasks": [{"task_type": "track_events", "include_anonymous": False}]},
+            "config": {
+                "global": {},
+                "tasks": [{"task_type": "track_events", "include_anonymous": False}],
+            },
             "schedule": {"frequencyValue": 1, "frequencyUnit": "hours", "rollingWindowDays": 7},
         },
         format="json",
@@ -108,12 +117,21 @@ def test_run_now_makes_the_integration_due_now(api, dealership):
         ({"type": "vauto", "dealershipId": "not-a-uuid"}, "dealershipId"),
         ({"type": "vauto", "dealershipId": 42}, "dealershipId"),
         ({"type": "vauto", "syncSettings": {"strategy": "replace"}}, "syncSettings.strategy"),
-        ({"type": "vauto", "syncSettings": {"sold_grace_syncs": -1}}, "syncSettings.sold_grace_syncs"),
+        (
+            {"type": "vauto", "syncSettings": {"sold_grace_syncs": -1}},
+            "syncSettings.sold_grace_syncs",
+        ),
         ({"type": "vauto", "syncSettings": {"trackHistory": "yes"}}, "syncSettings.trackHistory"),
         ({"type": "vauto", "syncSettings": {"soldGraceDays": 3}}, "syncSettings.soldGraceDays"),
         ({"type": "vauto", "syncSettings": []}, "syncSettings"),
-        ({"type": "vauto", "schedule": {"frequencyValue": 0, "frequencyUnit": "hours"}}, "schedule.frequencyValue"),
-        ({"type": "vauto", "schedule": {"frequencyValue": 2, "frequencyUnit": "fortnights"}}, "schedule.frequencyUnit"),
+        (
+            {"type": "vauto", "schedule": {"frequencyValue": 0, "frequencyUnit": "hours"}},
+            "schedule.frequencyValue",
+        ),
+        (
+            {"type": "vauto", "schedule": {"frequencyValue": 2, "frequencyUnit": "fortnights"}},
+            "schedule.frequencyUnit",
+        ),
         ({"type": "vauto", "schedule": {"frequencyValue": 2}}, "schedule"),
         ({"type": "vauto", "schedule": {"rollingWindowDays": 99999}}, "schedule.rollingWindowDays"),
         ({"type": "vauto", "config": {"tasks": [{"no": "type"}]}}, "config.tasks[0].task_type"),
@@ -147,7 +165,11 @@ def test_references_to_another_accounts_objects_are_rejected(api, other_tenant):
 
     response = api.post(
         URL,
-        {"type": "vauto", "dealershipId": str(their_dealership.pk), "sourceAppId": str(their_connection.pk)},
+        {
+            "type": "vauto",
+            "dealershipId": str(their_dealership.pk),
+            "sourceAppId": str(their_connection.pk),
+        },
         format="json",
     )
 
@@ -164,11 +186,36 @@ def test_get_returns_every_documented_field(tenant, api):
     assert response.status_code == 200
     data = response.json()["data"]
     for field in [
-        "id", "accountId", "dealershipId", "name", "type", "sourceAppId", "destinationAppId", "dataType",
-        "config", "schedule", "nextRunAt", "historicalSyncStartDate", "syncSettings", "state", "status",
-        "isActive", "lastSyncAt", "lastError", "consecutiveFailures", "latestJobId", "importDependencyStatus",
-        "dependsOn", "settings", "version", "tag", "updateInProgress", "flowGroupings", "aliases",
-        "createdAt", "updatedAt",
+        "id",
+        "accountId",
+        "dealershipId",
+        "name",
+        "type",
+        "sourceAppId",
+        "destinationAppId",
+        "dataType",
+        "config",
+        "schedule",
+        "nextRunAt",
+        "historicalSyncStartDate",
+        "syncSettings",
+        "state",
+        "status",
+        "isActive",
+        "lastSyncAt",
+        "lastError",
+        "consecutiveFailures",
+        "latestJobId",
+        "importDependencyStatus",
+        "dependsOn",
+        "settings",
+        "version",
+        "tag",
+        "updateInProgress",
+        "flowGroupings",
+        "aliases",
+        "createdAt",
+        "updatedAt",
     ]:
         assert field in data, field
 
@@ -181,7 +228,9 @@ def test_patch_sync_settings_merges_and_accepts_both_spellings(tenant, api):
         {"syncSettings": {"strategy": "overwrite", "sold_grace_syncs": 3}},
         format="json",
     )
-    second = api.patch(f"{URL}/{integration.pk}", {"syncSettings": {"trackHistory": True}}, format="json")
+    second = api.patch(
+        f"{URL}/{integration.pk}", {"syncSettings": {"trackHistory": True}}, format="json"
+    )
 
     assert first.status_code == 200, first.content
     settings = second.json()["data"]["syncSettings"]
@@ -200,7 +249,12 @@ def test_patch_with_seed_000_body(tenant, api):
         {
             "name": "Updated Name",
             "status": "inactive",
-            "syncSettings": {"strategy": "merge", "sold_grace_syncs": 2, "sold_grace_hours": 24, "track_history": True},
+            "syncSettings": {
+                "strategy": "merge",
+                "sold_grace_syncs": 2,
+                "sold_grace_hours": 24,
+                "track_history": True,
+            },
         },
         format="json",
     )
@@ -233,11 +287,18 @@ def test_patch_of_seed_004_fields(tenant, api):
 
 
 def test_put_replaces_sync_settings(tenant, api):
-    integration = IntegrationFactory(account=tenant.account, sync_settings={"strategy": "overwrite", "track_history": True})
+    integration = IntegrationFactory(
+        account=tenant.account, sync_settings={"strategy": "overwrite", "track_history": True}
+    )
 
     response = api.put(
         f"{URL}/{integration.pk}",
-        {"name": "Replaced", "type": "vauto", "dealershipId": str(integration.dealership_id), "syncSettings": {"strategy": "update_only"}},
+        {
+            "name": "Replaced",
+            "type": "vauto",
+            "dealershipId": str(integration.dealership_id),
+            "syncSettings": {"strategy": "update_only"},
+        },
         format="json",
     )
 
@@ -259,7 +320,12 @@ def test_type_cannot_change(tenant, api):
 def test_depends_on_refuses_cycles(tenant, api):
     upstream = IntegrationFactory(account=tenant.account)
     downstream = IntegrationFactory(account=tenant.account)
-    assert api.patch(f"{URL}/{downstream.pk}", {"dependsOn": [str(upstream.pk)]}, format="json").status_code == 200
+    assert (
+        api.patch(
+            f"{URL}/{downstream.pk}", {"dependsOn": [str(upstream.pk)]}, format="json"
+        ).status_code
+        == 200
+    )
 
     cycle = api.patch(f"{URL}/{upstream.pk}", {"dependsOn": [str(downstream.pk)]}, format="json")
     self_loop = api.patch(f"{URL}/{upstream.pk}", {"dependsOn": [str(upstream.pk)]}, format="json")
@@ -283,7 +349,9 @@ def test_delete_is_soft_and_audited(tenant, api):
 
 
 def test_every_write_is_audited_with_before_and_after(tenant, api, dealership):
-    created = api.post(URL, {"type": "elead", "dealershipId": str(dealership.pk), "name": "A"}, format="json")
+    created = api.post(
+        URL, {"type": "elead", "dealershipId": str(dealership.pk), "name": "A"}, format="json"
+    )
     pk = created.json()["data"]["id"]
     api.patch(f"{URL}/{pk}", {"name": "B"}, format="json")
     api.delete(f"{URL}/{pk}")
@@ -312,7 +380,9 @@ def test_audit_endpoint_lists_newest_first(tenant, api):
 
 
 def test_events_are_recorded_and_listed(tenant, api, dealership):
-    created = api.post(URL, {"type": "vauto", "dealershipId": str(dealership.pk)}, format="json").json()["data"]
+    created = api.post(
+        URL, {"type": "vauto", "dealershipId": str(dealership.pk)}, format="json"
+    ).json()["data"]
     api.patch(f"{URL}/{created['id']}", {"tag": "x"}, format="json")
 
     response = api.get(f"/api/v1/events?integrationId={created['id']}")
@@ -321,7 +391,10 @@ def test_events_are_recorded_and_listed(tenant, api, dealership):
     types = [event["type"] for event in response.json()["data"]]
     assert types == ["integration.updated", "integration.created"]
     assert response.json()["data"][1]["payload"]["integration"]["id"] == created["id"]
-    assert api.get("/api/v1/events?type=integration.created").json()["meta"]["pagination"]["total"] == 1
+    assert (
+        api.get("/api/v1/events?type=integration.created").json()["meta"]["pagination"]["total"]
+        == 1
+    )
     assert api.get("/api/v1/events?since=2999-01-01T00:00:00Z").json()["data"] == []
     assert api.get("/api/v1/events?since=garbage").status_code == 400
 
@@ -330,7 +403,12 @@ class TestListing:
     def test_filters(self, tenant, api):
         source = ConnectionFactory(account=tenant.account)
         wanted = IntegrationFactory(
-            account=tenant.account, state="active", status="completed", source_connection=source, data_type="events", type="custom"
+            account=tenant.account,
+            state="active",
+            status="completed",
+            source_connection=source,
+            data_type="events",
+            type="custom",
         )
         IntegrationFactory(account=tenant.account, state="inactive", status="completed")
         IntegrationFactory(account=tenant.account, state="active", status="errored")
@@ -350,8 +428,18 @@ class TestListing:
 
     @pytest.mark.parametrize(
         "query",
-        ["state=paused", "status=done", "source_app_id=nope", "data_type=planets", "limit=0", "limit=101",
-         "limit=ten", "offset=-1", "sort=color:asc", "sort=name:up"],
+        [
+            "state=paused",
+            "status=done",
+            "source_app_id=nope",
+            "data_type=planets",
+            "limit=0",
+            "limit=101",
+            "limit=ten",
+            "offset=-1",
+            "sort=color:asc",
+            "sort=name:up",
+        ],
     )
     def test_bad_query_parameters_are_400(self, api, query):
         response = api.get(f"{URL}?{query}")
@@ -367,7 +455,12 @@ class TestListing:
         descending = api.get(f"{URL}?sort=name:desc&limit=2&offset=2")
 
         assert [i["name"] for i in ascending.json()["data"]] == ["Alpha", "Bravo"]
-        assert ascending.json()["meta"]["pagination"] == {"total": 3, "limit": 2, "offset": 0, "hasMore": True}
+        assert ascending.json()["meta"]["pagination"] == {
+            "total": 3,
+            "limit": 2,
+            "offset": 0,
+            "hasMore": True,
+        }
         assert [i["name"] for i in descending.json()["data"]] == ["Alpha"]
         assert descending.json()["meta"]["pagination"]["hasMore"] is False
 
@@ -414,7 +507,9 @@ class TestTenantIsolation:
             ("put", "/connections/register", ["8d0b1f55-8f1c-4c55-9d7e-2ab0d1b2c3d4"]),
         ],
     )
-    def test_another_accounts_integration_is_404_and_unchanged(self, api, theirs, method, suffix, body):
+    def test_another_accounts_integration_is_404_and_unchanged(
+        self, api, theirs, method, suffix, body
+    ):
         response = getattr(api, method)(f"{URL}/{theirs.pk}{suffix}", body, format="json")
 
         assert response.status_code == 404, (method, suffix, response.content)

@@ -1,4 +1,4 @@
-"""Seed 004: clone, connections, shares, revisions, install/uninstall steps, template, dependencies."""
+"""Seed 004: clone, connections, shares, revisions, install steps, template, dependencies."""
 
 import io
 import json
@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def integration(tenant):
-    return IntegrationFactory(account=tenant.account, name="Nightly feed", sync_settings={"strategy": "overwrite"})
+    return IntegrationFactory(
+        account=tenant.account, name="Nightly feed", sync_settings={"strategy": "overwrite"}
+    )
 
 
 def url(integration, suffix=""):
@@ -28,8 +30,12 @@ def test_clone_copies_definition_flows_and_imports_but_not_run_state(tenant, api
     integration.status = "errored"
     integration.consecutive_failures = 4
     integration.save()
-    file_import = FileImport.objects.create(account=tenant.account, integration=integration, name="Inventory CSV")
-    Flow.objects.create(account=tenant.account, integration=integration, name="Load", file_import=file_import)
+    file_import = FileImport.objects.create(
+        account=tenant.account, integration=integration, name="Inventory CSV"
+    )
+    Flow.objects.create(
+        account=tenant.account, integration=integration, name="Load", file_import=file_import
+    )
 
     response = api.post(url(integration, "/clone"), {"name": "Copy"}, format="json")
 
@@ -46,14 +52,20 @@ def test_clone_copies_definition_flows_and_imports_but_not_run_state(tenant, api
     assert cloned_import.name == "Inventory CSV"
     assert cloned_import.api_identifier != file_import.api_identifier
     assert clone.flows.get().file_import == cloned_import
-    assert AuditEntry.objects.get(integration_id=clone.pk).changes["clonedFrom"]["after"] == str(integration.pk)
+    assert AuditEntry.objects.get(integration_id=clone.pk).changes["clonedFrom"]["after"] == str(
+        integration.pk
+    )
 
 
 class TestConnections:
     def test_register_many_then_one_then_unregister(self, tenant, api, integration):
         first, second, third = ConnectionFactory.create_batch(3, account=tenant.account)
 
-        many = api.put(url(integration, "/connections/register"), [str(first.pk), str(second.pk)], format="json")
+        many = api.put(
+            url(integration, "/connections/register"),
+            [str(first.pk), str(second.pk)],
+            format="json",
+        )
         one = api.put(url(integration, f"/connections/{third.pk}/register"))
         listed = api.get(url(integration, "/connections"))
         removed = api.delete(url(integration, f"/connections/{first.pk}/register"))
@@ -71,13 +83,17 @@ class TestConnections:
 
         response = api.get(url(integration, "/connections"))
 
-        assert [c["connectionId"] for c in response.json()["data"]] == [str(integration.source_connection_id)]
+        assert [c["connectionId"] for c in response.json()["data"]] == [
+            str(integration.source_connection_id)
+        ]
 
     def test_register_is_all_or_nothing(self, tenant, other_tenant, api, integration):
         mine = ConnectionFactory(account=tenant.account)
         theirs = ConnectionFactory(account=other_tenant.account)
 
-        response = api.put(url(integration, "/connections/register"), [str(mine.pk), str(theirs.pk)], format="json")
+        response = api.put(
+            url(integration, "/connections/register"), [str(mine.pk), str(theirs.pk)], format="json"
+        )
 
         assert response.status_code == 400
         assert "[1]" in response.json()["error"]["details"]
@@ -85,7 +101,10 @@ class TestConnections:
 
     @pytest.mark.parametrize("body", [[], {"ids": []}, "text"])
     def test_register_body_must_be_a_list_of_ids(self, api, integration, body):
-        assert api.put(url(integration, "/connections/register"), body, format="json").status_code == 400
+        assert (
+            api.put(url(integration, "/connections/register"), body, format="json").status_code
+            == 400
+        )
 
     def test_another_accounts_connection_is_404(self, other_tenant, api, integration):
         theirs = ConnectionFactory(account=other_tenant.account)
@@ -97,14 +116,21 @@ class TestConnections:
     def test_unregistering_what_is_not_registered_is_400(self, tenant, api, integration):
         connection = ConnectionFactory(account=tenant.account)
 
-        assert api.delete(url(integration, f"/connections/{connection.pk}/register")).status_code == 400
+        assert (
+            api.delete(url(integration, f"/connections/{connection.pk}/register")).status_code
+            == 400
+        )
 
 
 class TestShares:
     def test_share_list_and_unshare(self, tenant, api, integration):
         user = UserFactory(account=tenant.account, email="ops@acme.test")
 
-        created = api.post(url(integration, "/ashares"), {"email": "OPS@acme.test", "accessLevel": "manage"}, format="json")
+        created = api.post(
+            url(integration, "/ashares"),
+            {"email": "OPS@acme.test", "accessLevel": "manage"},
+            format="json",
+        )
         listed = api.get(url(integration, "/ashares"))
         duplicate = api.post(url(integration, "/ashares"), {"userId": user.pk}, format="json")
         removed = api.delete(url(integration, f"/ashares/{created.json()['data']['id']}"))
@@ -120,7 +146,9 @@ class TestShares:
     def test_cannot_share_with_a_user_of_another_account(self, other_tenant, api, integration):
         UserFactory(account=other_tenant.account, email="spy@rival.test")
 
-        response = api.post(url(integration, "/ashares"), {"email": "spy@rival.test"}, format="json")
+        response = api.post(
+            url(integration, "/ashares"), {"email": "spy@rival.test"}, format="json"
+        )
 
         assert response.status_code == 400
         assert integration.shares.count() == 0
@@ -128,8 +156,12 @@ class TestShares:
 
 class TestRevisions:
     def test_create_always_snapshots_by_default(self, api, integration):
-        first = api.post(url(integration, "/revisions/create"), {"description": "before go-live"}, format="json")
-        second = api.post(url(integration, "/revisions/create?ignoreIfNoChanges=false"), format="json")
+        first = api.post(
+            url(integration, "/revisions/create"), {"description": "before go-live"}, format="json"
+        )
+        second = api.post(
+            url(integration, "/revisions/create?ignoreIfNoChanges=false"), format="json"
+        )
 
         assert first.status_code == 201, first.content
         assert second.status_code == 201
@@ -141,9 +173,13 @@ class TestRevisions:
     def test_ignore_if_no_changes_skips_an_identical_snapshot(self, api, integration):
         api.post(url(integration, "/revisions/create"), format="json")
 
-        unchanged = api.post(url(integration, "/revisions/create?ignoreIfNoChanges=true"), format="json")
+        unchanged = api.post(
+            url(integration, "/revisions/create?ignoreIfNoChanges=true"), format="json"
+        )
         api.patch(url(integration), {"tag": "v2"}, format="json")
-        changed = api.post(url(integration, "/revisions/create?ignoreIfNoChanges=true"), format="json")
+        changed = api.post(
+            url(integration, "/revisions/create?ignoreIfNoChanges=true"), format="json"
+        )
 
         assert unchanged.status_code == 204
         assert changed.status_code == 201
@@ -161,7 +197,10 @@ class TestRevisions:
         assert detail.json()["data"]["snapshot"] == created["snapshot"]
 
     def test_bad_flag_is_400(self, api, integration):
-        assert api.post(url(integration, "/revisions/create?ignoreIfNoChanges=perhaps")).status_code == 400
+        assert (
+            api.post(url(integration, "/revisions/create?ignoreIfNoChanges=perhaps")).status_code
+            == 400
+        )
 
 
 class TestInstallSteps:
@@ -183,10 +222,20 @@ class TestInstallSteps:
         connection = ConnectionFactory(account=tenant.account, connector_id="test_shop_api")
 
         shown = api.get(url(with_steps, "/installSteps"))
-        out_of_order = api.post(url(with_steps, "/installSteps"), {"step": "Settings", "formData": {}}, format="json")
-        wrong_kind = api.post(url(with_steps, "/installSteps"), {"connectionId": str(ConnectionFactory(account=tenant.account).pk)}, format="json")
-        first = api.post(url(with_steps, "/installSteps"), {"connectionId": str(connection.pk)}, format="json")
-        second = api.post(url(with_steps, "/installSteps"), {"formData": {"region": "us"}}, format="json")
+        out_of_order = api.post(
+            url(with_steps, "/installSteps"), {"step": "Settings", "formData": {}}, format="json"
+        )
+        wrong_kind = api.post(
+            url(with_steps, "/installSteps"),
+            {"connectionId": str(ConnectionFactory(account=tenant.account).pk)},
+            format="json",
+        )
+        first = api.post(
+            url(with_steps, "/installSteps"), {"connectionId": str(connection.pk)}, format="json"
+        )
+        second = api.post(
+            url(with_steps, "/installSteps"), {"formData": {"region": "us"}}, format="json"
+        )
         again = api.post(url(with_steps, "/installSteps"), {"formData": {}}, format="json")
 
         assert shown.json()["data"]["currentStep"] == "Connect Stripe"
@@ -198,10 +247,14 @@ class TestInstallSteps:
         assert second.json()["data"]["steps"][1]["submitted"] == {"region": "us"}
         assert again.status_code == 409
         assert with_steps.connections.filter(pk=connection.pk).exists()
-        assert Event.objects.filter(type="integration.installed", integration_id=with_steps.pk).exists()
+        assert Event.objects.filter(
+            type="integration.installed", integration_id=with_steps.pk
+        ).exists()
 
     def test_last_uninstall_step_removes_the_integration(self, api, with_steps):
-        response = api.post(url(with_steps, "/uninstallSteps"), {"formData": {"confirm": True}}, format="json")
+        response = api.post(
+            url(with_steps, "/uninstallSteps"), {"formData": {"confirm": True}}, format="json"
+        )
 
         assert response.status_code == 200
         assert response.json()["data"]["completed"] is True
@@ -209,12 +262,17 @@ class TestInstallSteps:
         assert Integration.all_objects.get(pk=with_steps.pk).deleted_at is not None
 
     def test_no_steps_defined_is_400(self, api, integration):
-        assert api.post(url(integration, "/installSteps"), {"formData": {}}, format="json").status_code == 400
+        assert (
+            api.post(url(integration, "/installSteps"), {"formData": {}}, format="json").status_code
+            == 400
+        )
 
 
 class TestTemplate:
     def test_download_is_a_zip_without_secrets(self, tenant, api, integration):
-        integration.source_connection = ConnectionFactory(account=tenant.account, credential_keys=["apiKey"])
+        integration.source_connection = ConnectionFactory(
+            account=tenant.account, credential_keys=["apiKey"]
+        )
         integration.save()
 
         response = api.get(url(integration, "/template"))

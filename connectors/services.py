@@ -1,0 +1,272 @@
+"""Write operations on connections, and the one place that resolves their credentials.
+
+Credentials are encrypted at rest and never leave the platform: audit rows record only which keys
+changed (values masked), and validation messages never echo a submitted value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from django.db import transaction
+from django.db.models import ProtectedError
+
+from accounts.choices import AuditAction
+from accounts.models import Account
+from accounts.services import Actor, audit_record, diff, field_values
+from config.api.errors import BadRequest, Conflict, InvalidInput
+from config.crypto import encrypt_json
+from connectors.choices import ConnectionStatus
+from connectors.models import Connection
+from connectors.registry import Connector, get_connector
+
+CONNECTION_AUDIT_FIELDS = ["name", "status", "config", "connector_id"]
+MASK = "***"
+
+# A credential value may name an environment variable instead of holding the secret itself.
+ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def _connector_or_error(connector_id: str) -> type[Connector]:
+    connector = get_connector(connector_id)
+    if connector is None:
+        raise InvalidInput(
+            f"Unknown connector {connector_id!r}.",
+            details={"connectorId": [f"Unknown connector {connector_id!r}; see the catalog."]},
+        )
+    return connector
+
+
+def _prefixed(prefix: str, errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``{"syncInterval": [...]}`` -> ``{"config.syncInterval": [...]}``; ``_`` is the object."""
+    return {
+        prefix if key == "_" else f"{prefix}.{key}": messages for key, messages in errors.items()
+    }
+
+
+def _leaf_values(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in _leaf_values(item)]
+    if isinstance(value, list):
+        return [leaf for item in value for leaf in _leaf_values(item)]
+    return [value]
+
+
+def _credential_errors(
+    connector: type[Connector], credentials: dict[str, Any]
+) -> dict[str, list[str]]:
+    errors = connector.validate_credentials(credentials)
+    # A reference is resolved only when the credentials are used, so the schema's format
+    # constraints (pattern, length, enum) cannot apply to it yet.
+    for key, value in credentials.items():
+        if isinstance(value, str) and ENV_REFERENCE.search(value):
+            errors.pop(key, None)
+    # jsonschema messages quote the offending value; a secret must not come back in a 400.
+    values = sorted({repr(leaf) for leaf in _leaf_values(credentials)}, key=len, reverse=True)
+    if values:
+        quoted = re.compile(
+            r"(?<![\w.])(?:" + "|".join(re.escape(value) for value in values) + r")(?![\w.])"
+        )
+        for key, messages in errors.items():
+            errors[key] = [quoted.sub("the given value", message) for message in messages]
+    return errors
+
+
+def _validate(
+    *, connector: type[Connector], config: dict[str, Any], credentials: dict[str, Any]
+) -> None:
+    errors = {
+        **_prefixed("config", connector.validate_config(config)),
+        **_prefixed("credentials", _credential_errors(connector, credentials)),
+    }
+    if errors:
+        raise InvalidInput("The connection's config or credentials are invalid.", details=errors)
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+def _without_nulls(credentials: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in credentials.items() if value is not None}
+
+
+def _store_credentials(connection: Connection, credentials: dict[str, Any]) -> None:
+    connection.credentials_encrypted = encrypt_json(credentials)
+    connection.credential_keys = sorted(credentials)
+
+
+def _masked_credentials_diff(
+    before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, dict[str, dict[str, str]]]:
+    """Which credential keys were added, changed or removed, every value shown as ``***``."""
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    if not changed:
+        return {}
+    return {
+        "credentials": {
+            "before": {key: MASK for key in sorted(changed) if key in before},
+            "after": {key: MASK for key in sorted(changed) if key in after},
+        }
+    }
+
+
+def _resolve(value: Any, field: str) -> Any:
+    if isinstance(value, dict):
+        return {key: _resolve(item, f"{field}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [_resolve(item, field) for item in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise BadRequest(
+                f"Environment variable {name} is not set; {field} refers to it.",
+                details={"variable": name, "field": field},
+            )
+        return os.environ[name]
+
+    return ENV_REFERENCE.sub(substitute, value)
+
+
+def resolve_credentials(connection: Connection) -> dict[str, Any]:
+    """The connection's credentials with every ``${NAME}`` replaced from the environment.
+
+    Call this only where the secrets are used (testing or syncing a connection); the result must
+    never be stored, logged or returned by the API. Raises ``BadRequest`` naming the variable
+    when a referenced one is not set.
+    """
+    return {
+        key: _resolve(value, f"credentials.{key}")
+        for key, value in connection.stored_credentials().items()
+    }
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def connection_create(
+    *,
+    account: Account,
+    actor: Actor,
+    connector_id: str,
+    name: str,
+    status: str = ConnectionStatus.ACTIVE,
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> Connection:
+    """Create a connection of a catalog connector; credentials are validated, then encrypted."""
+    connector = _connector_or_error(connector_id)
+    config = config if config is not None else {}
+    credentials = _without_nulls(credentials or {})
+    _validate(connector=connector, config=config, credentials=credentials)
+
+    connection = Connection(
+        account=account, connector_id=connector_id, name=name, status=status, config=config
+    )
+    _store_credentials(connection, credentials)
+    connection.full_clean()
+    connection.save()
+    audit_record(
+        account=account,
+        actor=actor,
+        resource_type="connection",
+        resource_id=connection.pk,
+        action=AuditAction.CREATED,
+        changes={
+            **diff({}, field_values(connection, CONNECTION_AUDIT_FIELDS)),
+            **_masked_credentials_diff({}, credentials),
+        },
+    )
+    return connection
+
+
+@transaction.atomic
+def connection_update(
+    *,
+    connection: Connection,
+    actor: Actor,
+    connector_id: str | None = None,
+    name: str | None = None,
+    status: str | None = None,
+    config: dict[str, Any] | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> Connection:
+    """Change a connection; arguments left as ``None`` keep their current value.
+
+    ``config`` replaces the whole config object. ``credentials`` is merged into the stored
+    credentials key by key, and a key whose value is ``None`` is removed.
+    """
+    if connector_id is not None and connector_id != connection.connector_id:
+        raise InvalidInput(
+            "A connection's connector cannot change; create a new connection instead.",
+            details={"connectorId": ["Cannot change; create a new connection instead."]},
+        )
+    connector = _connector_or_error(connection.connector_id)
+    before = field_values(connection, CONNECTION_AUDIT_FIELDS)
+    stored_credentials = connection.stored_credentials()
+    new_credentials = stored_credentials
+    if credentials is not None:
+        new_credentials = _without_nulls({**stored_credentials, **credentials})
+    new_config = config if config is not None else connection.config
+    _validate(connector=connector, config=new_config, credentials=new_credentials)
+
+    if name is not None:
+        connection.name = name
+    if status is not None:
+        connection.status = status
+    connection.config = new_config
+    if new_credentials != stored_credentials:
+        _store_credentials(connection, new_credentials)
+    connection.full_clean()
+    connection.save()
+    changes = {
+        **diff(before, field_values(connection, CONNECTION_AUDIT_FIELDS)),
+        **_masked_credentials_diff(stored_credentials, new_credentials),
+    }
+    if changes:
+        audit_record(
+            account=connection.account,
+            actor=actor,
+            resource_type="connection",
+            resource_id=connection.pk,
+            action=AuditAction.UPDATED,
+            changes=changes,
+        )
+    return connection
+
+
+@transaction.atomic
+def connection_delete(*, connection: Connection, actor: Actor) -> None:
+    """Delete a connection; refused with ``Conflict`` while anything still references it."""
+    connection_id = connection.pk
+    changes = {
+        **diff(field_values(connection, CONNECTION_AUDIT_FIELDS), {}),
+        **_masked_credentials_diff(connection.stored_credentials(), {}),
+    }
+    try:
+        connection.delete()
+    except ProtectedError as error:
+        references = sorted(
+            (obj._meta.verbose_name, str(obj.pk)) for obj in error.protected_objects
+        )
+        raise Conflict(
+            f"This connection is still used by {len(references)} object(s) "
+            f"(integrations or file imports); remove or repoint them before deleting it.",
+            details={"references": [{"type": str(kind), "id": pk} for kind, pk in references]},
+        ) from None
+    audit_record(
+        account=connection.account,
+        actor=actor,
+        resource_type="connection",
+        resource_id=connection_id,
+        action=AuditAction.DELETED,
+        changes=changes,
+    )

@@ -1,0 +1,124 @@
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import Account
+from accounts.viewsets import TenantViewSet
+from connectors import selectors, services
+from connectors.filters import ConnectionFilter
+from connectors.models import Connection
+from connectors.serializers import (
+    ConnectionInputSerializer,
+    ConnectionSerializer,
+    ConnectorQuerySerializer,
+    ConnectorSerializer,
+)
+
+
+class ConnectorViewSet(viewsets.ViewSet):
+    """The connector catalog: defined in code, the same for every account."""
+
+    lookup_field = "connectorId"
+    lookup_value_regex = "[^/]+"
+
+    @extend_schema(
+        summary="List available connectors",
+        operation_id="connectors_list",
+        parameters=[ConnectorQuerySerializer],
+        responses=ConnectorSerializer(many=True),
+        tags=["connectors"],
+    )
+    def list(self, request: Request) -> Response:
+        query = ConnectorQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        connectors = selectors.connector_list(category=query.validated_data.get("category"))
+        return Response(ConnectorSerializer(connectors, many=True).data)
+
+    @extend_schema(
+        summary="Get a connector",
+        operation_id="connectors_retrieve",
+        parameters=[OpenApiParameter("connectorId", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        responses=ConnectorSerializer,
+        tags=["connectors"],
+    )
+    def retrieve(self, request: Request, connectorId: str) -> Response:
+        connector = selectors.connector_get(connector_id=connectorId)
+        return Response(ConnectorSerializer(connector).data)
+
+
+CONNECTION_WRITE_NOTES = (
+    "`credentials` is write-only: it is stored encrypted and never returned; `credentialKeys` "
+    "says which keys are set. A credential value may be an environment reference such as "
+    "`${STRIPE_API_KEY}`, stored as given and resolved only when the connection is used."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List connections", operation_id="connections_list", tags=["connections"]
+    ),
+    create=extend_schema(
+        summary="Create a connection",
+        operation_id="connections_create",
+        description=CONNECTION_WRITE_NOTES,
+        request=ConnectionInputSerializer,
+        responses={201: ConnectionSerializer},
+        tags=["connections"],
+    ),
+    retrieve=extend_schema(
+        summary="Get a connection", operation_id="connections_retrieve", tags=["connections"]
+    ),
+    partial_update=extend_schema(
+        summary="Update a connection",
+        operation_id="connections_partial_update",
+        description=(
+            "`config`, when sent, replaces the whole config object. `credentials` is merged key "
+            "by key into the stored credentials; a key sent as null is removed. `connectorId` "
+            "cannot change. " + CONNECTION_WRITE_NOTES
+        ),
+        request=ConnectionInputSerializer,
+        responses={200: ConnectionSerializer},
+        tags=["connections"],
+    ),
+    destroy=extend_schema(
+        summary="Delete a connection",
+        operation_id="connections_destroy",
+        description="409 CONFLICT while an integration or a file import still uses it.",
+        tags=["connections"],
+    ),
+)
+class ConnectionViewSet(TenantViewSet):
+    serializer_class = ConnectionSerializer
+    filterset_class = ConnectionFilter
+    lookup_url_kwarg = "connectionId"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    sort_fields = {"created_at": "created_at", "updated_at": "updated_at", "name": "name"}
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Connection]:
+        return selectors.connection_list(account=account)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        payload = ConnectionInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        connection = services.connection_create(
+            account=self.account, actor=self.actor, **payload.validated_data
+        )
+        return Response(ConnectionSerializer(connection).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        connection = self.get_object()
+        payload = ConnectionInputSerializer(data=request.data, partial=True)
+        payload.is_valid(raise_exception=True)
+        connection = services.connection_update(
+            connection=connection, actor=self.actor, **payload.validated_data
+        )
+        return Response(ConnectionSerializer(connection).data)
+
+    def perform_destroy(self, instance: Connection) -> None:
+        services.connection_delete(connection=instance, actor=self.actor)

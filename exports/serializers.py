@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.models import validate_timezone
+from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
+from exports import selectors
+from exports.choices import DestinationType, ExportFrequency, FilterOperator
+from exports.models import (
+    DESTINATION_OPTIONAL_KEYS,
+    DESTINATION_REQUIRED_KEY,
+    Export,
+    destination_problems,
+    filter_problems,
+)
+from integrations.models import Integration
+
+_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+@extend_schema_field({"type": "string", "pattern": _CLOCK_TIME.pattern, "example": "02:00"})
+class ClockTimeField(serializers.Field):
+    """A time of day as ``HH:MM`` on a 24-hour clock."""
+
+    default_error_messages = {
+        "invalid": "Must be a time of day as HH:MM on a 24-hour clock, for example 02:00."
+    }
+
+    def to_internal_value(self, data: Any) -> dt.time:
+        match = _CLOCK_TIME.match(data) if isinstance(data, str) else None
+        if match is None:
+            self.fail("invalid")
+        assert match is not None
+        return dt.time(int(match[1]), int(match[2]))
+
+    def to_representation(self, value: dt.time) -> str:
+        return value.strftime("%H:%M")
+
+
+class EntityNameField(serializers.CharField):
+    """An entity name; unlike a plain CharField it does not turn numbers into strings."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "required": ["type"],
+        "properties": {
+            "type": {"type": "string", "enum": DestinationType.values},
+            **{
+                key: {"type": "string"}
+                for key in sorted({*DESTINATION_REQUIRED_KEY.values(), *DESTINATION_OPTIONAL_KEYS})
+            },
+        },
+        "description": "Where the files go. Required per type: "
+        + ", ".join(f"{kind}: {key}" for kind, key in DESTINATION_REQUIRED_KEY.items())
+        + " (an SFTP connection of this account). Optional: "
+        + ", ".join(DESTINATION_OPTIONAL_KEYS)
+        + ". Replaced as a whole on PATCH.",
+        "example": {"type": "S3", "bucket": "exports-bucket", "path": "/contracts/"},
+    }
+)
+class DestinationField(StrictJSONObjectField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Record filter: field -> value (equality), or field -> object of operators ("
+        + ", ".join(FilterOperator.values)
+        + "; in takes a list). Passed through as sent.",
+        "example": {"status": "ACTIVE", "createdAt": {"gte": "2025-01-01"}},
+    }
+)
+class FilterField(StrictJSONObjectField):
+    pass
+
+
+class ExportScheduleSerializer(CamelSerializer):
+    """When an export runs; ``nextRunAt`` is computed from it in its time zone."""
+
+    frequency = serializers.ChoiceField(
+        choices=ExportFrequency.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Null (or blank) for an export that only runs when triggered.",
+    )
+    day = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=31,
+        help_text="WEEKLY: 0 (Monday) to 6 (Sunday). MONTHLY: 1 to 31, clamped to the month's "
+        "last day. Not used by other frequencies.",
+    )
+    time = ClockTimeField(
+        required=False, help_text="Local time of day, HH:MM. HOURLY uses only the minute."
+    )
+    timezone = serializers.CharField(
+        required=False,
+        max_length=64,
+        validators=[validate_timezone],
+        help_text="IANA time zone the time is read in (default UTC).",
+    )
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        data["frequency"] = data["frequency"] or None
+        return data
+
+
+class ExportSerializer(CamelModelSerializer):
+    """An export definition: which entities, in which file format, when, and where to."""
+
+    export_id = serializers.UUIDField(source="id", read_only=True)
+    integration_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text="An integration of this account the export belongs to.",
+    )
+    entities = serializers.ListField(
+        child=EntityNameField(max_length=100), allow_empty=False, max_length=100
+    )
+    filter = FilterField(required=False)
+    schedule = ExportScheduleSerializer(
+        source="*",
+        required=False,
+        help_text="Merged key by key on PATCH; nextRunAt is recomputed when it changes.",
+    )
+    destination = DestinationField()
+
+    class Meta:
+        model = Export
+        fields = [
+            "id",
+            "export_id",
+            "name",
+            "format",
+            "entities",
+            "filter",
+            "schedule",
+            "destination",
+            "integration_id",
+            "state",
+            "next_run_at",
+            "last_run_at",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "next_run_at", "last_run_at", "created_at", "updated_at"]
+
+    def validate_filter(self, value: dict[str, Any]) -> dict[str, Any]:
+        if problems := filter_problems(value):
+            raise serializers.ValidationError(problems)
+        return value
+
+    def validate_destination(self, value: dict[str, Any]) -> dict[str, Any]:
+        if problems := destination_problems(value):
+            raise serializers.ValidationError(problems)
+        return value
+
+
+def integration_export_documents(integration: Integration) -> list[dict[str, Any]]:
+    """An integration's exports as the API represents them, for its template and revisions."""
+    exports = selectors.integration_exports(integration=integration)
+    return [dict(item) for item in ExportSerializer(exports, many=True).data]
