@@ -4,29 +4,15 @@ from typing import Any
 from rest_framework import serializers
 
 from accounts.models import ApiKey, AuditEntry, Dealership, Event
+from accounts.services import DEALERSHIP_FIELDS
 from config.api.serializers import CamelModelSerializer
 
 
 class DealershipSerializer(CamelModelSerializer):
     class Meta:
         model = Dealership
-        fields = [
-            "id",
-            "account_id",
-            "name",
-            "address_line1",
-            "address_line2",
-            "city",
-            "region",
-            "postal_code",
-            "country",
-            "phone",
-            "timezone",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", "account_id", *DEALERSHIP_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["id", "account_id", "created_at", "updated_at"]
-        extra_kwargs = {"account_id": {"read_only": True}}
 
 
 class ApiKeySerializer(CamelModelSerializer):

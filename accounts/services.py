@@ -118,10 +118,24 @@ def event_record(
 M = TypeVar("M", bound=models.Model)
 
 
-def _owner_ids(instance: models.Model) -> tuple[Account, Any]:
-    account = instance.account  # type: ignore[attr-defined]
-    integration_id = getattr(instance, "integration_id", None)
-    return account, integration_id
+def audit_object(
+    instance: models.Model,
+    *,
+    actor: Actor,
+    resource_type: str,
+    action: str,
+    changes: dict[str, Any],
+) -> AuditEntry:
+    """Audit a change to a tenant-owned object: its account, and its integration if it has one."""
+    return audit_record(
+        account=instance.account,  # type: ignore[attr-defined]
+        actor=actor,
+        resource_type=resource_type,
+        resource_id=instance.pk,
+        action=action,
+        changes=changes,
+        integration_id=getattr(instance, "integration_id", None),
+    )
 
 
 @transaction.atomic
@@ -129,15 +143,13 @@ def resource_create(*, instance: M, actor: Actor, resource_type: str, fields: li
     """Save a new tenant-owned object and audit it, in one transaction."""
     instance.full_clean()
     instance.save()
-    account, integration_id = _owner_ids(instance)
-    audit_record(
-        account=account,
+    changes = diff({}, field_values(instance, fields))
+    audit_object(
+        instance,
         actor=actor,
         resource_type=resource_type,
-        resource_id=instance.pk,
         action=AuditAction.CREATED,
-        changes=diff({}, field_values(instance, fields)),
-        integration_id=integration_id,
+        changes=changes,
     )
     return instance
 
@@ -152,17 +164,13 @@ def resource_update(
         setattr(instance, name, value)
     instance.full_clean()
     instance.save()
-    changes = diff(before, field_values(instance, fields))
-    if changes:
-        account, integration_id = _owner_ids(instance)
-        audit_record(
-            account=account,
+    if changes := diff(before, field_values(instance, fields)):
+        audit_object(
+            instance,
             actor=actor,
             resource_type=resource_type,
-            resource_id=instance.pk,
             action=AuditAction.UPDATED,
             changes=changes,
-            integration_id=integration_id,
         )
     return instance
 
@@ -175,15 +183,13 @@ def resource_delete(
 
     An object still referenced through a protected foreign key is a 409 and stays.
     """
-    account, integration_id = _owner_ids(instance)
-    audit_record(
-        account=account,
+    changes = diff(field_values(instance, fields), {})
+    audit_object(
+        instance,
         actor=actor,
         resource_type=resource_type,
-        resource_id=instance.pk,
         action=AuditAction.DELETED,
-        changes=diff(field_values(instance, fields), {}),
-        integration_id=integration_id,
+        changes=changes,
     )
     try:
         instance.delete()

@@ -13,7 +13,7 @@ from django.utils import timezone as django_timezone
 
 from accounts.choices import AuditAction
 from accounts.models import Account
-from accounts.services import Actor, audit_record, diff, field_values
+from accounts.services import Actor, audit_object, diff, field_values
 from config.api.errors import InvalidInput
 from connectors.models import Connection
 from exports.choices import DestinationType, ExportFrequency, ExportState
@@ -134,15 +134,7 @@ def _check_schedule(export: Export) -> None:
 
 
 def _audit(export: Export, *, actor: Actor, action: str, changes: dict[str, Any]) -> None:
-    audit_record(
-        account=export.account,
-        actor=actor,
-        resource_type="export",
-        resource_id=export.pk,
-        action=action,
-        changes=changes,
-        integration_id=export.integration_id,
-    )
+    audit_object(export, actor=actor, resource_type="export", action=action, changes=changes)
 
 
 @transaction.atomic
