@@ -48,28 +48,21 @@ AUDIT_FIELDS = [
     "uninstall_steps",
 ]
 
-# Definition fields a clone copies; run state (status, counters, last error) starts afresh.
+# Definition fields a clone copies as they are; run state (status, counters, last error) starts
+# afresh, relations are copied separately and install progress is reset.
 CLONED_FIELDS = [
-    "dealership",
-    "type",
-    "source_connection",
-    "destination_connection",
-    "data_type",
-    "config",
-    "frequency_value",
-    "frequency_unit",
-    "rolling_window_days",
-    "one_off",
-    "historical_sync_start_date",
-    "sync_settings",
-    "state",
-    "settings",
-    "version",
-    "tag",
-    "flow_groupings",
-    "aliases",
-    "install_steps",
-    "uninstall_steps",
+    field
+    for field in AUDIT_FIELDS
+    if field
+    not in {
+        "name",
+        "next_run_at",
+        "depends_on",
+        "connections",
+        "update_in_progress",
+        "install_steps",
+        "uninstall_steps",
+    }
 ]
 
 
@@ -292,11 +285,7 @@ def integration_clone(
         status=IntegrationStatus.PENDING,
         install_steps=default_steps_progress(integration.install_steps),
         uninstall_steps=default_steps_progress(integration.uninstall_steps),
-        **{
-            field: getattr(integration, field)
-            for field in CLONED_FIELDS
-            if field not in ("install_steps", "uninstall_steps")
-        },
+        **{field: getattr(integration, field) for field in CLONED_FIELDS},
     )
     clone.next_run_at = compute_next_run_at(
         frequency_value=clone.frequency_value,
