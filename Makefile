@@ -11,13 +11,14 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test run clean distclean
+.PHONY: help install lint test bench run clean distclean
 
 help:
 	@echo "make install    create $(VENV) and install Railyard with its dev tools"
 	@echo "make run        migrate, create the demo tenant, start web (:8000), worker and beat"
 	@echo "make test       run the test suite (PYTEST_ARGS='-k name -x' to narrow it)"
 	@echo "make lint       ruff check, ruff format --check, mypy"
+	@echo "make bench      run the benchmarks (against PostgreSQL when DATABASE_URL is set)"
 	@echo "make clean      remove var/ and caches (keeps $(VENV))"
 	@echo "make distclean  clean, and remove $(VENV) too"
 
@@ -42,6 +43,11 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Each benchmark prints its rates beside a reference measured in the same run (BENCH_ARGS, e.g.
+# "--rows 100000" or "--only merge", narrows it).
+bench: $(INSTALLED)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 # Without REDIS_URL the stack runs on the embedded Redis: start it before anything imports the
 # settings and stop it however honcho ends (a process exiting, Ctrl-C, SIGTERM). honcho runs each

@@ -54,7 +54,9 @@ INSTALLED_APPS = [
     "accounts",
     "connectors",
     "integrations",
+    "syncengine",
     "exports",
+    "sftpgateway",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +211,23 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+
+# --- feeds ------------------------------------------------------------------------------------
+# Received feed files are kept here (immutable copies; reprocessing reads them again).
+FEED_STORAGE_DIR = Path(env("FEED_STORAGE_DIR", default=str(DATA_DIR / "feeds")))
+# A file left "received" this long (its task was lost, say Redis was down) is dispatched again.
+FEED_REDISPATCH_AFTER_SECONDS = env.int("FEED_REDISPATCH_AFTER_SECONDS", default=120)
+
+# --- SFTP gateway -----------------------------------------------------------------------------
+SFTP_PUBLIC_HOST = env("SFTP_PUBLIC_HOST", default="localhost")
+SFTP_PORT = env.int("SFTP_PORT", default=2222)
+SFTP_ROOT_DIR = Path(env("SFTP_ROOT_DIR", default=str(DATA_DIR / "sftp")))
+SFTP_MAX_FILE_SIZE = env.int("SFTP_MAX_FILE_SIZE", default=2 * 1024**3)
+SFTP_MAX_SESSIONS_PER_USER = env.int("SFTP_MAX_SESSIONS_PER_USER", default=4)
+SFTP_MAX_SESSIONS = env.int("SFTP_MAX_SESSIONS", default=100)
+SFTP_IDLE_TIMEOUT_SECONDS = env.int("SFTP_IDLE_TIMEOUT_SECONDS", default=600)
+SFTP_LOCKOUT_THRESHOLD = env.int("SFTP_LOCKOUT_THRESHOLD", default=5)
+SFTP_LOCKOUT_SECONDS = env.int("SFTP_LOCKOUT_SECONDS", default=900)
 
 LOGGING = {
     "version": 1,

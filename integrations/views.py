@@ -134,10 +134,15 @@ class IntegrationViewSet(TenantViewSet):
     def get_tenant_queryset(self, account: Account) -> QuerySet[Integration]:
         return selectors.integration_list(account=account)
 
-    def perform_create(self, serializer: BaseSerializer[Any]) -> None:
-        serializer.instance = services.integration_create(
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        integration = services.integration_create(
             account=self.account, actor=self.actor, **serializer.validated_data
         )
+        # Credentials provisioned with it (the SFTP login of a feed) are shown in this answer only.
+        body = {**self.get_serializer(integration).data, **getattr(integration, "provisioned", {})}
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_update(self, serializer: BaseSerializer[Any]) -> None:
         integration = serializer.instance
@@ -169,7 +174,8 @@ class IntegrationViewSet(TenantViewSet):
         clone = services.integration_clone(
             integration=self.get_object(), actor=self.actor, name=body.validated_data.get("name")
         )
-        return Response(self.get_serializer(clone).data, status=status.HTTP_201_CREATED)
+        body = {**self.get_serializer(clone).data, **getattr(clone, "provisioned", {})}
+        return Response(body, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Flows of an integration", responses=FlowSerializer(many=True), tags=TAG)
     @action(

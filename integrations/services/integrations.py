@@ -16,6 +16,7 @@ from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector
 from integrations.choices import DataType, IntegrationState, IntegrationStatus
+from integrations.hooks import run_created_hooks, run_deleted_hooks
 from integrations.models import FileImport, Flow, Integration, IntegrationShare
 from integrations.scheduling import compute_next_run_at
 from integrations.validators import SYNC_SETTINGS_DEFAULTS, default_steps_progress
@@ -198,6 +199,8 @@ def integration_create(*, account: Account, actor: Actor, **values: Any) -> Inte
         integration, actor, AuditAction.CREATED, diff({}, field_values(integration, AUDIT_FIELDS))
     )
     _event(integration, "integration.created")
+    # What other apps provision for it (SFTP credentials), shown once in the create response.
+    integration.provisioned = run_created_hooks(integration, actor)  # type: ignore[attr-defined]
     return integration
 
 
@@ -240,6 +243,7 @@ def integration_delete(*, integration: Integration, actor: Actor) -> None:
     integration.deleted_at = timezone.now()
     integration.next_run_at = None
     integration.save(update_fields=["deleted_at", "next_run_at", "updated_at"])
+    run_deleted_hooks(integration, actor)
     _audit(
         integration,
         actor,
@@ -324,6 +328,7 @@ def integration_clone(
     changes["clonedFrom"] = {"before": None, "after": str(integration.pk)}
     _audit(clone, actor, AuditAction.CREATED, changes)
     _event(clone, "integration.created", clonedFrom=str(integration.pk))
+    clone.provisioned = run_created_hooks(clone, actor)  # type: ignore[attr-defined]
     return clone
 
 

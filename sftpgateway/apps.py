@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SftpGatewayConfig(AppConfig):
+    name = "sftpgateway"
+    verbose_name = "SFTP gateway"

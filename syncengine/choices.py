@@ -1,0 +1,52 @@
+from django.db import models
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "QUEUED", "Queued"
+    RUNNING = "RUNNING", "Running"
+    COMPLETED = "COMPLETED", "Completed"
+    FAILED = "FAILED", "Failed"
+    CANCELLED = "CANCELLED", "Cancelled"
+
+
+class JobTrigger(models.TextChoices):
+    FILE = "file", "File received"
+    MANUAL = "manual", "Manual"
+    SCHEDULE = "schedule", "Schedule"
+    REPROCESS = "reprocess", "Reprocess"
+
+
+class FeedFileStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
+    FAILED = "failed", "Failed"
+    REJECTED = "rejected", "Rejected"
+    PARTIAL = "partial", "Partial upload"
+
+
+class FeedFileSource(models.TextChoices):
+    SFTP = "sftp", "SFTP gateway"
+    SFTP_PULL = "sftp_pull", "SFTP pull"
+    REPROCESS = "reprocess", "Reprocess"
+
+
+class VehicleStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SOLD = "sold", "Sold"
+    REMOVED = "removed", "Removed"
+
+
+class VehicleCondition(models.TextChoices):
+    NEW = "new", "New"
+    USED = "used", "Used"
+    CPO = "cpo", "Certified pre-owned"
+
+
+class ChangeType(models.TextChoices):
+    CREATED = "created", "Created"
+    UPDATED = "updated", "Updated"
+    SOLD = "sold", "Sold"
+    REMOVED = "removed", "Removed"
+    REACTIVATED = "reactivated", "Reactivated"

@@ -1,0 +1,221 @@
+"""Sync jobs, received feed files with their processing log, and the vehicle record store."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Account, Dealership
+from integrations.models import Integration
+from syncengine.choices import (
+    ChangeType,
+    FeedFileSource,
+    FeedFileStatus,
+    JobStatus,
+    JobTrigger,
+    VehicleCondition,
+    VehicleStatus,
+)
+
+
+class SyncJob(models.Model):
+    """One run: a row first, a Celery task second. Claimed with a conditional update.
+
+    At most one job per integration runs at a time; a partial unique index guarantees it.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="sync_jobs")
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_jobs"
+    )
+    trigger = models.CharField(max_length=10, choices=JobTrigger.choices)
+    mode = models.CharField(max_length=12, default="FULL")
+    entities = models.JSONField(default=list, blank=True)
+    status = models.CharField(
+        max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    stats = models.JSONField(default=dict, blank=True)
+    progress = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    log = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="syncjob_one_running_per_integration",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} job {self.pk} ({self.status})"
+
+
+class FeedFile(models.Model):
+    """A received feed file and the log of its processing (seed 000's sync log).
+
+    The row is committed before the uploader is told the upload succeeded, so it doubles as the
+    outbox of the ingestion queue: a sweep re-dispatches rows left ``received``.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="feed_files")
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="feed_files"
+    )
+    job = models.ForeignKey(
+        SyncJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="feed_files"
+    )
+    source = models.CharField(
+        max_length=10, choices=FeedFileSource.choices, default=FeedFileSource.SFTP
+    )
+    filename = models.CharField(max_length=255)
+    stored_path = models.CharField(
+        max_length=500, help_text="Relative to FEED_STORAGE_DIR.", blank=True
+    )
+    size = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, db_index=True)
+    received_at = models.DateTimeField(db_index=True)
+    remote_address = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=24,
+        choices=FeedFileStatus.choices,
+        default=FeedFileStatus.RECEIVED,
+        db_index=True,
+    )
+    processed_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    records_total = models.PositiveIntegerField(default=0)
+    records_created = models.PositiveIntegerField(default=0)
+    records_updated = models.PositiveIntegerField(default=0)
+    records_unchanged = models.PositiveIntegerField(default=0)
+    records_removed = models.PositiveIntegerField(default=0)
+    records_sold = models.PositiveIntegerField(default=0)
+    records_skipped = models.PositiveIntegerField(default=0)
+    records_errors = models.PositiveIntegerField(default=0)
+    warnings = models.JSONField(default=list, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    error_samples = models.JSONField(
+        default=list, blank=True, help_text="The first rejected rows: row number, reason, values."
+    )
+    force = models.BooleanField(
+        default=False, help_text="Process even when the safety guard would reject the file."
+    )
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["integration", "-received_at"]),
+            models.Index(fields=["status", "received_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.status})"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.FEED_STORAGE_DIR) / self.stored_path
+
+
+class Vehicle(models.Model):
+    """One vehicle of one integration's inventory, keyed by VIN (or stock number without one)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="vehicles")
+    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="vehicles")
+    dealership = models.ForeignKey(
+        Dealership, null=True, blank=True, on_delete=models.SET_NULL, related_name="vehicles"
+    )
+    key = models.CharField(max_length=100, help_text="The VIN, or 'stock:<number>' without one.")
+    status = models.CharField(
+        max_length=10, choices=VehicleStatus.choices, default=VehicleStatus.ACTIVE, db_index=True
+    )
+
+    vin = models.CharField(max_length=32, blank=True, null=True, db_index=True)
+    stock_number = models.CharField(max_length=64, blank=True, null=True, db_index=True)
+    condition = models.CharField(
+        max_length=4, choices=VehicleCondition.choices, blank=True, null=True
+    )
+    year = models.IntegerField(null=True, blank=True)
+    make = models.CharField(max_length=100, blank=True, null=True)
+    model = models.CharField(max_length=100, blank=True, null=True)
+    trim = models.CharField(max_length=200, blank=True, null=True)
+    body_style = models.CharField(max_length=100, blank=True, null=True)
+    exterior_color = models.CharField(max_length=100, blank=True, null=True)
+    interior_color = models.CharField(max_length=100, blank=True, null=True)
+    mileage = models.IntegerField(null=True, blank=True)
+    price = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    msrp = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    invoice = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    book_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    in_stock_date = models.DateField(null=True, blank=True)
+    certified = models.BooleanField(null=True, blank=True)
+    engine = models.CharField(max_length=200, blank=True, null=True)
+    transmission = models.CharField(max_length=200, blank=True, null=True)
+    drivetrain = models.CharField(max_length=100, blank=True, null=True)
+    fuel_type = models.CharField(max_length=100, blank=True, null=True)
+    doors = models.IntegerField(null=True, blank=True)
+    description = models.TextField(blank=True, null=True)
+    features = models.JSONField(default=list, blank=True)
+    photo_urls = models.JSONField(default=list, blank=True)
+    vdp_url = models.TextField(blank=True, null=True)
+    extra = models.JSONField(
+        default=dict, blank=True, help_text="Source columns mapped to nothing."
+    )
+
+    # Merge bookkeeping.
+    content_hash = models.CharField(max_length=32, blank=True)
+    missing_syncs = models.PositiveIntegerField(default=0)
+    missing_since = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    sold_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["integration", "key"], name="vehicle_integration_key")
+        ]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["account", "make", "model"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class VehicleVersion(models.Model):
+    """A change to a vehicle (with ``track_history``): the changed fields, old and new values."""
+
+    id = models.BigAutoField(primary_key=True)
+    vehicle = models.ForeignKey(Vehicle, on_delete=models.CASCADE, related_name="versions")
+    feed_file = models.ForeignKey(
+        FeedFile, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    change_type = models.CharField(max_length=12, choices=ChangeType.choices)
+    changes = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.vehicle_id} {self.change_type}"
