@@ -174,8 +174,8 @@ class IntegrationViewSet(TenantViewSet):
         clone = services.integration_clone(
             integration=self.get_object(), actor=self.actor, name=body.validated_data.get("name")
         )
-        body = {**self.get_serializer(clone).data, **getattr(clone, "provisioned", {})}
-        return Response(body, status=status.HTTP_201_CREATED)
+        data = {**self.get_serializer(clone).data, **getattr(clone, "provisioned", {})}
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="Flows of an integration", responses=FlowSerializer(many=True), tags=TAG)
     @action(

@@ -240,7 +240,7 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
         return None
     started = time.monotonic()
     integration = feed_file.integration
-    _start_job(feed_file)
+    job = _start_job(feed_file)
     if integration.deleted_at is not None:
         _finish(
             feed_file,
@@ -284,7 +284,7 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
                             "values": rejected.values,
                         }
                     )
-                SyncJob.objects.filter(pk=feed_file.job_id).update(
+                SyncJob.objects.filter(pk=job.pk).update(
                     progress={"done": total}, heartbeat_at=timezone.now()
                 )
         feed_file.records_total = total
