@@ -204,6 +204,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_BEAT_SCHEDULE = {
+    "redispatch-feed-files": {
+        "task": "syncengine.tasks.feed_files_redispatch",
+        "schedule": 60.0,
+    },
     "prune-events": {
         "task": "accounts.tasks.events_prune",
         "schedule": crontab(hour=3, minute=17),
@@ -217,6 +221,10 @@ EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
 FEED_STORAGE_DIR = Path(env("FEED_STORAGE_DIR", default=str(DATA_DIR / "feeds")))
 # A file left "received" this long (its task was lost, say Redis was down) is dispatched again.
 FEED_REDISPATCH_AFTER_SECONDS = env.int("FEED_REDISPATCH_AFTER_SECONDS", default=120)
+# A running file job whose heartbeat is older than this lost its worker; it is queued again,
+# at most FEED_MAX_ATTEMPTS times in all.
+FEED_STALE_JOB_SECONDS = env.int("FEED_STALE_JOB_SECONDS", default=600)
+FEED_MAX_ATTEMPTS = env.int("FEED_MAX_ATTEMPTS", default=3)
 
 # --- SFTP gateway -----------------------------------------------------------------------------
 SFTP_PUBLIC_HOST = env("SFTP_PUBLIC_HOST", default="localhost")

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from accounts.models import Account
 from connectors.models import Connection
@@ -40,6 +41,11 @@ def integration_list(*, account: Account) -> QuerySet[Integration]:
         .select_related("source_connection", "destination_connection")
         .prefetch_related("depends_on")
     )
+
+
+def integration_get(*, account: Account, integration_id: Any) -> Integration:
+    """A live integration of ``account``; anything else (another account's, deleted) is a 404."""
+    return get_object_or_404(Integration, pk=integration_id, account=account)
 
 
 def integration_connections(*, integration: Integration) -> QuerySet[Connection]:

@@ -6,16 +6,26 @@ import logging
 import os
 import shutil
 import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from accounts.services import event_record
-from integrations.models import Integration
-from syncengine.choices import FeedFileSource
-from syncengine.models import FeedFile
+from accounts.services import (
+    Actor,
+    audit_record,
+    event_record,
+    resource_create,
+    resource_update,
+)
+from config.api.errors import BadRequest, InvalidInput
+from integrations.models import FileImport, Integration
+from syncengine.choices import FeedFileSource, FeedFileStatus, JobStatus
+from syncengine.models import FeedFile, SyncJob
+from syncengine.vehicles import VEHICLE_FIELDS
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +45,8 @@ def dispatch_ingest(feed_file_id: uuid.UUID | str) -> None:
         ingest_feed_file.delay(str(feed_file_id))
     except Exception:
         logger.exception("Could not enqueue feed file %s; the sweep will retry", feed_file_id)
+        return
+    FeedFile.objects.filter(pk=feed_file_id).update(dispatched_at=timezone.now())
 
 
 def feed_file_receive(
@@ -88,3 +100,133 @@ def feed_file_receive(
         )
         transaction.on_commit(lambda: dispatch_ingest(feed_file.pk))
     return feed_file
+
+
+def feed_file_reprocess(*, feed_file: FeedFile, actor: Actor, force: bool = False) -> FeedFile:
+    """Run a stored file again with the integration's current mappings and settings.
+
+    The run is a new log entry (its own counts, its own job); ``force`` lets it past the
+    row-count guard that protects an inventory from a truncated file.
+    """
+    if not feed_file.stored_path or not feed_file.path.exists():
+        raise BadRequest("The stored copy of this file is gone; it cannot be reprocessed.")
+    with transaction.atomic():
+        rerun = FeedFile.objects.create(
+            account_id=feed_file.account_id,
+            integration_id=feed_file.integration_id,
+            source=FeedFileSource.REPROCESS,
+            filename=feed_file.filename,
+            stored_path=feed_file.stored_path,
+            size=feed_file.size,
+            sha256=feed_file.sha256,
+            received_at=timezone.now(),
+            force=force,
+        )
+        audit_record(
+            account=feed_file.account,
+            actor=actor,
+            resource_type="feed_file",
+            resource_id=rerun.pk,
+            action="reprocessed",
+            changes={
+                "reprocessOf": {"before": None, "after": str(feed_file.pk)},
+                "force": {"before": None, "after": force},
+            },
+            integration_id=feed_file.integration_id,
+        )
+        transaction.on_commit(lambda: dispatch_ingest(rerun.pk))
+    return rerun
+
+
+def feed_files_redispatch(*, now: datetime | None = None) -> int:
+    """The outbox sweep: dispatch files still ``received`` (their task was lost, e.g. Redis was
+    down), and recover files whose worker died mid-run (their job's heartbeat went stale)."""
+    now = now or timezone.now()
+    quiet = timedelta(seconds=settings.FEED_REDISPATCH_AFTER_SECONDS)
+    stale = timedelta(seconds=settings.FEED_STALE_JOB_SECONDS)
+    dispatched = 0
+    stuck = FeedFile.objects.filter(
+        status=FeedFileStatus.PROCESSING,
+        job__status=JobStatus.RUNNING,
+        job__heartbeat_at__lt=now - stale,
+    ).select_related("job")
+    for feed_file in stuck:
+        with transaction.atomic():
+            job = SyncJob.objects.select_for_update().get(pk=feed_file.job_id)
+            if job.status != JobStatus.RUNNING:
+                continue
+            job.status = JobStatus.FAILED
+            job.error = "The worker stopped answering (no heartbeat); the file is queued again."
+            job.completed_at = now
+            job.save(update_fields=["status", "error", "completed_at"])
+            exhausted = feed_file.attempts >= settings.FEED_MAX_ATTEMPTS
+            FeedFile.objects.filter(pk=feed_file.pk).update(
+                status=FeedFileStatus.FAILED if exhausted else FeedFileStatus.RECEIVED,
+                error=f"Gave up after {feed_file.attempts} attempts." if exhausted else "",
+                dispatched_at=None,
+            )
+    waiting = FeedFile.objects.filter(
+        status=FeedFileStatus.RECEIVED, received_at__lt=now - quiet
+    ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - quiet))
+    for feed_file_id in waiting.values_list("pk", flat=True)[:1000]:
+        dispatch_ingest(feed_file_id)
+        dispatched += 1
+    return dispatched
+
+
+def integration_mappings_update(
+    *, integration: Integration, actor: Actor, mappings: dict[str, str | None]
+) -> FileImport:
+    """Merge ``{source column: canonical field}`` overrides into the integration's file import
+    (seed 003's ``mapping.fields``); ``None`` removes an override. Applies to the next file and
+    to reprocessing."""
+    unknown = {
+        source: [f"{field!r} is not a canonical vehicle field."]
+        for source, field in mappings.items()
+        if field is not None and field not in VEHICLE_FIELDS
+    }
+    if unknown:
+        known = ", ".join(VEHICLE_FIELDS)
+        raise InvalidInput(
+            f"Unknown canonical fields; known fields: {known}.",
+            details={f"mappings.{source}": messages for source, messages in unknown.items()},
+        )
+    with transaction.atomic():
+        file_import = (
+            integration.file_imports.select_for_update().order_by("created_at", "pk").first()
+        )
+        if file_import is None:
+            file_import = FileImport(
+                account_id=integration.account_id,
+                integration=integration,
+                name=f"{integration.name} feed",
+            )
+        current = {
+            item["extract"]: item["generate"]
+            for item in (file_import.mapping or {}).get("fields", [])
+        }
+        for source, field in mappings.items():
+            if field is None:
+                current.pop(source, None)
+            else:
+                current[source] = field
+        values = {
+            "mapping": {
+                **(file_import.mapping or {}),
+                "fields": [
+                    {"extract": source, "generate": field} for source, field in current.items()
+                ],
+            }
+        }
+        if file_import.pk and not file_import._state.adding:
+            return resource_update(
+                instance=file_import,
+                actor=actor,
+                resource_type="import",
+                fields=["mapping"],
+                values=values,
+            )
+        file_import.mapping = values["mapping"]
+        return resource_create(
+            instance=file_import, actor=actor, resource_type="import", fields=["name", "mapping"]
+        )

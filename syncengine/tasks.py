@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.app.task import Task
 
-from syncengine import ingest
+from syncengine import ingest, services
+
+# A file waits while another job of its integration runs: files of one feed apply in order.
+BUSY_RETRY_SECONDS = 10
+BUSY_MAX_RETRIES = 360
 
 
-@shared_task(name="syncengine.tasks.ingest_feed_file")
-def ingest_feed_file(feed_file_id: str) -> None:
+@shared_task(bind=True, name="syncengine.tasks.ingest_feed_file", max_retries=BUSY_MAX_RETRIES)
+def ingest_feed_file(self: Task, feed_file_id: str) -> None:  # type: ignore[type-arg]
     """Parse, map, validate and merge one received feed file (queue ``ingest``)."""
-    ingest.feed_file_ingest(feed_file_id=feed_file_id)
+    try:
+        ingest.feed_file_ingest(feed_file_id=feed_file_id)
+    except ingest.IntegrationBusy as exc:
+        raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
+
+
+@shared_task(name="syncengine.tasks.feed_files_redispatch")
+def feed_files_redispatch() -> int:
+    """Beat: re-dispatch files left ``received`` and recover files whose worker died."""
+    return services.feed_files_redispatch()

@@ -9,3 +9,7 @@ os.environ.setdefault("CACHE_KEY_PREFIX", f"railyard-test-{os.getpid()}")
 from config.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# A file-backed SQLite test database, so a real worker process started by a test sees its rows.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
