@@ -51,6 +51,6 @@ RUN SECRET_KEY=collectstatic FIELD_ENCRYPTION_KEY=collectstatic REDIS_URL=redis:
     && rm -rf /tmp/collectstatic
 
 USER railyard
-EXPOSE 8000
+EXPOSE 8000 2222
 
 CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]

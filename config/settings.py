@@ -185,6 +185,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ExportFormatEnum": "exports.choices.ExportFormat",
         "ExportFrequencyEnum": "exports.choices.ExportFrequency",
+        "ExportStateEnum": "exports.choices.ExportState",
+        "IntegrationStateEnum": "integrations.choices.IntegrationState",
         "IntegrationStatusEnum": "integrations.choices.IntegrationStatus",
         "ConnectionStatusEnum": "connectors.choices.ConnectionStatus",
     },
@@ -207,6 +209,10 @@ CELERY_BEAT_SCHEDULE = {
     "redispatch-feed-files": {
         "task": "syncengine.tasks.feed_files_redispatch",
         "schedule": 60.0,
+    },
+    "prune-sftp-activity": {
+        "task": "sftpgateway.tasks.activity_prune",
+        "schedule": crontab(hour=3, minute=27),
     },
     "prune-events": {
         "task": "accounts.tasks.events_prune",
@@ -236,6 +242,18 @@ SFTP_MAX_SESSIONS = env.int("SFTP_MAX_SESSIONS", default=100)
 SFTP_IDLE_TIMEOUT_SECONDS = env.int("SFTP_IDLE_TIMEOUT_SECONDS", default=600)
 SFTP_LOCKOUT_THRESHOLD = env.int("SFTP_LOCKOUT_THRESHOLD", default=5)
 SFTP_LOCKOUT_SECONDS = env.int("SFTP_LOCKOUT_SECONDS", default=900)
+# Failures are counted over this window; each one is answered after a growing delay.
+SFTP_LOCKOUT_WINDOW_SECONDS = env.int("SFTP_LOCKOUT_WINDOW_SECONDS", default=SFTP_LOCKOUT_SECONDS)
+SFTP_FAILURE_DELAY_SECONDS = env.float("SFTP_FAILURE_DELAY_SECONDS", default=0.5)
+SFTP_FAILURE_DELAY_MAX_SECONDS = env.float("SFTP_FAILURE_DELAY_MAX_SECONDS", default=3.0)
+# How often a live session re-checks that its credential is still valid (revocation latency).
+SFTP_SESSION_RECHECK_SECONDS = env.float("SFTP_SESSION_RECHECK_SECONDS", default=2.0)
+SFTP_LOGIN_GRACE_SECONDS = env.float("SFTP_LOGIN_GRACE_SECONDS", default=60.0)
+SFTP_SHUTDOWN_GRACE_SECONDS = env.float("SFTP_SHUTDOWN_GRACE_SECONDS", default=60.0)
+SFTP_HOST_KEY_PATH = Path(env("SFTP_HOST_KEY_PATH", default=str(DATA_DIR / "sftp_host_key")))
+# Uploads cut off mid-transfer are kept here, outside every partner's root.
+SFTP_PARTIAL_DIR = Path(env("SFTP_PARTIAL_DIR", default=str(SFTP_ROOT_DIR / ".partial")))
+SFTP_ACTIVITY_RETENTION_DAYS = env.int("SFTP_ACTIVITY_RETENTION_DAYS", default=90)
 
 LOGGING = {
     "version": 1,

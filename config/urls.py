@@ -7,6 +7,8 @@ from config.health import healthz
 api_v1 = [
     path("", include("exports.urls")),
     path("", include("connectors.urls")),
+    path("", include("sftpgateway.urls")),
+    path("", include("syncengine.urls")),
     path("", include("integrations.urls")),
     path("", include("accounts.urls")),
 ]

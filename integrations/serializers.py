@@ -277,6 +277,25 @@ class IntegrationSerializer(CamelModelSerializer):
         return attrs
 
 
+class IntegrationCreatedSerializer(IntegrationSerializer):
+    """The create (and clone) answer: the integration, plus the SFTP login of a feed type."""
+
+    sftp = inline_serializer(
+        "SftpLogin",
+        {
+            "host": serializers.CharField(),
+            "port": serializers.IntegerField(),
+            "username": serializers.CharField(),
+            "password": serializers.CharField(help_text="Shown only in this response."),
+        },
+        required=False,
+        help_text="For vauto, homenet, elead and custom integrations: the partner's SFTP login.",
+    )
+
+    class Meta(IntegrationSerializer.Meta):
+        fields = [*IntegrationSerializer.Meta.fields, "sftp"]
+
+
 class CloneSerializer(CamelSerializer):
     name = serializers.CharField(required=False, max_length=200, help_text="Name of the copy.")
 

@@ -38,6 +38,7 @@ from integrations.serializers import (
     CloneSerializer,
     FileImportSerializer,
     FlowSerializer,
+    IntegrationCreatedSerializer,
     IntegrationSerializer,
     RevisionCreateSerializer,
     RevisionDetailSerializer,
@@ -99,7 +100,12 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
 
 @extend_schema_view(
     list=extend_schema(summary="List integrations", tags=TAG),
-    create=extend_schema(summary="Create an integration", tags=TAG),
+    create=extend_schema(
+        summary="Create an integration",
+        description="A feed integration (vauto, homenet, elead, custom) gets an SFTP login.",
+        responses={201: IntegrationCreatedSerializer},
+        tags=TAG,
+    ),
     retrieve=extend_schema(summary="Get an integration", tags=TAG),
     update=extend_schema(
         summary="Replace an integration",
@@ -164,7 +170,7 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         summary="Clone an integration",
         request=CloneSerializer,
-        responses={201: IntegrationSerializer},
+        responses={201: IntegrationCreatedSerializer},
         tags=TAG,
     )
     @action(detail=True, methods=["post"])

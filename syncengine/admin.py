@@ -11,7 +11,7 @@ from syncengine.models import FeedFile, SyncJob, Vehicle, VehicleVersion
 
 
 @admin.register(FeedFile)
-class FeedFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FeedFileAdmin(admin.ModelAdmin):
     list_display = [
         "filename",
         "integration",
@@ -56,7 +56,7 @@ class FeedFileAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(SyncJob)
-class SyncJobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SyncJobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "integration",
@@ -74,16 +74,16 @@ class SyncJobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class VehicleVersionInline(admin.TabularInline):  # type: ignore[type-arg]
+class VehicleVersionInline(admin.TabularInline):
     model = VehicleVersion
     extra = 0
     fields = ["created_at", "change_type", "changes"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "change_type", "changes"]
     can_delete = False
 
 
 @admin.register(Vehicle)
-class VehicleAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class VehicleAdmin(admin.ModelAdmin):
     list_display = [
         "key",
         "stock_number",

@@ -177,8 +177,13 @@ class Vehicle(models.Model):
         default=dict, blank=True, help_text="Source columns mapped to nothing."
     )
 
-    # Merge bookkeeping.
-    content_hash = models.CharField(max_length=32, blank=True)
+    # Merge bookkeeping (syncengine.merge). content_hash is a 64-bit digest of every canonical
+    # column and extra, compared in memory to skip unchanged rows; NULL for a row the merge did not
+    # write, which the next merge therefore rewrites. last_seen_at is when the merge last wrote the
+    # row because it was created, changed, came back or reappeared after a missed sync; an active
+    # vehicle with missing_syncs == 0 was also in every later file (so it was last seen at its
+    # integration's last_sync_at), because an unchanged row is deliberately not rewritten.
+    content_hash = models.BigIntegerField(null=True, blank=True)
     missing_syncs = models.PositiveIntegerField(default=0)
     missing_since = models.DateTimeField(null=True, blank=True)
     first_seen_at = models.DateTimeField()

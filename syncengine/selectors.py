@@ -76,7 +76,10 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
     preview["unmappedColumns"] = [c.source for c in columns if not c.field]
     preview["unmappedFields"] = sorted(set(VEHICLE_FIELDS) - mapped)
     frame = chunk.frame.astype(object).where(chunk.frame.notna(), None)
-    preview["rows"] = [vehicle_row(record) for record in frame.to_dict("records")]
+    preview["rows"] = [
+        vehicle_row({str(key): value for key, value in record.items()})
+        for record in frame.to_dict("records")
+    ]
     preview["rejected"] = [
         {"row": r.row_number, "reason": r.reason, "values": r.values} for r in chunk.rejected
     ]

@@ -105,7 +105,7 @@ class MappingsUpdateSerializer(CamelSerializer):
 
 
 class MappedColumnSerializer(CamelSerializer):
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # the column, not a DRF source
     position = serializers.IntegerField()
     field = serializers.CharField(allow_null=True)
     origin = serializers.ChoiceField(choices=["default", "custom"], allow_null=True)

@@ -98,7 +98,8 @@ def feed_file_receive(
                 },
             },
         )
-        transaction.on_commit(lambda: dispatch_ingest(feed_file.pk))
+        # robust: whatever happens while enqueueing, the upload itself has been recorded.
+        transaction.on_commit(lambda: dispatch_ingest(feed_file.pk), robust=True)
     return feed_file
 
 
@@ -134,7 +135,7 @@ def feed_file_reprocess(*, feed_file: FeedFile, actor: Actor, force: bool = Fals
             },
             integration_id=feed_file.integration_id,
         )
-        transaction.on_commit(lambda: dispatch_ingest(rerun.pk))
+        transaction.on_commit(lambda: dispatch_ingest(rerun.pk), robust=True)
     return rerun
 
 
@@ -151,8 +152,9 @@ def feed_files_redispatch(*, now: datetime | None = None) -> int:
         job__heartbeat_at__lt=now - stale,
     ).select_related("job")
     for feed_file in stuck:
+        assert feed_file.job is not None  # the filter joined on it
         with transaction.atomic():
-            job = SyncJob.objects.select_for_update().get(pk=feed_file.job_id)
+            job = SyncJob.objects.select_for_update().get(pk=feed_file.job.pk)
             if job.status != JobStatus.RUNNING:
                 continue
             job.status = JobStatus.FAILED

@@ -13,7 +13,7 @@ BUSY_MAX_RETRIES = 360
 
 
 @shared_task(bind=True, name="syncengine.tasks.ingest_feed_file", max_retries=BUSY_MAX_RETRIES)
-def ingest_feed_file(self: Task, feed_file_id: str) -> None:  # type: ignore[type-arg]
+def ingest_feed_file(self: Task, feed_file_id: str) -> None:
     """Parse, map, validate and merge one received feed file (queue ``ingest``)."""
     try:
         ingest.feed_file_ingest(feed_file_id=feed_file_id)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -52,8 +53,12 @@ def _tenant(name: str) -> Tenant:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    """Rate-limit counters live in Redis; each test starts with fresh ones."""
-    cache.clear()
+    """Rate-limit counters live in Redis; each test starts with fresh ones. Only this run's keys
+    are deleted (the key prefix names the process): the Redis server may be shared."""
+    client = cache._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture

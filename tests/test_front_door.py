@@ -71,10 +71,11 @@ def procfile() -> dict[str, str]:
     return dict(line.split(": ", 1) for line in lines if line.strip() and not line.startswith("#"))
 
 
-def test_procfile_runs_web_worker_and_beat_with_every_queue():
+def test_procfile_runs_web_worker_beat_and_the_sftp_gateway():
     processes = procfile()
 
-    assert set(processes) == {"web", "worker", "beat"}
+    assert set(processes) == {"web", "worker", "beat", "sftp"}
+    assert processes["sftp"] == "python manage.py run_sftp_gateway"
     assert "0.0.0.0:8000" in processes["web"]
     assert f"-Q {','.join(QUEUES)} " in processes["worker"]
     assert processes["beat"].startswith("celery -A config beat")

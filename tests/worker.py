@@ -87,7 +87,7 @@ def celery_worker(
             process.wait()
 
 
-def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):  # type: ignore[no-untyped-def]
+def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:

@@ -360,7 +360,11 @@ def test_every_write_is_audited_with_before_and_after(tenant, api, dealership):
 
     # deleted integrations have no API; the trail stays in the database
     assert response.status_code == 404
-    entries = list(AuditEntry.objects.filter(integration_id=pk).order_by("created_at", "id"))
+    entries = list(
+        AuditEntry.objects.filter(integration_id=pk, resource_type="integration").order_by(
+            "created_at", "id"
+        )
+    )
     assert [entry.action for entry in entries] == ["created", "updated", "deleted"]
     assert entries[1].changes["name"] == {"before": "A", "after": "B"}
     assert entries[1].actor_type == "api_key"

@@ -52,9 +52,9 @@ def test_clone_copies_definition_flows_and_imports_but_not_run_state(tenant, api
     assert cloned_import.name == "Inventory CSV"
     assert cloned_import.api_identifier != file_import.api_identifier
     assert clone.flows.get().file_import == cloned_import
-    assert AuditEntry.objects.get(integration_id=clone.pk).changes["clonedFrom"]["after"] == str(
-        integration.pk
-    )
+    assert AuditEntry.objects.get(integration_id=clone.pk, resource_type="integration").changes[
+        "clonedFrom"
+    ]["after"] == str(integration.pk)
 
 
 class TestConnections:
