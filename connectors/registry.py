@@ -7,6 +7,8 @@ they are encrypted at rest and never returned by the API.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import jsonschema
@@ -24,8 +26,57 @@ COMMON_CONFIG_PROPERTIES: dict[str, Any] = {
 }
 
 
+class ConnectorError(Exception):
+    """A connector failed. ``retryable`` says whether trying again later can help (timeouts,
+    5xx, 429, a dropped connection: yes; bad credentials, a missing table, other 4xx: no)."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """What ``Connector.test()`` found (seed 001's connection test answer)."""
+
+    success: bool
+    latency_ms: int
+    version: str | None = None
+    permissions: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """An entity a source offers: its name, primary key and the cursor for incremental reads."""
+
+    name: str
+    primary_key: list[str]
+    cursor_field: str | None = None
+    fields: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReadBatch:
+    """A batch of records read from a source, in cursor order.
+
+    ``cursor`` is the highest cursor value of this batch and every batch before it: committing
+    the batch and then saving ``cursor`` lets a retried job resume after it, not from the start.
+    """
+
+    records: list[dict[str, Any]]
+    cursor: Any = None
+
+
 class Connector:
-    """Base class of every catalog entry."""
+    """Base class of every catalog entry.
+
+    Class attributes describe the connector for the catalog. Connectors that move data are also
+    instantiated with a connection's config and resolved credentials and implement ``test()``,
+    ``discover()`` and ``read()`` (and ``write()`` for destinations); their errors are
+    ``ConnectorError``. Feed types (files pushed over SFTP) only describe themselves.
+    """
 
     id: ClassVar[str]
     name: ClassVar[str]
@@ -43,6 +94,37 @@ class Connector:
         "properties": {},
         "additionalProperties": False,
     }
+
+    is_source: ClassVar[bool] = False
+    is_destination: ClassVar[bool] = False
+
+    def __init__(self, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        self.config = config
+        self.credentials = credentials
+
+    def test(self) -> TestResult:
+        """Reach the system with the credentials; never raises (failures are in the result)."""
+        raise NotImplementedError
+
+    def discover(self) -> list[EntitySpec]:
+        """The entities this connection can read."""
+        raise NotImplementedError
+
+    def read(
+        self,
+        entity: str,
+        *,
+        cursor: Any = None,
+        date_range: tuple[Any, Any] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[ReadBatch]:
+        """Records of ``entity`` in cursor order. ``cursor`` None reads everything (FULL);
+        otherwise only records whose cursor field is greater (INCREMENTAL)."""
+        raise NotImplementedError
+
+    def write(self, entity: str, records: list[dict[str, Any]]) -> int:
+        """Upsert records into ``entity`` of a destination; returns how many were written."""
+        raise NotImplementedError
 
     @classmethod
     def config_schema(cls) -> dict[str, Any]:
