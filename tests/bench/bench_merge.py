@@ -41,66 +41,28 @@ from syncengine.merge import MergeCounts, VehicleMerge
 from syncengine.merge.rows import object_values
 from syncengine.models import Vehicle
 from syncengine.vehicles import VEHICLE_COLUMNS
+from tests.bench import feedgen
 
 CHUNK_ROWS = 100_000
 SEED = 20_260_301
 TARGETS = {"first load": 0.5, "identical again": 2.0, "10% changed, 1% new": 2.0}
 RSS_LIMIT_MB = 1024
 
-MAKES = {
-    "Honda": ["Accord", "Civic", "CR-V", "Pilot", "Odyssey"],
-    "Ford": ["F-150", "Escape", "Explorer", "Mustang", "Bronco"],
-    "Toyota": ["Camry", "Corolla", "RAV4", "Highlander", "Tacoma"],
-    "Chevrolet": ["Malibu", "Silverado 1500", "Equinox", "Tahoe", "Traverse"],
-    "Subaru": ["Outback", "Forester", "Crosstrek", "Impreza", "Ascent"],
-}
-TRIMS = ["Base", "LX", "EX-L", "Sport", "Limited", "Touring", "SE", "XLE", "Premium"]
-BODIES = ["Sedan", "SUV", "Crew Cab Pickup", "Hatchback", "Minivan", "Coupe"]
-COLOURS = ["Black", "White", "Silver", "Gray", "Blue", "Red", "Green", "Pearl White"]
-INTERIORS = ["Black", "Gray", "Beige", "Tan", "Ivory"]
-ENGINES = ["2.0L I4", "1.5L I4 Turbo", "3.5L V6", "5.0L V8", "2.5L I4", "Electric"]
-TRANSMISSIONS = ["Automatic", "CVT", "6-Speed Manual", "8-Speed Automatic"]
-DRIVETRAINS = ["FWD", "AWD", "4WD", "RWD"]
-FUELS = ["Gasoline", "Hybrid", "Diesel", "Electric"]
-FEATURES = [
-    "Bluetooth",
-    "Backup Camera",
-    "Heated Seats",
-    "Sunroof",
-    "Navigation",
-    "Apple CarPlay",
-    "Android Auto",
-    "Leather Seats",
-    "Keyless Entry",
-    "Remote Start",
-    "Blind Spot Monitor",
-    "Adaptive Cruise",
-]
-WORDS = [
-    "clean",
-    "carfax",
-    "one",
-    "owner",
-    "low",
-    "miles",
-    "well",
-    "maintained",
-    "great",
-    "condition",
-    "local",
-    "trade",
-    "non",
-    "smoker",
-    "fully",
-    "serviced",
-    "warranty",
-    "available",
-    "financing",
-    "easy",
-    "approval",
-    "call",
-    "today",
-]
+# The same vocabulary as the feed files the other benchmarks generate.
+MAKES = {make: models for make, _, models in feedgen.MAKES}
+TRIMS, BODIES, COLOURS, INTERIORS = (
+    feedgen.TRIMS,
+    feedgen.BODIES,
+    feedgen.COLOURS,
+    feedgen.INTERIORS,
+)
+ENGINES, TRANSMISSIONS = feedgen.ENGINES, feedgen.TRANSMISSIONS
+DRIVETRAINS, FUELS, FEATURES, WORDS = (
+    feedgen.DRIVETRAINS,
+    feedgen.FUELS,
+    feedgen.FEATURES,
+    feedgen.WORDS,
+)
 
 
 @dataclass(frozen=True)
