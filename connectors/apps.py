@@ -7,4 +7,9 @@ class ConnectorsConfig(AppConfig):
 
     def ready(self) -> None:
         # Importing the modules registers their connectors in the catalog.
-        from connectors import feeds  # noqa: F401
+        from connectors import (
+            feeds,  # noqa: F401
+            http_json,  # noqa: F401
+            postgres,  # noqa: F401
+            stripe,  # noqa: F401
+        )

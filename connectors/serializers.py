@@ -99,3 +99,21 @@ class ConnectionInputSerializer(CamelSerializer):
             "when the connection is used."
         ),
     )
+
+
+class ConnectionTestResultSerializer(CamelSerializer):
+    """What a connection test found (seed 001); ``error`` is present only when it failed."""
+
+    success = serializers.BooleanField(read_only=True)
+    latency = serializers.IntegerField(read_only=True, help_text="Milliseconds the test took.")
+    version = serializers.CharField(
+        read_only=True, allow_null=True, help_text="The remote system's version, when known."
+    )
+    permissions = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text='What the credentials allow, e.g. ["read", "write"].',
+    )
+    error = serializers.CharField(
+        read_only=True, required=False, help_text="Why the test failed, readable by a person."
+    )

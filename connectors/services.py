@@ -12,15 +12,17 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.utils import timezone
 
 from accounts.choices import AuditAction
-from accounts.models import Account
-from accounts.services import Actor, audit_record, diff, field_values
+from accounts.models import Account, Event
+from accounts.services import Actor, audit_record, diff, event_record, field_values
 from config.api.errors import BadRequest, Conflict, InvalidInput
 from config.crypto import encrypt_json
 from connectors.choices import ConnectionStatus
+from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
-from connectors.registry import Connector, get_connector
+from connectors.registry import Connector, TestResult, get_connector
 
 CONNECTION_AUDIT_FIELDS = ["name", "status", "config", "connector_id"]
 MASK = "***"
@@ -270,3 +272,86 @@ def connection_delete(*, connection: Connection, actor: Actor) -> None:
         action=AuditAction.DELETED,
         changes=changes,
     )
+
+
+# --- connection test -----------------------------------------------------------------------
+
+CONNECTED_EVENT = "integration.connected"
+
+
+def connection_test_data(result: TestResult) -> dict[str, Any]:
+    """A test result as stored in ``last_test_result`` and answered by the API (seed 001)."""
+    data: dict[str, Any] = {
+        "success": result.success,
+        "latency": result.latency_ms,
+        "version": result.version,
+        "permissions": list(result.permissions),
+    }
+    if result.error is not None:
+        data["error"] = result.error
+    return data
+
+
+def connection_test(*, connection: Connection, actor: Actor) -> TestResult:
+    """Reach the connection's system with its credentials and store what was found.
+
+    The status becomes ACTIVE on success and ERROR on failure; the first success ever records
+    ``integration.connected``. A connector without a test (the SFTP feed types) is a
+    ``BadRequest``. The test itself runs outside any transaction: it may wait on the network.
+    """
+    connector = _connector_or_error(connection.connector_id)
+    if connector.test is Connector.test:
+        if connection.connector_id in FEED_TYPES:
+            raise BadRequest("This connector has nothing to test: partners push files to Railyard.")
+        raise BadRequest("This connector has no connection test.")
+    try:
+        credentials = resolve_credentials(connection)
+    except BadRequest as error:
+        result = TestResult(success=False, latency_ms=0, error=error.message)
+    else:
+        result = connector(config=connection.config, credentials=credentials).test()
+    _connection_test_store(connection=connection, actor=actor, result=result)
+    return result
+
+
+@transaction.atomic
+def _connection_test_store(*, connection: Connection, actor: Actor, result: TestResult) -> None:
+    # The row lock makes two concurrent first successes record integration.connected once.
+    locked = Connection.objects.select_for_update().get(pk=connection.pk)
+    before = field_values(locked, CONNECTION_AUDIT_FIELDS)
+    locked.status = ConnectionStatus.ACTIVE if result.success else ConnectionStatus.ERROR
+    locked.last_tested_at = timezone.now()
+    locked.last_test_result = connection_test_data(result)
+    locked.save(update_fields=["status", "last_tested_at", "last_test_result", "updated_at"])
+    changes = diff(before, field_values(locked, CONNECTION_AUDIT_FIELDS))
+    if changes:
+        audit_record(
+            account=locked.account,
+            actor=actor,
+            resource_type="connection",
+            resource_id=locked.pk,
+            action=AuditAction.UPDATED,
+            changes=changes,
+        )
+    if result.success and not _connected_before(locked):
+        event_record(
+            account=locked.account,
+            type=CONNECTED_EVENT,
+            payload={
+                "connection": {
+                    "id": str(locked.pk),
+                    "connectorId": locked.connector_id,
+                    "name": locked.name,
+                }
+            },
+        )
+    for name in ("status", "last_tested_at", "last_test_result", "updated_at"):
+        setattr(connection, name, getattr(locked, name))
+
+
+def _connected_before(connection: Connection) -> bool:
+    return Event.objects.filter(
+        account=connection.account,
+        type=CONNECTED_EVENT,
+        payload__connection__id=str(connection.pk),
+    ).exists()

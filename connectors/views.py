@@ -4,6 +4,7 @@ from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -15,6 +16,7 @@ from connectors.models import Connection
 from connectors.serializers import (
     ConnectionInputSerializer,
     ConnectionSerializer,
+    ConnectionTestResultSerializer,
     ConnectorQuerySerializer,
     ConnectorSerializer,
 )
@@ -122,3 +124,21 @@ class ConnectionViewSet(TenantViewSet):
 
     def perform_destroy(self, instance: Connection) -> None:
         services.connection_delete(connection=instance, actor=self.actor)
+
+    @extend_schema(
+        summary="Test a connection",
+        operation_id="connections_test",
+        description=(
+            "Reaches the connected system with the stored credentials. The answer is 200 either "
+            "way: `success` false carries a readable `error`. The connection's status becomes "
+            "ACTIVE or ERROR and the result is kept as its last test; the first success records "
+            "`integration.connected`. 400 for feed connectors, which have nothing to test."
+        ),
+        request=None,
+        responses={200: ConnectionTestResultSerializer},
+        tags=["connections"],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})
+    def test(self, request: Request, connectionId: str) -> Response:
+        result = services.connection_test(connection=self.get_object(), actor=self.actor)
+        return Response(ConnectionTestResultSerializer(services.connection_test_data(result)).data)

@@ -48,7 +48,8 @@ def test_catalog_filters_by_category(api, payments_connector):
     payments = api.get("/api/v1/integrations/connectors?category=PAYMENTS")
     inventory = api.get("/api/v1/integrations/connectors?category=INVENTORY")
 
-    assert [c["connectorId"] for c in payments.json()["data"]] == ["test-payments"]
+    assert [c["connectorId"] for c in payments.json()["data"]] == ["stripe", "test-payments"]
+    assert {c["category"] for c in payments.json()["data"]} == {"PAYMENTS"}
     assert "test-payments" not in {c["connectorId"] for c in inventory.json()["data"]}
     assert {c["category"] for c in inventory.json()["data"]} == {"INVENTORY"}
 
