@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.db.models import QuerySet
@@ -15,6 +16,8 @@ from syncengine.serializers import vehicle_row
 from syncengine.vehicles import VEHICLE_FIELDS
 
 PREVIEW_ROWS = 10
+
+logger = logging.getLogger(__name__)
 
 
 def vehicle_list(*, account: Account) -> QuerySet[Vehicle]:
@@ -67,6 +70,11 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
             preview["warnings"] = list(reader.warnings) + list(chunk.warnings)
     except FeedFileError as exc:
         preview["error"] = str(exc)
+        return preview
+    except Exception as exc:
+        # The preview must describe a file that cannot be read, like its log entry does, not fail.
+        logger.exception("Mapping preview of %s failed", feed_file.pk)
+        preview["error"] = f"The latest file could not be read: {type(exc).__name__}: {exc}"
         return preview
     mapped = {column.field for column in columns if column.field}
     preview["columns"] = [

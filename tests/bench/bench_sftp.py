@@ -22,11 +22,12 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import setup_databases, teardown_databases
+
+from tests.sshkeys import write_private_key
 
 SIZE = 200 * 1024 * 1024
 RUNS = 3
@@ -48,19 +49,7 @@ CLIENT_OPTIONS = [
 
 def _write_key(path: Path) -> str:
     """Write an Ed25519 private key (OpenSSH format, 0600); return its public line."""
-    private = ed25519.Ed25519PrivateKey.generate()
-    path.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    public = private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
-    return public.decode()
+    return write_private_key(ed25519.Ed25519PrivateKey.generate(), path)
 
 
 def _payload(path: Path) -> str:

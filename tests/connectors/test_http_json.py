@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from connectors import http
 from connectors.http_json import HttpJsonConnector
 from connectors.registry import ConnectorError, EntitySpec
+from tests.connectors.fakehttp import Answer, json_server
+from tests.connectors.fakehttp import Request as Recorded
 
-
-@dataclass
-class Recorded:
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-
-    def param(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-
-Answer = tuple[int, dict[str, str], Any]
 Route = Callable[[Recorded], Answer]
 
 
@@ -45,42 +30,14 @@ class FakeApi:
 def fake_api() -> Iterator[FakeApi]:
     api = FakeApi()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            recorded = Recorded(
-                path=parts.path,
-                query=parse_qs(parts.query),
-                headers={key.lower(): value for key, value in self.headers.items()},
-            )
-            api.requests.append(recorded)
-            route = api.routes.get(parts.path)
-            status, headers, body = (
-                route(recorded) if route else (404, {}, {"message": "No such path"})
-            )
-            payload = json.dumps(body).encode()
-            try:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (the timeout test)
+    def answer(request: Recorded) -> Answer:
+        api.requests.append(request)
+        route = api.routes.get(request.path)
+        return route(request) if route else (404, {}, {"message": "No such path"})
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    api.url = f"http://127.0.0.1:{server.server_port}"
-    yield api
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with json_server(answer) as url:
+        api.url = url
+        yield api
 
 
 @pytest.fixture

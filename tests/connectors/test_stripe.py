@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from connectors import http
 from connectors.registry import ConnectorError, EntitySpec
 from connectors.stripe import StripeConnector
+from tests.connectors.fakehttp import Answer, Request, json_server
 
 API_KEY = "sk_test_4eC39HqLyjWDarjtT1zdp7dc"
 START = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp())
@@ -46,7 +43,7 @@ class FakeStripe:
     fail_next: list[int] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
 
-    def answer(self, request: Recorded) -> tuple[int, dict[str, str], Any]:
+    def answer(self, request: Recorded) -> Answer:
         if self.fail_next:
             status = self.fail_next.pop(0)
             error_type = "rate_limit_error" if status == 429 else "api_error"
@@ -97,36 +94,18 @@ def stripe_api() -> Iterator[FakeStripe]:
         ],
     }
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            recorded = Recorded(
-                path=parts.path,
-                query={key: values[0] for key, values in parse_qs(parts.query).items()},
-                headers={key.lower(): value for key, value in self.headers.items()},
-            )
-            fake.requests.append(recorded)
-            status, headers, body = fake.answer(recorded)
-            payload = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+    def answer(request: Request) -> Answer:
+        recorded = Recorded(
+            path=request.path,
+            query={key: values[0] for key, values in request.query.items()},
+            headers=request.headers,
+        )
+        fake.requests.append(recorded)
+        return fake.answer(recorded)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_port}"
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with json_server(answer) as url:
+        fake.url = url
+        yield fake
 
 
 @pytest.fixture

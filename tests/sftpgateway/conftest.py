@@ -19,13 +19,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from django.core.cache import cache
 
 from integrations.models import Integration
 from sftpgateway.server import SftpGateway, host_key_load_or_create
 from tests.factories import DealershipFactory
+from tests.sshkeys import write_private_key
 
 HOST = "127.0.0.1"
 SSH_COMMON = [
@@ -257,21 +257,10 @@ class KeyPair:
 
 
 def make_ed25519_key(directory: Path, name: str = "id_ed25519") -> KeyPair:
-    private = ed25519.Ed25519PrivateKey.generate()
     path = directory / name
-    path.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption(),
-        )
-    )
-    path.chmod(0o600)
-    public = private.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
+    public = write_private_key(ed25519.Ed25519PrivateKey.generate(), path)
     return KeyPair(
         private_path=path,
-        public_line=f"{public.decode()} partner@example",
+        public_line=f"{public} partner@example",
         pkey=paramiko.Ed25519Key.from_private_key_file(str(path)),
     )

@@ -5,7 +5,6 @@ import time
 
 import paramiko
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from sftpgateway.choices import ActivityEvent
@@ -19,6 +18,7 @@ from tests.sftpgateway.conftest import (
     sftp_batch,
     wait_for,
 )
+from tests.sshkeys import write_private_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,20 +165,8 @@ class TestPublicKeys:
         ids=["ecdsa", "rsa-3072"],
     )
     def test_openssh_logs_in_with_ecdsa_and_rsa_keys(self, feed, port, api, tmp_path, make_key):
-        private = make_key()
         path = tmp_path / "id_key"
-        path.write_bytes(
-            private.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.OpenSSH,
-                serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-        public = private.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
-        add_key(api, feed, public.decode())
+        add_key(api, feed, write_private_key(make_key(), path))
 
         result = sftp_batch(feed.username, port, ["ls"], identity=path, cwd=tmp_path)
 

@@ -106,6 +106,18 @@ def test_mapping_update_validates_fields_and_null_removes(feed, api):
     ]
 
 
+def test_preview_of_an_unreadable_file_reports_it(feed, upload, api):
+    upload(feed, b"\x00\x01\x02 not a feed \x00" * 100, filename="garbage.csv")
+
+    response = api.get(f"/api/v1/mappings/{feed.pk}/preview")
+
+    assert response.status_code == 200
+    data = response.json()["data"]
+    assert data["filename"] == "garbage.csv"
+    assert data["error"]
+    assert data["rows"] == []
+
+
 def test_preview_without_any_file(feed, api):
     data = api.get(f"/api/v1/mappings/{feed.pk}/preview").json()["data"]
 
