@@ -12,6 +12,8 @@ from rest_framework.response import Response
 
 from config.api.renderers import Enveloped
 
+MAX_OFFSET = 2**62
+
 
 def _parse_bound(request: Request, name: str, default: int, low: int, high: int | None) -> int:
     raw = request.query_params.get(name)
@@ -34,7 +36,8 @@ class LimitOffsetEnvelopePagination(LimitOffsetPagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         self.request = request
         self.page_limit = _parse_bound(request, "limit", self.default_limit, 1, self.max_limit)
-        self.page_offset = _parse_bound(request, "offset", 0, 0, None)
+        # Bounded so that offset + limit still fits the database's 64-bit integers.
+        self.page_offset = _parse_bound(request, "offset", 0, 0, MAX_OFFSET)
         self.count = self.get_count(queryset)
         return list(queryset[self.page_offset : self.page_offset + self.page_limit])
 

@@ -441,6 +441,7 @@ class TestListing:
             "limit=101",
             "limit=ten",
             "offset=-1",
+            "offset=99999999999999999999",
             "sort=color:asc",
             "sort=name:up",
         ],
