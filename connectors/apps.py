@@ -11,5 +11,6 @@ class ConnectorsConfig(AppConfig):
             feeds,  # noqa: F401
             http_json,  # noqa: F401
             postgres,  # noqa: F401
+            sftp_pull,  # noqa: F401
             stripe,  # noqa: F401
         )

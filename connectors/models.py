@@ -30,6 +30,9 @@ class Connection(models.Model):
     credentials_encrypted = models.TextField(blank=True, editable=False)
     credential_keys = models.JSONField(default=list, blank=True, editable=False)
     last_sync_at = models.DateTimeField(null=True, blank=True)
+    # When autoSync is on, the scheduler tick starts an INCREMENTAL sync at this moment and
+    # advances it by config.syncInterval; None when the connection has no schedule.
+    next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,9 +7,10 @@ database is theirs, not Railyard's. Identifiers are always quoted with ``psycopg
 from __future__ import annotations
 
 import base64
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as time_of_day
@@ -17,16 +18,18 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
+from psycopg.types.string import TextLoader
 
 from connectors.choices import ConnectorCategory, SyncMode
 from connectors.registry import (
     Connector,
     ConnectorError,
+    CopyBatch,
     EntitySpec,
     ReadBatch,
     TestResult,
@@ -98,6 +101,64 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(key): _jsonable(item) for key, item in value.items()}
     return value
+
+
+def _json_loads(data: bytes | str) -> Any:
+    # orjson parses json/jsonb values several times faster; it refuses only what the standard
+    # library accepts beyond JSON (NaN, integers beyond 64 bits), which takes those.
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    return json.loads(data)
+
+
+# How a value of a column type becomes JSON-safe, by type name. Types whose values psycopg already
+# loads as JSON-safe Python values (numbers, text, booleans, parsed json) are left alone; so are
+# numeric and uuid, loaded as their text (the same as str() of a Decimal or UUID, except that a
+# tiny numeric keeps its digits: 0.00000001 rather than 1E-8). Other types go through _jsonable.
+_JSON_SAFE_TYPES = {
+    "int2", "int4", "int8", "oid", "float4", "float8", "bool", "text", "varchar", "bpchar",
+    "name", "json", "jsonb", "numeric", "uuid",
+}  # fmt: skip
+_ISOFORMAT_TYPES: dict[str, Callable[[Any], Any]] = {
+    "timestamptz": datetime.isoformat,
+    "timestamp": datetime.isoformat,
+    "date": date.isoformat,
+    "time": time_of_day.isoformat,
+    "timetz": time_of_day.isoformat,
+}
+
+
+def _converters(
+    conn: psycopg.Connection[Any], description: list[psycopg.Column]
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(column index, converter) of the columns whose values are not JSON-safe as loaded."""
+    converters: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, column in enumerate(description):
+        info = conn.adapters.types.get(column.type_code)
+        name = info.name if info is not None else ""
+        if name in _JSON_SAFE_TYPES:
+            continue
+        converters.append((index, _ISOFORMAT_TYPES.get(name, _jsonable)))
+    return converters
+
+
+def _records(
+    names: list[str],
+    rows: list[tuple[Any, ...]],
+    converters: list[tuple[int, Callable[[Any], Any]]],
+) -> list[dict[str, Any]]:
+    """Rows as JSON-safe dicts, converted column by column (a few list comprehensions a batch
+    rather than a function call per value)."""
+    if not converters:
+        return [dict(zip(names, row, strict=True)) for row in rows]
+    columns = list(zip(*rows, strict=True))
+    for index, convert in converters:
+        columns[index] = tuple(
+            None if value is None else convert(value) for value in columns[index]
+        )
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _range_bound(value: Any, *, end: bool) -> tuple[Any, bool]:
@@ -319,6 +380,61 @@ class PostgresConnector(Connector):
 
     # --- read ----------------------------------------------------------------------------
 
+    def _window(
+        self,
+        spec: EntitySpec,
+        *,
+        cursor: Any,
+        date_range: tuple[Any, Any] | None,
+        alias: str | None = None,
+    ) -> tuple[sql.Composable, list[Any], sql.Composable]:
+        """`` WHERE ...`` (possibly empty) with its parameters and `` ORDER BY ...`` of a read of
+        ``spec`` after ``cursor`` and within ``date_range``: cursor order, then key order."""
+        cursor_field = spec.cursor_field
+        if cursor_field is not None and cursor_field not in spec.fields:
+            raise ConnectorError(
+                f'Cursor column "{cursor_field}" is not a column of "{spec.name}".',
+                retryable=False,
+            )
+        if cursor_field is None and (cursor is not None or date_range is not None):
+            raise ConnectorError(
+                f'"{spec.name}" has no cursor column: set config cursorFields.{spec.name} to '
+                "read it incrementally or by date range.",
+                retryable=False,
+            )
+        conditions: list[sql.Composable] = []
+        params: list[Any] = []
+
+        def column_of(name: str) -> sql.Identifier:
+            return sql.Identifier(alias, name) if alias else sql.Identifier(name)
+
+        if cursor_field is not None:
+            column = column_of(cursor_field)
+            if cursor is not None:
+                conditions.append(sql.SQL("{} > %s").format(column))
+                params.append(cursor)
+            if date_range is not None:
+                start, end = date_range
+                if start is not None:
+                    value, _ = _range_bound(start, end=False)
+                    conditions.append(sql.SQL("{} >= %s").format(column))
+                    params.append(value)
+                if end is not None:
+                    value, inclusive = _range_bound(end, end=True)
+                    operator = "<=" if inclusive else "<"
+                    conditions.append(sql.SQL("{} " + operator + " %s").format(column))
+                    params.append(value)
+        where: sql.Composable = sql.SQL("")
+        if conditions:
+            where = sql.SQL(" WHERE {}").format(sql.SQL(" AND ").join(conditions))
+        names = dict.fromkeys(name for name in [cursor_field, *spec.primary_key] if name)
+        order: sql.Composable = sql.SQL("")
+        if names:
+            order = sql.SQL(" ORDER BY {}").format(
+                sql.SQL(", ").join(column_of(name) for name in names)
+            )
+        return where, params, order
+
     def read(
         self,
         entity: str,
@@ -344,61 +460,136 @@ class PostgresConnector(Connector):
     ) -> Iterator[ReadBatch]:
         with self._connect() as conn:
             conn.read_only = True
-            spec = self._spec(self._table(conn, entity))
-            cursor_field = spec.cursor_field
-            if cursor_field is not None and cursor_field not in spec.fields:
-                raise ConnectorError(
-                    f'Cursor column "{cursor_field}" is not a column of "{entity}".',
-                    retryable=False,
-                )
-            if cursor_field is None and (cursor is not None or date_range is not None):
-                raise ConnectorError(
-                    f'"{entity}" has no cursor column: set config cursorFields.{entity} to '
-                    "read it incrementally or by date range.",
-                    retryable=False,
-                )
-            conditions: list[sql.Composable] = []
-            params: list[Any] = []
-            if cursor_field is not None:
-                column = sql.Identifier(cursor_field)
-                if cursor is not None:
-                    conditions.append(sql.SQL("{} > %s").format(column))
-                    params.append(cursor)
-                if date_range is not None:
-                    start, end = date_range
-                    if start is not None:
-                        value, _ = _range_bound(start, end=False)
-                        conditions.append(sql.SQL("{} >= %s").format(column))
-                        params.append(value)
-                    if end is not None:
-                        value, inclusive = _range_bound(end, end=True)
-                        operator = "<=" if inclusive else "<"
-                        conditions.append(sql.SQL("{} " + operator + " %s").format(column))
-                        params.append(value)
-            order = [name for name in [cursor_field, *spec.primary_key] if name is not None]
-            query = sql.SQL("SELECT * FROM {}.{}").format(
-                sql.Identifier(self.schema), sql.Identifier(entity)
+            table = self._table(conn, entity)
+            spec = self._spec(table)
+            where, params, order = self._window(spec, cursor=cursor, date_range=date_range)
+            query = sql.SQL("SELECT * FROM {}.{}{}{}").format(
+                sql.Identifier(self.schema), sql.Identifier(entity), where, order
             )
-            if conditions:
-                query = sql.SQL("{} WHERE {}").format(query, sql.SQL(" AND ").join(conditions))
-            if order:
-                query = sql.SQL("{} ORDER BY {}").format(
-                    query, sql.SQL(", ").join(sql.Identifier(name) for name in dict.fromkeys(order))
-                )
+            cursor_field = spec.cursor_field
+            # numeric and uuid as their text: no Decimal or UUID to build and turn back.
+            conn.adapters.register_loader("numeric", TextLoader)
+            conn.adapters.register_loader("uuid", TextLoader)
+            set_json_loads(_json_loads, conn)
             highest = cursor
-            with conn.cursor(name="railyard_read", row_factory=dict_row) as rows:
+            with conn.cursor(name="railyard_read") as rows:
                 rows.itersize = batch_size
                 rows.execute(query, params)
+                description = rows.description or []
+                names = [column.name for column in description]
+                converters = _converters(conn, description)
                 while batch := rows.fetchmany(batch_size):
+                    records = _records(names, batch, converters)
                     if cursor_field is not None:
                         # Rows come in cursor order, so the last one holds the batch's maximum.
-                        last = batch[-1][cursor_field]
+                        last = records[-1][cursor_field]
                         if last is not None:
-                            highest = _jsonable(last)
-                    records = [
-                        {key: _jsonable(value) for key, value in row.items()} for row in batch
-                    ]
+                            highest = last
                     yield ReadBatch(records=records, cursor=highest)
+
+    # --- bulk copy -----------------------------------------------------------------------
+
+    def can_copy(self, entity: str) -> bool:
+        try:
+            with self._connect() as conn:
+                return _copyable(self._table(conn, entity), self.config)
+        except psycopg.Error as error:
+            raise _connector_error(error) from error
+
+    def copy_rows(
+        self,
+        entity: str,
+        *,
+        cursor: Any = None,
+        date_range: tuple[Any, Any] | None = None,
+        batch_rows: int = 50_000,
+        leading: tuple[Any, ...] = (),
+        ordered: bool = True,
+    ) -> Iterator[CopyBatch]:
+        try:
+            yield from self._copy_rows(
+                entity,
+                cursor=cursor,
+                date_range=date_range,
+                batch_rows=batch_rows,
+                leading=leading,
+                ordered=ordered,
+            )
+        except psycopg.Error as error:
+            raise _connector_error(error) from error
+
+    def _copy_rows(
+        self,
+        entity: str,
+        *,
+        cursor: Any,
+        date_range: tuple[Any, Any] | None,
+        batch_rows: int,
+        leading: tuple[Any, ...],
+        ordered: bool,
+    ) -> Iterator[CopyBatch]:
+        """The server writes each record's JSON (``row_to_json``, with the columns ``read()``
+        turns to text turned to text in SQL, so both give the same JSON) and its hash; this
+        process only cuts the stream into batches and reads the cursor of a batch's last lines."""
+        with self._connect() as conn:
+            conn.read_only = True
+            table = self._table(conn, entity)
+            if not _copyable(table, self.config):
+                raise ConnectorError(f'"{entity}" cannot be copied in bulk.', retryable=False)
+            spec = self._spec(table)
+            where, params, order = self._window(
+                spec, cursor=cursor, date_range=date_range, alias="t"
+            )
+            cursor_field = spec.cursor_field
+            safe, highest = cursor, cursor
+            if not ordered:
+                # Storage order: rows stream from the first one instead of after a sort. No
+                # batch has a cursor to resume after; the highest is taken before reading, so a
+                # row changed during the read is read again next time, never missed.
+                order = sql.SQL("")
+                safe = None
+                if cursor_field is not None:
+                    maximum = conn.execute(
+                        sql.SQL("SELECT max({}) FROM {}.{} AS t{}").format(
+                            sql.Identifier("t", cursor_field),
+                            sql.Identifier(self.schema),
+                            sql.Identifier(entity),
+                            where,
+                        ),
+                        params,
+                    ).fetchone()
+                    if maximum is not None and maximum[0] is not None:
+                        highest = _jsonable(maximum[0])
+                cursor_field = None
+            # Each row's JSON is built once (OFFSET 0 keeps the planner from pulling the
+            # subquery up and building it twice, for the text and for its hash) and before the
+            # sort, from a LATERAL row of the columns as read() gives them; the ordered subquery
+            # is scanned in order, nothing above it reorders.
+            query = sql.SQL(
+                "COPY (SELECT {}{}key, doc, hashtextextended(doc, 0) FROM "
+                "(SELECT {}::text AS key, row_to_json(r)::text AS doc FROM {}.{} AS t, "
+                "LATERAL (SELECT {}) AS r{}{} OFFSET 0) AS d) TO STDOUT"
+            ).format(
+                sql.SQL(", ").join(sql.Literal(value) for value in leading),
+                sql.SQL(", ") if leading else sql.SQL(""),
+                sql.Identifier("t", spec.primary_key[0]),
+                sql.Identifier(self.schema),
+                sql.Identifier(entity),
+                sql.SQL(", ").join(_copy_column(name, kind) for name, kind in table.columns),
+                where,
+                order,
+            )
+            rows: list[Any] = []
+            with conn.cursor().copy(query, params) as copy:
+                for row in copy:
+                    rows.append(row)
+                    if len(rows) >= batch_rows:
+                        safe, highest = _batch_cursors(rows, cursor_field, safe, highest)
+                        yield CopyBatch(b"".join(rows), len(rows), safe, highest)
+                        rows = []
+            if rows:
+                safe, highest = _batch_cursors(rows, cursor_field, safe, highest)
+                yield CopyBatch(b"".join(rows), len(rows), safe, highest)
 
     # --- write ---------------------------------------------------------------------------
 
@@ -468,6 +659,64 @@ class PostgresConnector(Connector):
             conflict,
             action,
         )
+
+
+# Column types whose row_to_json value is what read() gives (after its own conversions).
+_COPY_JSON_TYPES = {
+    "integer", "bigint", "smallint", "text", "character varying", "character", "uuid",
+    "boolean", "double precision", "real", "json", "jsonb", "date",
+    "timestamp with time zone", "timestamp without time zone",
+}  # fmt: skip
+# Primary key types whose ::text is the key read() records get (str() of the value).
+_COPY_KEY_TYPES = {"integer", "bigint", "smallint", "text", "character varying", "uuid"}
+
+
+def _copyable(table: _Table, config: dict[str, Any]) -> bool:
+    """A table with a real single-column key whose columns all map to JSON as read() maps them
+    (views and configured keys may repeat a key, which a bulk load cannot take)."""
+    kinds = dict(table.columns)
+    return (
+        not table.is_view
+        and not (config.get("primaryKeys") or {}).get(table.name)
+        and len(table.primary_key) == 1
+        and kinds.get(table.primary_key[0]) in _COPY_KEY_TYPES
+        and all(kind in _COPY_JSON_TYPES or kind in ("numeric", "bytea") for kind in kinds.values())
+    )
+
+
+def _copy_column(name: str, kind: str) -> sql.Composable:
+    column = sql.Identifier("t", name)
+    if kind == "numeric":  # read() loads numeric as its text
+        return sql.SQL("{}::text AS {}").format(column, sql.Identifier(name))
+    if kind == "bytea":  # read() gives base64 without line breaks
+        return sql.SQL("translate(encode({}, 'base64'), E'\\n', '') AS {}").format(
+            column, sql.Identifier(name)
+        )
+    return sql.SQL("{} AS {}").format(column, sql.Identifier(name))
+
+
+def _line_cursor(row: Any, cursor_field: str) -> Any:
+    """The cursor value of one COPY line: from its JSON text (the line's last field but one),
+    whose backslashes COPY's text format doubled."""
+    doc = bytes(row).rstrip(b"\n").rsplit(b"\t", 2)[1].replace(b"\\\\", b"\\")
+    return _json_loads(doc).get(cursor_field)
+
+
+def _batch_cursors(
+    rows: list[Any], cursor_field: str | None, safe: Any, highest: Any
+) -> tuple[Any, Any]:
+    """(safe cursor, highest cursor) after a batch in cursor order: the highest value strictly
+    below the batch's last one (records sharing the last value may go on in the next batch)."""
+    if cursor_field is None:
+        return safe, highest
+    last = _line_cursor(rows[-1], cursor_field)
+    if last is None:
+        return safe, highest
+    for row in reversed(rows[:-1]):
+        value = _line_cursor(row, cursor_field)
+        if value != last:
+            return (value if value is not None else safe), last
+    return safe, last
 
 
 def _adapted(value: Any) -> Any:

@@ -69,6 +69,23 @@ class ReadBatch:
     cursor: Any = None
 
 
+@dataclass
+class CopyBatch:
+    """A batch of records as lines of PostgreSQL's ``COPY`` text format, for bulk loading:
+    each line holds the leading values the caller asked for, the record's key, its JSON text and
+    a 64-bit hash of that text, tab-separated.
+
+    ``cursor`` is safe to resume after: every record whose cursor value is at most it is in this
+    batch or an earlier one (records sharing the batch's last value may go on in the next batch).
+    ``highest`` is the last cursor value read so far.
+    """
+
+    lines: bytes
+    count: int
+    cursor: Any = None
+    highest: Any = None
+
+
 class Connector:
     """Base class of every catalog entry.
 
@@ -97,6 +114,9 @@ class Connector:
 
     is_source: ClassVar[bool] = False
     is_destination: ClassVar[bool] = False
+    # A source of files rather than records: it feeds an inventory integration's file pipeline
+    # (``syncengine.pull``), so its connections do not sync into a record store of their own.
+    feeds_files: ClassVar[bool] = False
 
     def __init__(self, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         self.config = config
@@ -124,6 +144,27 @@ class Connector:
 
     def write(self, entity: str, records: list[dict[str, Any]]) -> int:
         """Upsert records into ``entity`` of a destination; returns how many were written."""
+        raise NotImplementedError
+
+    def can_copy(self, entity: str) -> bool:
+        """Whether ``copy_rows()`` can read ``entity`` (a source that can produce records as
+        ``COPY`` lines itself saves the sync engine building them one by one)."""
+        return False
+
+    def copy_rows(
+        self,
+        entity: str,
+        *,
+        cursor: Any = None,
+        date_range: tuple[Any, Any] | None = None,
+        batch_rows: int = 50_000,
+        leading: tuple[Any, ...] = (),
+        ordered: bool = True,
+    ) -> Iterator[CopyBatch]:
+        """What ``read()`` returns, as ``CopyBatch`` lines of the same records' JSON. Unless
+        ``ordered`` is False: then records come in no particular order, no batch carries a
+        cursor to resume after, and ``highest`` is the highest cursor value when the read began.
+        """
         raise NotImplementedError
 
     @classmethod

@@ -66,6 +66,7 @@ class ConnectionSerializer(CamelModelSerializer):
             "config",
             "credential_keys",
             "last_sync_at",
+            "next_sync_at",
             "last_tested_at",
             "created_at",
             "updated_at",

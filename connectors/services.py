@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -23,6 +24,7 @@ from connectors.choices import ConnectionStatus
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import Connector, TestResult, get_connector
+from connectors.scheduling import connector_syncs, next_sync_at
 
 CONNECTION_AUDIT_FIELDS = ["name", "status", "config", "connector_id"]
 MASK = "***"
@@ -153,6 +155,14 @@ def resolve_credentials(connection: Connection) -> dict[str, Any]:
 # --- connections ---------------------------------------------------------------------------
 
 
+def _scheduled_sync_at(connection: Connection) -> datetime | None:
+    """When the scheduler should first sync the connection: only an ACTIVE connection of a
+    syncing connector with autoSync on has a schedule."""
+    if connection.status != ConnectionStatus.ACTIVE or not connector_syncs(connection.connector_id):
+        return None
+    return next_sync_at(connection.config, now=timezone.now())
+
+
 @transaction.atomic
 def connection_create(
     *,
@@ -174,6 +184,7 @@ def connection_create(
         account=account, connector_id=connector_id, name=name, status=status, config=config
     )
     _store_credentials(connection, credentials)
+    connection.next_sync_at = _scheduled_sync_at(connection)
     connection.full_clean()
     connection.save()
     audit_record(
@@ -220,11 +231,21 @@ def connection_update(
     new_config = config if config is not None else connection.config
     _validate(connector=connector, config=new_config, credentials=new_credentials)
 
+    # Compared at one instant, the derived next sync differs exactly when autoSync or
+    # syncInterval changed; an unrelated edit must not postpone a due sync (a connection without
+    # one yet, say from before schedules existed, gets it at its next edit).
+    probe = timezone.now()
+    schedule_changed = next_sync_at(connection.config, now=probe) != next_sync_at(
+        new_config, now=probe
+    )
+    status_changed = status is not None and status != connection.status
     if name is not None:
         connection.name = name
     if status is not None:
         connection.status = status
     connection.config = new_config
+    if schedule_changed or status_changed or connection.next_sync_at is None:
+        connection.next_sync_at = _scheduled_sync_at(connection)
     if new_credentials != stored_credentials:
         _store_credentials(connection, new_credentials)
     connection.full_clean()
@@ -322,7 +343,11 @@ def _connection_test_store(*, connection: Connection, actor: Actor, result: Test
     locked.status = ConnectionStatus.ACTIVE if result.success else ConnectionStatus.ERROR
     locked.last_tested_at = timezone.now()
     locked.last_test_result = connection_test_data(result)
-    locked.save(update_fields=["status", "last_tested_at", "last_test_result", "updated_at"])
+    if locked.status != before["status"]:
+        locked.next_sync_at = _scheduled_sync_at(locked)
+    locked.save(
+        update_fields=["status", "last_tested_at", "last_test_result", "next_sync_at", "updated_at"]
+    )
     changes = diff(before, field_values(locked, CONNECTION_AUDIT_FIELDS))
     if changes:
         audit_record(
@@ -345,7 +370,7 @@ def _connection_test_store(*, connection: Connection, actor: Actor, result: Test
                 }
             },
         )
-    for name in ("status", "last_tested_at", "last_test_result", "updated_at"):
+    for name in ("status", "last_tested_at", "last_test_result", "next_sync_at", "updated_at"):
         setattr(connection, name, getattr(locked, name))
 
 

@@ -8,8 +8,8 @@ from accounts.models import AuditEntry, Event
 from accounts.services import Actor
 from connectors.models import Connection
 from connectors.services import connection_create, connection_update
-from tests.connectors.test_postgres import PG_HOST, PG_PORT, PG_USER, scratch_database
 from tests.factories import ConnectionFactory
+from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, scratch_database
 
 pytestmark = pytest.mark.django_db
 

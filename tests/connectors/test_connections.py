@@ -23,6 +23,7 @@ CONNECTION_FIELDS = {
     "config",
     "credentialKeys",
     "lastSyncAt",
+    "nextSyncAt",
     "lastTestedAt",
     "createdAt",
     "updatedAt",

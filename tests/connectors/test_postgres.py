@@ -1,22 +1,15 @@
 """The PostgreSQL connector against the local server, in a scratch database of its own."""
 
 import json
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from connectors.choices import ConnectorCategory
 from connectors.postgres import PostgresConnector
 from connectors.registry import ConnectorError, get_connector
-
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-PG_USER = "postgres"
+from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database
 
 SCHEMA_SQL = """
 CREATE TABLE vehicles (
@@ -46,37 +39,9 @@ INSERT INTO "Odd Name" VALUES (1, '2025-02-01');
 """
 
 
-def _admin_connect(dbname: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(
-        host=PG_HOST, port=PG_PORT, user=PG_USER, dbname=dbname, connect_timeout=3, autocommit=True
-    )
-
-
-@contextmanager
-def scratch_database(suffix: str, setup_sql: str = SCHEMA_SQL) -> Iterator[str]:
-    """Create a database only this test process uses, fill it, and drop it afterwards; skip
-    the calling module when no PostgreSQL listens locally."""
-    name = f"railyard_pgconn_{suffix}_{os.getpid()}"
-    try:
-        admin = _admin_connect()
-    except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}: {error}")
-    with admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            with _admin_connect(name) as conn:
-                conn.execute(setup_sql)
-            yield name
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
 @pytest.fixture(scope="module")
 def database() -> Iterator[str]:
-    with scratch_database("connector") as name:
+    with scratch_database("connector", SCHEMA_SQL) as name:
         yield name
 
 
@@ -88,7 +53,7 @@ def connector(database: str, **config) -> PostgresConnector:
 
 
 def rows(database: str, query: str) -> list[tuple]:
-    with _admin_connect(database) as conn:
+    with admin_connect(database) as conn:
         return conn.execute(query).fetchall()
 
 
