@@ -210,6 +210,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "syncengine.tasks.feed_files_redispatch",
         "schedule": 60.0,
     },
+    "schedules-tick": {
+        "task": "syncengine.tasks.schedules_tick",
+        "schedule": float(env.int("SCHEDULER_TICK_SECONDS", default=15)),
+    },
+    "sweep-sync-jobs": {
+        "task": "syncengine.tasks.sync_jobs_sweep",
+        "schedule": 60.0,
+    },
     "prune-sftp-activity": {
         "task": "sftpgateway.tasks.activity_prune",
         "schedule": crontab(hour=3, minute=27),
@@ -231,6 +239,30 @@ FEED_REDISPATCH_AFTER_SECONDS = env.int("FEED_REDISPATCH_AFTER_SECONDS", default
 # at most FEED_MAX_ATTEMPTS times in all.
 FEED_STALE_JOB_SECONDS = env.int("FEED_STALE_JOB_SECONDS", default=600)
 FEED_MAX_ATTEMPTS = env.int("FEED_MAX_ATTEMPTS", default=3)
+
+# --- sync jobs and schedules -----------------------------------------------------------------
+# Records a connector read returns per batch; a batch is committed with its cursor, and a cancel
+# takes effect between batches.
+SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=5000)
+# The same for the bulk path (PostgreSQL tables into a PostgreSQL store, see syncengine.bulk),
+# whose batches cost far less per record.
+SYNC_BULK_BATCH_SIZE = env.int("SYNC_BULK_BATCH_SIZE", default=50_000)
+# Attempts of a job in all when its errors are retryable (timeouts, 5xx, 429), waiting
+# SYNC_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1) between them, at most the _MAX.
+SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=5)
+SYNC_RETRY_BACKOFF_SECONDS = env.int("SYNC_RETRY_BACKOFF_SECONDS", default=30)
+SYNC_RETRY_BACKOFF_MAX_SECONDS = env.int("SYNC_RETRY_BACKOFF_MAX_SECONDS", default=3600)
+# A running job without a heartbeat for this long lost its worker: the sweep retries or fails it.
+SYNC_HEARTBEAT_TIMEOUT_SECONDS = env.int("SYNC_HEARTBEAT_TIMEOUT_SECONDS", default=600)
+# A queued job whose task has not started this long after it was due is dispatched again.
+SYNC_REDISPATCH_AFTER_SECONDS = env.int("SYNC_REDISPATCH_AFTER_SECONDS", default=300)
+# Consecutive failed runs after which an integration is paused (state inactive).
+AUTO_PAUSE_AFTER_FAILURES = env.int("AUTO_PAUSE_AFTER_FAILURES", default=10)
+# Import dependencies: first re-check delay (doubling, at most 10 minutes) and the longest wait.
+SYNC_DEPENDENCY_RETRY_SECONDS = env.int("SYNC_DEPENDENCY_RETRY_SECONDS", default=30)
+SYNC_DEPENDENCY_MAX_WAIT_SECONDS = env.int("SYNC_DEPENDENCY_MAX_WAIT_SECONDS", default=6 * 3600)
+# Due schedules one tick claims per transaction.
+SCHEDULER_BATCH_SIZE = env.int("SCHEDULER_BATCH_SIZE", default=500)
 
 # --- SFTP gateway -----------------------------------------------------------------------------
 SFTP_PUBLIC_HOST = env("SFTP_PUBLIC_HOST", default="localhost")

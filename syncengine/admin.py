@@ -1,4 +1,5 @@
-"""Operator screens: received files with their outcome (and a reprocess action), jobs, vehicles."""
+"""Operator screens: received files with their outcome (and a reprocess action), jobs (and a
+cancel action), streams, snapshots, pulled files, vehicles."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -6,8 +7,16 @@ from django.http import HttpRequest
 
 from accounts.services import Actor
 from config.api.errors import ApplicationError
-from syncengine import services
-from syncengine.models import FeedFile, SyncJob, Vehicle, VehicleVersion
+from syncengine import jobs, services
+from syncengine.models import (
+    FeedFile,
+    PulledFile,
+    Snapshot,
+    SyncJob,
+    SyncStream,
+    Vehicle,
+    VehicleVersion,
+)
 
 
 @admin.register(FeedFile)
@@ -60,18 +69,95 @@ class SyncJobAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "integration",
+        "connection",
         "trigger",
+        "mode",
         "status",
+        "attempts",
         "created_at",
         "started_at",
         "completed_at",
     ]
-    list_filter = ["status", "trigger"]
-    search_fields = ["id", "integration__name", "account__name"]
+    list_filter = ["status", "trigger", "mode"]
+    list_select_related = ["integration", "connection"]
+    search_fields = ["id", "integration__name", "connection__name", "account__name"]
+    date_hierarchy = "created_at"
     readonly_fields = [field.name for field in SyncJob._meta.fields]
+    actions = ["cancel"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[SyncJob]) -> None:
+        actor = Actor.for_user(request.user)
+        cancelled = 0
+        for job in queryset:
+            try:
+                jobs.sync_job_cancel(job=job, actor=actor)
+                cancelled += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"{job.pk}: {exc.message}", level=messages.ERROR)
+        if cancelled:
+            self.message_user(
+                request,
+                f"Cancelled {cancelled} job(s); running ones stop after their current batch.",
+            )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the sync engine: operators look, they do not edit or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(SyncStream)
+class SyncStreamAdmin(ReadOnlyAdmin):
+    list_display = [
+        "entity",
+        "integration",
+        "connection",
+        "account",
+        "last_synced_at",
+        "cursor_updated_at",
+    ]
+    list_select_related = ["integration", "connection", "account"]
+    search_fields = ["entity", "integration__name", "connection__name", "account__name"]
+
+
+@admin.register(Snapshot)
+class SnapshotAdmin(ReadOnlyAdmin):
+    """Snapshots are immutable, and deleting one would delete its records with it."""
+
+    list_display = [
+        "id",
+        "integration",
+        "connection",
+        "job",
+        "record_count",
+        "complete",
+        "created_at",
+        "completed_at",
+    ]
+    list_filter = ["complete"]
+    list_select_related = ["integration", "connection", "job"]
+    search_fields = ["id", "integration__name", "connection__name", "account__name"]
+    date_hierarchy = "created_at"
+
+
+@admin.register(PulledFile)
+class PulledFileAdmin(ReadOnlyAdmin):
+    list_display = ["remote_path", "integration", "size", "sha256", "pulled_at", "archived_to"]
+    list_select_related = ["integration"]
+    search_fields = ["remote_path", "sha256", "integration__name"]
+    date_hierarchy = "pulled_at"
 
 
 class VehicleVersionInline(admin.TabularInline):

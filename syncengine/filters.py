@@ -1,7 +1,14 @@
 import django_filters
 
-from syncengine.choices import FeedFileStatus, VehicleCondition, VehicleStatus
-from syncengine.models import FeedFile, Vehicle
+from connectors.choices import SyncMode
+from syncengine.choices import (
+    FeedFileStatus,
+    JobStatus,
+    JobTrigger,
+    VehicleCondition,
+    VehicleStatus,
+)
+from syncengine.models import FeedFile, Record, SyncJob, Vehicle
 
 
 class FeedFileFilter(django_filters.FilterSet):
@@ -27,4 +34,36 @@ class VehicleFilter(django_filters.FilterSet):
 
     class Meta:
         model = Vehicle
+        fields: list[str] = []
+
+
+class SyncJobFilter(django_filters.FilterSet):
+    """Filters of one integration's (or connection's) jobs."""
+
+    status = django_filters.ChoiceFilter(choices=JobStatus.choices)
+    trigger = django_filters.ChoiceFilter(choices=JobTrigger.choices)
+    mode = django_filters.ChoiceFilter(choices=SyncMode.choices)
+
+    class Meta:
+        model = SyncJob
+        fields: list[str] = []
+
+
+class AccountSyncJobFilter(SyncJobFilter):
+    """Filters of every job of an account (``/jobs``)."""
+
+    integrationId = django_filters.UUIDFilter(field_name="integration_id")
+    connectionId = django_filters.UUIDFilter(field_name="connection_id")
+
+    class Meta:
+        model = SyncJob
+        fields: list[str] = []
+
+
+class RecordFilter(django_filters.FilterSet):
+    entity = django_filters.CharFilter(field_name="stream__entity", help_text="One entity.")
+    key = django_filters.CharFilter(field_name="key", help_text="The source's primary key.")
+
+    class Meta:
+        model = Record
         fields: list[str] = []

@@ -24,6 +24,7 @@ from syncengine.choices import FeedFileSource, FeedFileStatus, JobStatus, JobTri
 from syncengine.feeds.reader import FeedFileError, FeedOptions, open_feed
 from syncengine.merge import MergeCounts, VehicleMerge
 from syncengine.models import FeedFile, SyncJob
+from syncengine.outcomes import integration_run_failed, integration_run_succeeded
 
 logger = logging.getLogger(__name__)
 
@@ -183,25 +184,14 @@ def _finish(
                 error=error,
                 progress={"done": feed_file.records_total, "total": feed_file.records_total},
             )
-        integration = Integration.all_objects.select_for_update().get(pk=feed_file.integration_id)
         if succeeded:
-            integration.status = IntegrationStatus.COMPLETED
-            integration.last_sync_at = now
-            integration.last_error = ""
-            integration.consecutive_failures = 0
+            integration = integration_run_succeeded(
+                integration_id=feed_file.integration_id, now=now
+            )
         else:
-            integration.status = IntegrationStatus.ERRORED
-            integration.last_error = f"{feed_file.filename}: {error}"
-            integration.consecutive_failures += 1
-        integration.save(
-            update_fields=[
-                "status",
-                "last_sync_at",
-                "last_error",
-                "consecutive_failures",
-                "updated_at",
-            ]
-        )
+            integration = integration_run_failed(
+                integration_id=feed_file.integration_id, error=f"{feed_file.filename}: {error}"
+            )
         if status == FeedFileStatus.REJECTED:
             event_record(
                 account=integration.account,

@@ -8,8 +8,11 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from accounts.models import Account, Dealership
+from connectors.choices import SyncMode
+from connectors.models import Connection
 from integrations.models import Integration
 from syncengine.choices import (
     ChangeType,
@@ -20,12 +23,15 @@ from syncengine.choices import (
     VehicleCondition,
     VehicleStatus,
 )
+from syncengine.fields import JSONTextField
 
 
 class SyncJob(models.Model):
     """One run: a row first, a Celery task second. Claimed with a conditional update.
 
-    At most one job per integration runs at a time; a partial unique index guarantees it.
+    A job belongs to an integration (file ingestion, integration syncs) or to a connection
+    (seed 001's connection syncs). At most one job per integration and one per connection is
+    RUNNING at a time: partial unique indexes guarantee it, not a check-then-act.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -33,21 +39,40 @@ class SyncJob(models.Model):
     integration = models.ForeignKey(
         Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_jobs"
     )
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_jobs"
+    )
     trigger = models.CharField(max_length=10, choices=JobTrigger.choices)
-    mode = models.CharField(max_length=12, default="FULL")
+    mode = models.CharField(max_length=12, choices=SyncMode.choices, default=SyncMode.FULL)
+    strategy = models.CharField(max_length=12, blank=True)
     entities = models.JSONField(default=list, blank=True)
+    date_range = models.JSONField(
+        null=True, blank=True, help_text='{"from": ..., "to": ...} as given, ISO dates.'
+    )
     status = models.CharField(
         max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
     )
+    # {entity: {created, updated, unchanged, deleted, errors, skipped, errorSamples}}
     stats = models.JSONField(default=dict, blank=True)
+    # {recordsDone, recordsTotal, entitiesDone, entitiesTotal, entity}
     progress = models.JSONField(default=dict, blank=True)
+    # {entity: cursor} committed by this job, and the entities it finished (a retry skips them).
+    cursors = models.JSONField(default=dict, blank=True)
+    entities_done = models.JSONField(default=list, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     log = models.JSONField(default=list, blank=True)
+    dependency_status = models.CharField(max_length=10, blank=True)
+    dependency_checks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="A queued job does not start before this (backoff)."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -56,11 +81,177 @@ class SyncJob(models.Model):
                 fields=["integration"],
                 condition=Q(status=JobStatus.RUNNING),
                 name="syncjob_one_running_per_integration",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["connection"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="syncjob_one_running_per_connection",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["integration", "-created_at"]),
+            models.Index(fields=["connection", "-created_at"]),
+            models.Index(fields=["status", "heartbeat_at"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.trigger} job {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class SyncStream(models.Model):
+    """One entity of one integration (or of one connection, for seed 001's connection syncs) in
+    the record store, with the cursor its last committed batch reached."""
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="streams"
+    )
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="streams"
+    )
+    entity = models.CharField(max_length=200)
+    cursor = models.JSONField(null=True, blank=True)
+    cursor_updated_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["entity"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "entity"],
+                condition=Q(integration__isnull=False),
+                name="syncstream_integration_entity",
+            ),
+            models.UniqueConstraint(
+                fields=["connection", "entity"],
+                condition=Q(integration__isnull=True),
+                name="syncstream_connection_entity",
+            ),
+            models.CheckConstraint(
+                condition=Q(integration__isnull=False) | Q(connection__isnull=False),
+                name="syncstream_has_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.entity
+
+
+class Record(models.Model):
+    """A record of a stream, keyed by the source's primary key. ``content_hash`` is a 64-bit
+    digest of ``data``: a record whose hash has not changed is never rewritten.
+
+    Shaped for bulk loads (see ``syncengine.bulk``): the primary key is (stream, key), the one
+    index a record needs; on PostgreSQL the key compares bytewise (``C`` collation, set by the
+    migration) rather than by the database's language rules; and there is no foreign key
+    constraint in the database, which PostgreSQL would check once per inserted row (about 10 s
+    per million rows). Records are written only by the store's writers, with the id of a stream
+    they have just read, and Django deletes a stream's records with it. Each of the three
+    halves a load's cost or more.
+    """
+
+    pk = models.CompositePrimaryKey("stream_id", "key")
+    stream = models.ForeignKey(
+        SyncStream,
+        on_delete=models.CASCADE,
+        related_name="records",
+        db_index=False,
+        db_constraint=False,
+    )
+    key = models.CharField(max_length=500)
+    data = JSONTextField()
+    content_hash = models.BigIntegerField()
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["stream", "key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Snapshot(models.Model):
+    """An immutable point-in-time copy of entities, taken by a SNAPSHOT-mode job."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        Integration, null=True, blank=True, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    connection = models.ForeignKey(
+        Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="snapshots"
+    )
+    job = models.OneToOneField(SyncJob, on_delete=models.CASCADE, related_name="snapshot")
+    # {entity: record count}, filled in as the job commits batches; final when complete.
+    entities = models.JSONField(default=dict, blank=True)
+    record_count = models.PositiveIntegerField(default=0)
+    complete = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"snapshot {self.pk}"
+
+
+class SnapshotRecord(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="records")
+    entity = models.CharField(max_length=200)
+    position = models.PositiveIntegerField(help_text="Order within the entity, from 0.")
+    data = models.JSONField()
+
+    class Meta:
+        ordering = ["snapshot", "entity", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["snapshot", "entity", "position"], name="snapshotrecord_position"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} #{self.position}"
+
+
+class PulledFile(models.Model):
+    """A remote file an ``sftp_pull`` connection took for an integration: taken once per
+    (name, size, mtime), and not again when its content (sha256) was already taken."""
+
+    id = models.BigAutoField(primary_key=True)
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="+")
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="pulled_files"
+    )
+    remote_path = models.CharField(max_length=1000)
+    size = models.BigIntegerField()
+    mtime = models.BigIntegerField(help_text="Remote modification time, seconds since epoch.")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    feed_file = models.ForeignKey(
+        "FeedFile", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    archived_to = models.CharField(max_length=1000, blank=True)
+    pulled_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-pulled_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["integration", "remote_path", "size", "mtime"],
+                name="pulledfile_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.remote_path
 
 
 class FeedFile(models.Model):

@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from accounts.models import Account
+from config.api.errors import InvalidInput
+from connectors.models import Connection
+from connectors.selectors import connection_list
 from integrations.models import Integration
 from syncengine.feeds.reader import FeedFileError, open_feed
 from syncengine.ingest import feed_import, feed_settings, mapping_overrides
-from syncengine.models import FeedFile, Vehicle
+from syncengine.models import (
+    FeedFile,
+    Record,
+    Snapshot,
+    SnapshotRecord,
+    SyncJob,
+    SyncStream,
+    Vehicle,
+)
 from syncengine.serializers import vehicle_row
 from syncengine.vehicles import VEHICLE_FIELDS
 
@@ -92,3 +104,106 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
         {"row": r.row_number, "reason": r.reason, "values": r.values} for r in chunk.rejected
     ]
     return preview
+
+
+# --- Sync jobs, snapshots and the record store -------------------------------------------------
+
+
+def connection_get(*, account: Account, connection_id: Any) -> Connection:
+    """A connection of ``account``; another account's is a 404."""
+    return get_object_or_404(connection_list(account=account), pk=connection_id)
+
+
+def _owned_by(*, integration: Integration | None = None, connection: Connection | None = None) -> Q:
+    """Rows of one integration, or of one connection's own syncs (not of an integration that
+    happens to read from that connection)."""
+    if integration is not None:
+        return Q(integration=integration)
+    if connection is not None:
+        return Q(connection=connection, integration__isnull=True)
+    raise ValueError("An owner is required: an integration or a connection.")
+
+
+def sync_job_list(
+    *,
+    account: Account,
+    integration: Integration | None = None,
+    connection: Connection | None = None,
+) -> QuerySet[SyncJob]:
+    """Jobs of an account (or of one of its integrations or connections), each annotated with
+    the id of the snapshot it made: one LEFT JOIN instead of a query per job."""
+    jobs = SyncJob.objects.filter(account=account)
+    if integration is not None or connection is not None:
+        jobs = jobs.filter(_owned_by(integration=integration, connection=connection))
+    return jobs.annotate(snapshot_pk=F("snapshot__id"))
+
+
+def snapshot_list(
+    *,
+    account: Account,
+    integration: Integration | None = None,
+    connection: Connection | None = None,
+) -> QuerySet[Snapshot]:
+    return Snapshot.objects.filter(
+        _owned_by(integration=integration, connection=connection), account=account
+    )
+
+
+def snapshot_entity(*, snapshot: Snapshot, entity: str | None) -> str | None:
+    """The entity a records request reads: the one asked for, or the only one the snapshot
+    holds. Records of several entities are never interleaved in one list."""
+    held = sorted(snapshot.entities or {})
+    if entity:
+        if entity not in held:
+            choices = f"Must be one of: {', '.join(held)}." if held else "It holds no records."
+            raise InvalidInput(
+                f"The snapshot has no entity {entity!r}.", details={"entity": [choices]}
+            )
+        return entity
+    if len(held) > 1:
+        raise InvalidInput(
+            "This snapshot holds several entities; say which one to read.",
+            details={"entity": [f"Required: one of {', '.join(held)}."]},
+        )
+    return held[0] if held else None
+
+
+def snapshot_records(*, snapshot: Snapshot, entity: str | None) -> QuerySet[SnapshotRecord]:
+    """One entity's records of a snapshot, in the order they were read."""
+    name = snapshot_entity(snapshot=snapshot, entity=entity)
+    if name is None:
+        return SnapshotRecord.objects.none()
+    return SnapshotRecord.objects.filter(snapshot=snapshot, entity=name).order_by("position")
+
+
+def record_list(
+    *,
+    account: Account,
+    integration: Integration | None = None,
+    connection: Connection | None = None,
+) -> QuerySet[Record]:
+    streams = sync_stream_list(account=account, integration=integration, connection=connection)
+    return Record.objects.filter(stream__in=streams.values("pk")).select_related("stream")
+
+
+def sync_stream_list(
+    *,
+    account: Account,
+    integration: Integration | None = None,
+    connection: Connection | None = None,
+) -> QuerySet[SyncStream]:
+    return SyncStream.objects.filter(
+        _owned_by(integration=integration, connection=connection), account=account
+    )
+
+
+def sync_stream_counts(
+    *,
+    account: Account,
+    integration: Integration | None = None,
+    connection: Connection | None = None,
+) -> QuerySet[SyncStream]:
+    """Streams with their record counts, counted by one grouped query."""
+    return sync_stream_list(
+        account=account, integration=integration, connection=connection
+    ).annotate(record_count=Count("records"))

@@ -1,13 +1,31 @@
-"""HTTP representations of feed logs, vehicles and their history, and field mappings."""
+"""HTTP representations of feed logs, vehicles and their history, field mappings, sync jobs,
+snapshots and the record store."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.api.errors import InvalidInput
 from config.api.serializers import CamelModelSerializer, CamelSerializer
-from syncengine.models import FeedFile, Vehicle, VehicleVersion
+from connectors.choices import SyncMode
+from integrations.choices import SyncStrategy
+from syncengine.jobs import parse_date_range
+from syncengine.models import (
+    FeedFile,
+    Record,
+    Snapshot,
+    SnapshotRecord,
+    SyncJob,
+    SyncStream,
+    Vehicle,
+    VehicleVersion,
+)
 from syncengine.vehicles import VEHICLE_FIELDS
 
 
@@ -134,3 +152,269 @@ def vehicle_row(record: dict[str, Any]) -> dict[str, Any]:
     row["key"] = record.get("key")
     row["extra"] = record.get("extra") or {}
     return row
+
+
+# --- Sync jobs -------------------------------------------------------------------------------
+
+# SyncMode's values, each labelled by itself. The connector catalog already publishes
+# SyncMode.choices as the schema's SyncModesEnum, and drf-spectacular warns (and the schema test
+# fails) when one choice set gets a second name such as ModeEnum; a choice set of its own is
+# documented under its own name.
+MODE_CHOICES = [(mode, mode) for mode in SyncMode.values]
+
+DATE_RANGE_SCHEMA = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "from": {
+            "type": "string",
+            "description": "ISO 8601 date or datetime.",
+            "example": "2025-01-01",
+        },
+        "to": {
+            "type": "string",
+            "description": "ISO 8601 date or datetime.",
+            "example": "2025-01-15",
+        },
+    },
+    "additionalProperties": False,
+}
+
+
+@extend_schema_field(DATE_RANGE_SCHEMA)
+class DateRangeField(serializers.Field):
+    """``{"from", "to"}`` checked by ``jobs.parse_date_range``; stored as given."""
+
+    def to_internal_value(self, data: Any) -> dict[str, str] | None:
+        try:
+            return parse_date_range(data)
+        except InvalidInput as exc:
+            # Details are already keyed dateRange.from / dateRange.to; the error handler keeps
+            # a full path as it is.
+            raise serializers.ValidationError(exc.details or exc.message) from exc
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+JOB_LOG_SCHEMA = {
+    "type": "array",
+    "description": "The job's log lines, oldest first (the last 500).",
+    "items": {
+        "type": "object",
+        "properties": {
+            "at": {"type": "string", "format": "date-time"},
+            "level": {"type": "string", "example": "info"},
+            "message": {"type": "string"},
+        },
+    },
+}
+
+
+@extend_schema_field(JOB_LOG_SCHEMA)
+class JobLogField(serializers.JSONField):
+    """The job's log lines as stored, oldest first."""
+
+
+class RejectUnknownKeysMixin:
+    """A body with a key the serializer does not declare is a 400 naming that key, rather than
+    a silently ignored misspelling (``entites``, ``date_range``)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known = set(self.fields)  # type: ignore[attr-defined]
+            unknown = sorted(str(key) for key in data if key not in known)
+            if unknown:
+                raise serializers.ValidationError({key: ["Unknown field."] for key in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class ConnectionSyncInputSerializer(RejectUnknownKeysMixin, CamelSerializer):
+    """Body of ``POST /integrations/connections/:connectionId/sync`` (seed 001); all optional."""
+
+    entities = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        allow_null=True,
+        help_text="Entities to sync; empty or absent means every entity the connector offers.",
+    )
+    mode = serializers.ChoiceField(choices=MODE_CHOICES, default=SyncMode.FULL)
+    date_range = DateRangeField(
+        required=False,
+        allow_null=True,
+        help_text="Only records whose date falls in this range (sources that support it).",
+    )
+    strategy = serializers.ChoiceField(
+        choices=SyncStrategy.choices,
+        default=SyncStrategy.MERGE,
+        help_text="overwrite deletes records the source no longer has; merge keeps them; "
+        "update_only touches existing records only.",
+    )
+
+
+class SyncJobSerializer(CamelModelSerializer):
+    """A sync job. `syncId` (seed 001), `jobId` (seed 002) and `id` are the same value."""
+
+    syncId = serializers.UUIDField(source="id", read_only=True)
+    jobId = serializers.UUIDField(source="id", read_only=True)
+    integrationId = serializers.UUIDField(source="integration_id", read_only=True, allow_null=True)
+    connectionId = serializers.UUIDField(source="connection_id", read_only=True, allow_null=True)
+    mode = serializers.ChoiceField(choices=MODE_CHOICES, read_only=True)
+    entities = serializers.ListField(child=serializers.CharField(), read_only=True)
+    date_range = DateRangeField(read_only=True)
+    maxAttempts = serializers.SerializerMethodField(method_name="get_max_attempts")
+    error = serializers.SerializerMethodField()
+    dependencyStatus = serializers.SerializerMethodField(method_name="get_dependency_status")
+    stats = serializers.DictField(
+        read_only=True,
+        help_text="Per entity: created, updated, unchanged, deleted, errors "
+        "(and skipped, errorSamples when there are any).",
+    )
+    progress = serializers.DictField(
+        read_only=True,
+        help_text="recordsDone, recordsTotal, entitiesDone, entitiesTotal and the entity "
+        "being read.",
+    )
+    snapshotId = serializers.SerializerMethodField(method_name="get_snapshot_id")
+
+    class Meta:
+        model = SyncJob
+        fields = [
+            "id",
+            "syncId",
+            "jobId",
+            "integrationId",
+            "connectionId",
+            "trigger",
+            "mode",
+            "strategy",
+            "entities",
+            "date_range",
+            "status",
+            "attempts",
+            "maxAttempts",
+            "error",
+            "dependencyStatus",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "next_attempt_at",
+            "cancel_requested_at",
+            "stats",
+            "progress",
+            "snapshotId",
+        ]
+        read_only_fields = fields
+
+    def get_max_attempts(self, job: SyncJob) -> int:
+        return int(settings.SYNC_MAX_ATTEMPTS)
+
+    def get_error(self, job: SyncJob) -> str | None:
+        return job.error or None
+
+    def get_dependency_status(self, job: SyncJob) -> str | None:
+        return job.dependency_status or None
+
+    def get_snapshot_id(self, job: SyncJob) -> uuid.UUID | None:
+        # Lists annotate it (selectors.sync_job_list); a job fresh from a service does not.
+        if hasattr(job, "snapshot_pk"):
+            return job.snapshot_pk
+        return Snapshot.objects.filter(job_id=job.pk).values_list("pk", flat=True).first()
+
+
+class SyncJobDetailSerializer(SyncJobSerializer):
+    """A job with its log: what it did, retried, waited for, and why it stopped.
+
+    Documented as SyncJob plus ``log`` (``SYNC_JOB_DETAIL_SCHEMA``) rather than as a component
+    of its own, which would repeat the job's enums under a second component name.
+    """
+
+    log = JobLogField(read_only=True)
+
+    class Meta(SyncJobSerializer.Meta):
+        fields = [*SyncJobSerializer.Meta.fields, "log"]
+        read_only_fields = fields
+
+
+SYNC_JOB_DETAIL_SCHEMA = {
+    "allOf": [
+        {"$ref": "#/components/schemas/SyncJob"},
+        {
+            "type": "object",
+            "required": ["log"],
+            "properties": {"log": JOB_LOG_SCHEMA},
+        },
+    ]
+}
+
+
+class JobDispatchedSerializer(CamelSerializer):
+    """Seed 002's answer to a manual sync."""
+
+    jobId = serializers.UUIDField()
+    status = serializers.CharField()
+    message = serializers.CharField()
+
+
+# --- Snapshots and the record store ----------------------------------------------------------
+
+
+class SnapshotSerializer(CamelModelSerializer):
+    """An immutable point-in-time copy made by a SNAPSHOT job."""
+
+    jobId = serializers.UUIDField(source="job_id", read_only=True)
+    integrationId = serializers.UUIDField(source="integration_id", read_only=True, allow_null=True)
+    connectionId = serializers.UUIDField(source="connection_id", read_only=True, allow_null=True)
+    entities = serializers.DictField(
+        child=serializers.IntegerField(), read_only=True, help_text="{entity: record count}"
+    )
+
+    class Meta:
+        model = Snapshot
+        fields = [
+            "id",
+            "jobId",
+            "integrationId",
+            "connectionId",
+            "created_at",
+            "completed_at",
+            "complete",
+            "entities",
+            "record_count",
+        ]
+        read_only_fields = fields
+
+
+class SnapshotRecordSerializer(CamelModelSerializer):
+    class Meta:
+        model = SnapshotRecord
+        fields = ["entity", "position", "data"]
+        read_only_fields = fields
+        extra_kwargs = {"data": {"help_text": "The record as the source gave it."}}
+
+
+class RecordSerializer(CamelModelSerializer):
+    """A record of the store, keyed by the source's primary key."""
+
+    entity = serializers.CharField(source="stream.entity", read_only=True)
+    # The model keeps records as JSON text; declared here so they are answered as JSON.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        read_only=True, help_text="The record as the source gave it."
+    )
+
+    class Meta:
+        model = Record
+        fields = ["key", "entity", "data", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class SyncStreamSerializer(CamelModelSerializer):
+    """One entity of the record store with the cursor its last committed batch reached."""
+
+    cursor = serializers.JSONField(read_only=True, allow_null=True)
+    recordCount = serializers.IntegerField(source="record_count", read_only=True)
+
+    class Meta:
+        model = SyncStream
+        fields = ["entity", "cursor", "cursor_updated_at", "last_synced_at", "recordCount"]
+        read_only_fields = fields

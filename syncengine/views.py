@@ -1,4 +1,5 @@
-"""Thin HTTP glue: feed logs and reprocessing, field mappings, and the vehicle store."""
+"""Thin HTTP glue: feed logs and reprocessing, field mappings, the vehicle store, sync jobs,
+snapshots and the record store."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,18 +24,43 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin
+from config.api.schema import ERROR_COMPONENT
+from connectors.models import Connection
 from integrations.models import Integration
 from integrations.selectors import integration_get
 from integrations.serializers import FileImportSerializer
-from syncengine import selectors, services
-from syncengine.filters import FeedFileFilter, VehicleFilter
-from syncengine.models import FeedFile, Vehicle
+from syncengine import jobs, selectors, services
+from syncengine.filters import (
+    AccountSyncJobFilter,
+    FeedFileFilter,
+    RecordFilter,
+    SyncJobFilter,
+    VehicleFilter,
+)
+from syncengine.models import (
+    FeedFile,
+    Record,
+    Snapshot,
+    SnapshotRecord,
+    SyncJob,
+    SyncStream,
+    Vehicle,
+)
 from syncengine.serializers import (
+    SYNC_JOB_DETAIL_SCHEMA,
+    ConnectionSyncInputSerializer,
     DispatchedSerializer,
     FeedFileLogSerializer,
+    JobDispatchedSerializer,
     MappingPreviewSerializer,
     MappingsUpdateSerializer,
+    RecordSerializer,
     ReprocessSerializer,
+    SnapshotRecordSerializer,
+    SnapshotSerializer,
+    SyncJobDetailSerializer,
+    SyncJobSerializer,
+    SyncStreamSerializer,
     VehicleSerializer,
     VehicleVersionSerializer,
 )
@@ -176,3 +208,389 @@ class VehicleViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet[Vehicle]):
         versions = self.get_object().versions.order_by("-created_at", "-id")
         page = self.paginate_queryset(versions)
         return self.get_paginated_response(VehicleVersionSerializer(page, many=True).data)
+
+
+# --- Sync jobs, snapshots and the record store -------------------------------------------------
+#
+# Most of these live under an owner: /integrations/<integration_id>/... or
+# /integrations/connections/<connectionId>/.... The owner is looked up in the caller's account
+# first, so another account's integration or connection is a 404 before anything else happens.
+
+
+def _error_response(description: str) -> OpenApiResponse:
+    return OpenApiResponse(
+        response={"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}, description=description
+    )
+
+
+CONNECTION_ID = OpenApiParameter(
+    "connectionId", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The connection."
+)
+INTEGRATION_ID = OpenApiParameter(
+    "integration_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The integration."
+)
+SNAPSHOT_ID = OpenApiParameter(
+    "snapshotId", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The snapshot."
+)
+SNAPSHOT_ENTITY = OpenApiParameter(
+    "entity",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    description="The entity to read; required when the snapshot holds more than one.",
+)
+JOB_SORT_FIELDS = {
+    "created_at": "created_at",
+    "started_at": "started_at",
+    "completed_at": "completed_at",
+}
+JOB_DETAIL = OpenApiResponse(response=SYNC_JOB_DETAIL_SCHEMA, description="The job with its log.")
+JOB_CONFLICT = _error_response("CONFLICT: a job is already queued or running; details name it.")
+
+
+class _OwnerScopedMixin(TenantScopedMixin):
+    """A view nested under one integration or one connection of the caller's account."""
+
+    def owner(self) -> dict[str, Any]:
+        """``{"integration": ...}`` or ``{"connection": ...}``; a 404 outside the account."""
+        raise NotImplementedError
+
+    def owned_queryset(
+        self,
+        *,
+        account: Account,
+        integration: Integration | None = None,
+        connection: Connection | None = None,
+    ) -> QuerySet[Any]:
+        raise NotImplementedError
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Any]:
+        if getattr(self, "swagger_fake_view", False):
+            model = self.get_serializer_class().Meta.model  # type: ignore[attr-defined]
+            return model._default_manager.none()
+        return self.owned_queryset(account=account, **self.owner())
+
+
+class _IntegrationScopedMixin(_OwnerScopedMixin):
+    def owner(self) -> dict[str, Any]:
+        return {
+            "integration": integration_get(
+                account=self.account, integration_id=self.kwargs["integration_id"]
+            )
+        }
+
+
+class _ConnectionScopedMixin(_OwnerScopedMixin):
+    def owner(self) -> dict[str, Any]:
+        return {
+            "connection": selectors.connection_get(
+                account=self.account, connection_id=self.kwargs["connectionId"]
+            )
+        }
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a connection's sync jobs (newest first)",
+        parameters=[CONNECTION_ID],
+        tags=["connection syncs"],
+    ),
+    retrieve=extend_schema(
+        summary="Get a sync job's status, stats, progress and log",
+        parameters=[
+            CONNECTION_ID,
+            OpenApiParameter("syncId", OpenApiTypes.UUID, OpenApiParameter.PATH),
+        ],
+        responses=JOB_DETAIL,
+        tags=["connection syncs"],
+    ),
+)
+class ConnectionSyncViewSet(
+    _ConnectionScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[SyncJob],
+):
+    """Seed 001's connection syncs: ``/integrations/connections/:connectionId/sync``."""
+
+    serializer_class = SyncJobSerializer
+    filterset_class = SyncJobFilter
+    lookup_url_kwarg = "syncId"
+    sort_fields = JOB_SORT_FIELDS
+    default_sort = ["-created_at"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[SyncJob]:
+        return selectors.sync_job_list(**owner)
+
+    def get_serializer_class(self) -> type[SyncJobSerializer]:
+        return SyncJobDetailSerializer if self.action == "retrieve" else SyncJobSerializer
+
+    @extend_schema(
+        summary="Start a sync of a connection's entities into its record store",
+        description=(
+            "Queues a job and answers 202 with it; poll `GET .../sync/{syncId}`. Every key of "
+            "the body is optional: all entities, FULL mode and the merge strategy by default. "
+            "409 CONFLICT while another job of the connection is queued or running."
+        ),
+        parameters=[CONNECTION_ID],
+        request=ConnectionSyncInputSerializer,
+        responses={202: SyncJobSerializer, 409: JOB_CONFLICT},
+        tags=["connection syncs"],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        connection = self.owner()["connection"]
+        body = ConnectionSyncInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        values = body.validated_data
+        job = jobs.connection_sync_start(
+            connection=connection,
+            actor=self.actor,
+            entities=values.get("entities") or [],
+            mode=values["mode"],
+            date_range=values.get("date_range"),
+            strategy=values["strategy"],
+        )
+        return Response(SyncJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[SyncJob]):
+    """Seed 002's manual sync: ``POST /integrations/:id/sync``."""
+
+    serializer_class = SyncJobSerializer
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[SyncJob]:
+        return selectors.sync_job_list(**owner)
+
+    @extend_schema(
+        summary="Trigger a sync of an integration",
+        description=(
+            "Queues a job of the integration and answers 202 with its id. 400 BAD_REQUEST for "
+            "an inactive integration; 409 CONFLICT while one of its jobs is queued or running."
+        ),
+        parameters=[INTEGRATION_ID],
+        request=None,
+        responses={202: JobDispatchedSerializer, 409: JOB_CONFLICT},
+        tags=["integration syncs"],
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        job = jobs.integration_sync_start(integration=self.owner()["integration"], actor=self.actor)
+        return Response(
+            {"jobId": job.pk, "status": "dispatched", "message": "Sync job has been dispatched"},
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an integration's jobs (newest first)",
+        parameters=[INTEGRATION_ID],
+        tags=["integration syncs"],
+    ),
+)
+class IntegrationJobViewSet(
+    _IntegrationScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[SyncJob]
+):
+    serializer_class = SyncJobSerializer
+    filterset_class = SyncJobFilter
+    sort_fields = JOB_SORT_FIELDS
+    default_sort = ["-created_at"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[SyncJob]:
+        return selectors.sync_job_list(**owner)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List the account's sync jobs (newest first)", tags=["jobs"]),
+    retrieve=extend_schema(summary="Get a job with its log", responses=JOB_DETAIL, tags=["jobs"]),
+)
+class SyncJobViewSet(
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[SyncJob],
+):
+    """Every job of the account: integration runs, file ingestion and connection syncs."""
+
+    serializer_class = SyncJobSerializer
+    filterset_class = AccountSyncJobFilter
+    sort_fields = JOB_SORT_FIELDS
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[SyncJob]:
+        return selectors.sync_job_list(account=account)
+
+    def get_serializer_class(self) -> type[SyncJobSerializer]:
+        return SyncJobSerializer if self.action == "list" else SyncJobDetailSerializer
+
+    @extend_schema(
+        summary="Cancel a job",
+        description=(
+            "A queued job is CANCELLED at once. A running job gets `cancelRequestedAt` and "
+            "stops at its next batch boundary, keeping what it committed; until then its status "
+            "stays RUNNING. Cancelling a cancelled job changes nothing; 409 CONFLICT for a job "
+            "that already completed or failed."
+        ),
+        request=None,
+        responses={200: JOB_DETAIL, 409: _error_response("The job already ended.")},
+        tags=["jobs"],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})
+    def cancel(self, request: Request, pk: str) -> Response:
+        job = jobs.sync_job_cancel(job=self.get_object(), actor=self.actor)
+        return Response(SyncJobDetailSerializer(job).data)
+
+
+class _SnapshotViewSet(
+    _OwnerScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Snapshot],
+):
+    """Snapshots are immutable: there is nothing to write here."""
+
+    serializer_class = SnapshotSerializer
+    lookup_url_kwarg = "snapshotId"
+    sort_fields = {"created_at": "created_at"}
+    default_sort = ["-created_at"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[Snapshot]:
+        return selectors.snapshot_list(**owner)
+
+
+class _SnapshotRecordViewSet(
+    _OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[SnapshotRecord]
+):
+    serializer_class = SnapshotRecordSerializer
+    sort_fields: dict[str, str] = {}
+    default_sort = ["position"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[SnapshotRecord]:
+        snapshot = get_object_or_404(selectors.snapshot_list(**owner), pk=self.kwargs["snapshotId"])
+        return selectors.snapshot_records(
+            snapshot=snapshot, entity=self.request.query_params.get("entity")
+        )
+
+
+class _RecordViewSet(_OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Record]):
+    serializer_class = RecordSerializer
+    filterset_class = RecordFilter
+    sort_fields = {"key": "key", "created_at": "created_at", "updated_at": "updated_at"}
+    # (stream, key) is the unique index: the default order costs no sort.
+    default_sort = ["stream_id", "key"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[Record]:
+        return selectors.record_list(**owner)
+
+
+class _StreamViewSet(_OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[SyncStream]):
+    serializer_class = SyncStreamSerializer
+    sort_fields: dict[str, str] = {}
+    default_sort = ["entity"]
+
+    def owned_queryset(self, **owner: Any) -> QuerySet[SyncStream]:
+        return selectors.sync_stream_counts(**owner)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an integration's snapshots (newest first)",
+        parameters=[INTEGRATION_ID],
+        tags=["snapshots"],
+    ),
+    retrieve=extend_schema(
+        summary="Get a snapshot of an integration",
+        parameters=[INTEGRATION_ID, SNAPSHOT_ID],
+        tags=["snapshots"],
+    ),
+)
+class IntegrationSnapshotViewSet(_IntegrationScopedMixin, _SnapshotViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a connection's snapshots (newest first)",
+        parameters=[CONNECTION_ID],
+        tags=["snapshots"],
+    ),
+    retrieve=extend_schema(
+        summary="Get a snapshot of a connection",
+        parameters=[CONNECTION_ID, SNAPSHOT_ID],
+        tags=["snapshots"],
+    ),
+)
+class ConnectionSnapshotViewSet(_ConnectionScopedMixin, _SnapshotViewSet):
+    pass
+
+
+SNAPSHOT_RECORDS_NOTES = (
+    "Records of one entity in the order they were read, paginated. 400 when `entity` is "
+    "missing and the snapshot holds several entities, or names one it does not hold."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Read an integration snapshot's records",
+        description=SNAPSHOT_RECORDS_NOTES,
+        parameters=[INTEGRATION_ID, SNAPSHOT_ID, SNAPSHOT_ENTITY],
+        tags=["snapshots"],
+    ),
+)
+class IntegrationSnapshotRecordViewSet(_IntegrationScopedMixin, _SnapshotRecordViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Read a connection snapshot's records",
+        description=SNAPSHOT_RECORDS_NOTES,
+        parameters=[CONNECTION_ID, SNAPSHOT_ID, SNAPSHOT_ENTITY],
+        tags=["snapshots"],
+    ),
+)
+class ConnectionSnapshotRecordViewSet(_ConnectionScopedMixin, _SnapshotRecordViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an integration's records in the record store",
+        parameters=[INTEGRATION_ID],
+        tags=["record store"],
+    ),
+)
+class IntegrationRecordViewSet(_IntegrationScopedMixin, _RecordViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a connection's records in the record store",
+        parameters=[CONNECTION_ID],
+        tags=["record store"],
+    ),
+)
+class ConnectionRecordViewSet(_ConnectionScopedMixin, _RecordViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List an integration's streams: cursor, last sync and record count per entity",
+        parameters=[INTEGRATION_ID],
+        tags=["record store"],
+    ),
+)
+class IntegrationStreamViewSet(_IntegrationScopedMixin, _StreamViewSet):
+    pass
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List a connection's streams: cursor, last sync and record count per entity",
+        parameters=[CONNECTION_ID],
+        tags=["record store"],
+    ),
+)
+class ConnectionStreamViewSet(_ConnectionScopedMixin, _StreamViewSet):
+    pass

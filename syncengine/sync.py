@@ -1,0 +1,856 @@
+"""The sync job runner: read a source connector entity by entity, batch by batch, into the record
+store (or a snapshot), and forward what changed to a destination connector.
+
+A job is claimed with a conditional update (QUEUED -> RUNNING); the partial unique indexes on
+SyncJob let only one job per integration and per connection run. Each batch is committed together
+with its cursor, so a retry resumes after the last committed batch, and a cancel or a lost worker
+never undoes what was committed. Between batches the runner beats its heartbeat and looks for a
+cancel request. Retryable connector errors (timeouts, 5xx, 429) put the job back in the queue with
+an exponential backoff; others fail it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.services import event_record
+from connectors.choices import SyncMode
+from connectors.models import Connection
+from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector
+from connectors.services import resolve_credentials
+from integrations.choices import ImportDependencyStatus, IntegrationStatus, SyncStrategy
+from integrations.models import Integration
+from integrations.validators import SYNC_SETTINGS_DEFAULTS
+from syncengine import bulk, dependencies, outcomes, transform
+from syncengine.choices import JobStatus
+from syncengine.ingest import feed_import, mapping_overrides
+from syncengine.jobs import job_log, retry_delay, sync_job_dispatch
+from syncengine.models import Snapshot, SyncJob, SyncStream
+from syncengine.pull import pull_files
+from syncengine.store import UNSET, RecordStoreWriter, SnapshotWriter, stream_for
+
+logger = logging.getLogger(__name__)
+
+# A job whose integration or connection is busy with another job tries again after this long.
+BUSY_RETRY_SECONDS = 10
+
+
+class Stop(Exception):
+    """The job must stop between batches: cancelled, or taken away by the sweep."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class EntityStats:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    errors: int = 0
+    skipped: int = 0
+    read: int = 0
+    error_samples: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "errors": self.errors,
+            "skipped": self.skipped,
+        }
+        if self.error_samples:
+            data["errorSamples"] = self.error_samples
+        if self.warnings:
+            data["warnings"] = self.warnings
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EntityStats:
+        return cls(
+            created=data.get("created", 0),
+            updated=data.get("updated", 0),
+            unchanged=data.get("unchanged", 0),
+            deleted=data.get("deleted", 0),
+            errors=data.get("errors", 0),
+            skipped=data.get("skipped", 0),
+            error_samples=list(data.get("errorSamples", [])),
+            warnings=list(data.get("warnings", [])),
+        )
+
+
+@dataclass
+class RunContext:
+    """Everything a run needs, resolved once when it starts."""
+
+    job: SyncJob
+    source: Connector
+    integration: Integration | None
+    connection: Connection
+    destination: Connector | None
+    strategy: str
+    sync_settings: dict[str, Any]
+    tasks: list[Any]
+    mappings: dict[str, str | None]
+    now: datetime
+    stats: dict[str, EntityStats] = field(default_factory=dict)
+    records_done: int = 0
+    snapshot: Snapshot | None = None
+
+
+# --- claiming ---------------------------------------------------------------------------------
+
+
+def _mine(job: SyncJob) -> Q:
+    """This run's hold on its job: still in the state it left it, and still the same attempt
+    (the attempt count fences off a run the sweep gave up on and handed to another worker)."""
+    return Q(pk=job.pk, attempts=job.attempts)
+
+
+def _requeue(job: SyncJob, *, delay: timedelta, message: str, level: str = "info") -> None:
+    """Put a job back in the queue to start again after ``delay`` (it stays QUEUED). A job whose
+    cancel was asked for meanwhile ends CANCELLED instead."""
+    at = timezone.now() + delay
+    job_log(job, message, level=level, save=False, fresh=True)
+    requeued = SyncJob.objects.filter(
+        _mine(job),
+        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+        cancel_requested_at__isnull=True,
+    ).update(status=JobStatus.QUEUED, next_attempt_at=at, log=job.log, heartbeat_at=None)
+    if requeued:
+        sync_job_dispatch(job.pk, countdown=delay.total_seconds())
+    else:
+        _cancel_if_requested(job)
+
+
+def _cancel_if_requested(job: SyncJob) -> None:
+    """End a not-yet-ended job whose cancel was asked for: CANCELLED, committed batches kept."""
+    now = timezone.now()
+    job_log(job, "Cancelled; committed batches are kept.", save=False, fresh=True)
+    with transaction.atomic():
+        ended = SyncJob.objects.filter(
+            pk=job.pk,
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
+            cancel_requested_at__isnull=False,
+        ).update(
+            status=JobStatus.CANCELLED,
+            completed_at=now,
+            next_attempt_at=None,
+            heartbeat_at=None,
+            log=job.log,
+        )
+        if ended:
+            Snapshot.objects.filter(job=job).delete()
+            if job.integration_id:
+                outcomes.integration_run_stopped(integration_id=job.integration_id)
+
+
+def _claim(job: SyncJob) -> bool:
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            claimed = SyncJob.objects.filter(
+                pk=job.pk, status=JobStatus.QUEUED, cancel_requested_at__isnull=True
+            ).update(
+                status=JobStatus.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                next_attempt_at=None,
+                attempts=F("attempts") + 1,
+            )
+    except IntegrityError:
+        owner = "integration" if job.integration_id else "connection"
+        _requeue(
+            job,
+            delay=timedelta(seconds=BUSY_RETRY_SECONDS),
+            message=f"Another job of this {owner} is running; waiting for it to finish.",
+        )
+        return False
+    return bool(claimed)
+
+
+def sync_job_run(job_id: Any) -> SyncJob | None:
+    """Run one queued job to its end (or back into the queue for a retry). Idempotent: a job
+    that is not QUEUED, or not due yet, is left alone."""
+    job = SyncJob.objects.select_related("integration", "connection").filter(pk=job_id).first()
+    if job is None or job.status != JobStatus.QUEUED:
+        return job
+    if job.cancel_requested_at is not None:
+        _cancel_if_requested(job)
+        job.refresh_from_db()
+        return job
+    now = timezone.now()
+    if job.next_attempt_at is not None and job.next_attempt_at > now + timedelta(seconds=1):
+        # Dispatched early (by the sweep, say): wait for the backoff to run out.
+        sync_job_dispatch(job.pk, countdown=(job.next_attempt_at - now).total_seconds())
+        return job
+    integration = job.integration
+    if integration is not None:
+        if not integration.is_active:
+            _end_unstarted(job, "The integration is inactive or deleted; the run did not start.")
+            return job
+        if integration.depends_on.exists() and not _dependencies_ready(job, integration, now):
+            return job
+    if not _claim(job):
+        return job
+    job.refresh_from_db()
+    return _run(job)
+
+
+def _dependencies_ready(job: SyncJob, integration: Integration, now: datetime) -> bool:
+    check = dependencies.dependency_check(integration=integration, job=job, now=now)
+    job.dependency_checks += 1
+    job.dependency_status = check.status
+    SyncJob.objects.filter(pk=job.pk).update(
+        dependency_checks=job.dependency_checks, dependency_status=check.status
+    )
+    if check.status == ImportDependencyStatus.READY:
+        job_log(job, "Import dependencies are ready.")
+        return True
+    if check.status == ImportDependencyStatus.WAITING:
+        _requeue(
+            job,
+            delay=dependencies.recheck_delay(job.dependency_checks),
+            message=check.reason,
+        )
+        return False
+    _end_unstarted(job, f"Import dependencies failed: {check.reason}")
+    return False
+
+
+def _end_unstarted(job: SyncJob, reason: str) -> None:
+    """Fail a queued job that must not start; the reason goes on the job and its log."""
+    now = timezone.now()
+    job_log(job, reason, level="error", save=False, fresh=True)
+    with transaction.atomic():
+        ended = SyncJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.FAILED, error=reason, completed_at=now, log=job.log
+        )
+        if ended and job.integration_id:
+            Integration.all_objects.filter(pk=job.integration_id).update(last_error=reason)
+            _event(job, "integration.sync.failed", status=JobStatus.FAILED, error=reason)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _connector(connection: Connection) -> Connector:
+    connector_class = get_connector(connection.connector_id)
+    if connector_class is None:
+        raise ConnectorError(
+            f"The connector {connection.connector_id!r} is not installed.", retryable=False
+        )
+    return connector_class(config=connection.config, credentials=resolve_credentials(connection))
+
+
+def _context(job: SyncJob) -> RunContext:
+    integration = job.integration
+    destination: Connector | None = None
+    if integration is not None:
+        connection = integration.source_connection
+        if connection is None:
+            raise ConnectorError("The integration has no source (sourceAppId).", retryable=False)
+        target = integration.destination_connection
+        if target is not None:
+            target_class = get_connector(target.connector_id)
+            if target_class is not None and target_class.is_destination:
+                destination = _connector(target)
+        sync_settings = {**SYNC_SETTINGS_DEFAULTS, **(integration.sync_settings or {})}
+        tasks = list((integration.config or {}).get("tasks") or [])
+        mappings = mapping_overrides(feed_import(integration))
+    else:
+        assert job.connection is not None  # a job belongs to an integration or a connection
+        connection = job.connection
+        sync_settings = dict(SYNC_SETTINGS_DEFAULTS)
+        tasks, mappings = [], {}
+    return RunContext(
+        job=job,
+        source=_connector(connection),
+        integration=integration,
+        connection=connection,
+        destination=destination,
+        strategy=job.strategy or str(sync_settings["strategy"]) or SyncStrategy.MERGE,
+        sync_settings=sync_settings,
+        tasks=tasks,
+        mappings=mappings,
+        now=timezone.now(),
+        stats={entity: EntityStats.from_json(data) for entity, data in job.stats.items()},
+    )
+
+
+def _run(job: SyncJob) -> SyncJob:
+    ctx: RunContext | None = None
+    try:
+        ctx = _context(job)
+        if job.attempts == 1:
+            _started(job)
+        job_log(job, f"Attempt {job.attempts} started: {job.mode} sync.")
+        if job.integration_id is not None:
+            Integration.all_objects.filter(pk=job.integration_id).update(
+                status=IntegrationStatus.RUNNING, latest_job_id=job.pk
+            )
+        if ctx.source.feeds_files:
+            _pull(ctx)
+        else:
+            _sync_entities(ctx)
+    except Stop as stop:
+        return _stopped(job, ctx, stop.reason)
+    except (ConnectorError, SoftTimeLimitExceeded) as error:
+        if isinstance(error, SoftTimeLimitExceeded):
+            error = ConnectorError("The run reached the task time limit.", retryable=True)
+        return _failed_or_retry(job, ctx, error.message, retryable=error.retryable)
+    except Exception as error:
+        logger.exception("Sync job %s failed", job.pk)
+        return _failed_or_retry(
+            job, ctx, f"Unexpected error: {type(error).__name__}: {error}", retryable=False
+        )
+    return _completed(job, ctx)
+
+
+def _entities(ctx: RunContext) -> list[tuple[str, str]]:
+    """``(entity, destination entity)`` pairs this run syncs, in order."""
+    chosen = transform.sync_entities(ctx.tasks)
+    if ctx.job.entities:
+        destinations = dict(chosen)
+        return [(entity, destinations.get(entity, entity)) for entity in ctx.job.entities]
+    if chosen:
+        return chosen
+    if ctx.source.entities:
+        return [(entity, entity) for entity in ctx.source.entities]
+    return [(spec.name, spec.name) for spec in ctx.source.discover()]
+
+
+def _specs(ctx: RunContext, entities: list[str]) -> dict[str, EntitySpec]:
+    try:
+        specs = {spec.name: spec for spec in ctx.source.discover()}
+    except NotImplementedError:
+        specs = {}
+    missing = [entity for entity in entities if entity not in specs]
+    if missing:
+        raise ConnectorError(
+            f"Unknown entities for {ctx.connection.connector_id}: {', '.join(missing)}.",
+            retryable=False,
+        )
+    return specs
+
+
+def _sync_entities(ctx: RunContext) -> None:
+    job = ctx.job
+    pairs = _entities(ctx)
+    specs = _specs(ctx, [entity for entity, _ in pairs])
+    if job.mode == SyncMode.SNAPSHOT:
+        _snapshot_start(ctx)
+    for entity, _ in pairs:
+        ctx.stats.setdefault(entity, EntityStats())
+    _beat(ctx, entity=None, total_entities=len(pairs))
+    for entity, destination_entity in pairs:
+        if entity in job.entities_done and job.mode != SyncMode.SNAPSHOT:
+            continue
+        _sync_entity(ctx, specs[entity], destination_entity, total_entities=len(pairs))
+    if ctx.snapshot is not None:
+        Snapshot.objects.filter(pk=ctx.snapshot.pk).update(
+            complete=True, completed_at=timezone.now()
+        )
+
+
+def _read_window(ctx: RunContext, stream_cursor: Any, entity: str) -> tuple[Any, Any]:
+    """``(cursor, date_range)`` to read ``entity`` with, by mode, date range and rolling window.
+
+    A retry of this job resumes from the cursor its last committed batch reached."""
+    job = ctx.job
+    resume = job.cursors.get(entity) if job.attempts > 1 else None
+    date_range = None
+    if job.date_range:
+        date_range = (job.date_range.get("from"), job.date_range.get("to"))
+    elif ctx.integration is not None and ctx.integration.rolling_window_days:
+        start = ctx.now - timedelta(days=ctx.integration.rolling_window_days)
+        if job.mode == SyncMode.INCREMENTAL:
+            # Re-read the whole window: late changes inside it are picked up, unchanged
+            # records cost a hash comparison.
+            return resume, (start.isoformat(), None)
+    if job.mode == SyncMode.INCREMENTAL:
+        # An explicit date range replaces the saved cursor: it says which records to read.
+        saved = None if date_range is not None else stream_cursor
+        return (resume if resume is not None else saved), date_range
+    if job.mode == SyncMode.FULL and ctx.strategy != SyncStrategy.OVERWRITE:
+        # An overwrite must see every record to know which ones are gone, so it starts over.
+        return resume, date_range
+    return None, date_range
+
+
+def _sync_entity(
+    ctx: RunContext, spec: EntitySpec, destination_entity: str, *, total_entities: int
+) -> None:
+    job, entity = ctx.job, spec.name
+    stats = ctx.stats[entity]
+    plan = transform.entity_plan(entity, mappings=ctx.mappings, tasks=ctx.tasks)
+    snapshot_writer: SnapshotWriter | None = None
+    writer: RecordStoreWriter | None = None
+    stream_cursor = None
+    if ctx.snapshot is not None:
+        snapshot_writer = SnapshotWriter(ctx.snapshot, entity)
+    else:
+        stream = stream_for(
+            account_id=job.account_id,
+            integration_id=job.integration_id,
+            connection_id=None if job.integration_id else job.connection_id,
+            entity=entity,
+        )
+        stream_cursor = stream.cursor
+        writer = RecordStoreWriter(stream, strategy=ctx.strategy, now=ctx.now)
+    cursor, date_range = _read_window(ctx, stream_cursor, entity)
+    if not (job.attempts > 1 and cursor is not None and cursor == job.cursors.get(entity)):
+        # Read from its start (a first attempt, or an overwrite starting over): the entity's
+        # counts start over too, so a retry counts no record twice. A read bounded by a date
+        # range leaves the stream's cursor where it was: it did not read all that came after.
+        ctx.stats[entity] = EntityStats()
+        stats = ctx.stats[entity]
+    if ctx.snapshot is not None:
+        cursor = None
+    job_log(
+        job,
+        f"{entity}: reading"
+        + (f" after cursor {cursor!r}" if cursor is not None else " from the start")
+        + (f" within {date_range[0]} .. {date_range[1]}" if date_range else "")
+        + ".",
+    )
+    if (
+        writer is not None
+        and ctx.destination is None
+        and not plan.steps
+        and bulk.bulk_available()
+        and ctx.source.can_copy(entity)
+    ):
+        _copy_entity(
+            ctx, spec, writer.stream, cursor=cursor, date_range=date_range, total=total_entities
+        )
+        return
+    tracker = CursorTracker(spec.cursor_field, start=cursor)
+    for batch in ctx.source.read(
+        entity,
+        cursor=cursor,
+        date_range=_date_range_values(date_range),
+        batch_size=settings.SYNC_BATCH_SIZE,
+    ):
+        rows: list[tuple[str, dict[str, Any]]] = []
+        keep: list[dict[str, Any]] = []
+        for record in batch.records:
+            stats.read += 1
+            key = transform.record_key(record, spec.primary_key)
+            if isinstance(key, transform.Rejected):
+                stats.errors += 1
+                if len(stats.error_samples) < transform.ERROR_SAMPLE_LIMIT:
+                    stats.error_samples.append(transform.error_sample(key))
+                continue
+            transformed = plan.apply(record)
+            if transformed is None:
+                stats.skipped += 1
+                continue
+            rows.append((key, transformed))
+            keep.append(transformed)
+        safe_cursor = tracker.advance(batch.records, batch.cursor)
+        if snapshot_writer is not None:
+            stats.created += snapshot_writer.write(keep)
+        else:
+            assert writer is not None
+            with transaction.atomic():
+                result = writer.write(rows, cursor=safe_cursor if date_range is None else UNSET)
+                if ctx.destination is not None and result.changed:
+                    ctx.destination.write(destination_entity, result.changed)
+            stats.created += result.created
+            stats.updated += result.updated
+            stats.unchanged += result.unchanged
+            stats.skipped += result.skipped
+        ctx.records_done += len(batch.records)
+        job.cursors[entity] = safe_cursor
+        _beat(ctx, entity=entity, total_entities=total_entities)
+    if writer is not None:
+        final = tracker.final()
+        if date_range is None and final is not None and final != tracker.committed:
+            writer.write([], cursor=final)
+        deleted, warning = writer.finish(
+            # Only a read of everything can tell which records are gone.
+            full=job.mode == SyncMode.FULL and date_range is None and cursor is None,
+            min_rows_ratio=float(ctx.sync_settings.get("min_rows_ratio") or 0),
+        )
+        stats.deleted += deleted
+        if warning:
+            stats.warnings.append(warning)
+            job_log(job, f"{entity}: {warning}", level="warning")
+    _entity_done(ctx, entity, total_entities=total_entities)
+
+
+def _entity_done(ctx: RunContext, entity: str, *, total_entities: int) -> None:
+    job, stats = ctx.job, ctx.stats[entity]
+    job.entities_done = [*job.entities_done, entity]
+    job_log(
+        job,
+        f"{entity}: {stats.read} read, {stats.created} created, {stats.updated} updated, "
+        f"{stats.unchanged} unchanged, {stats.deleted} deleted, {stats.skipped} skipped, "
+        f"{stats.errors} rejected.",
+    )
+    _beat(ctx, entity=None, total_entities=total_entities)
+
+
+def _copy_entity(
+    ctx: RunContext,
+    spec: EntitySpec,
+    stream: SyncStream,
+    *,
+    cursor: Any,
+    date_range: tuple[Any, Any] | None,
+    total: int,
+) -> None:
+    """The bulk path (``syncengine.bulk``): records go from the source's ``COPY`` lines to the
+    store's without becoming Python objects. Same batches, cursors, cancel and counts."""
+    job, entity = ctx.job, spec.name
+    stats = ctx.stats[entity]
+    full = job.mode == SyncMode.FULL and date_range is None and cursor is None
+    writer = bulk.BulkRecordWriter(stream, strategy=ctx.strategy, full=full, now=ctx.now)
+    job_log(job, f"{entity}: copying in bulk.")
+    highest = cursor
+    # A full overwrite that fails starts its entity over (it must see every record), so it has
+    # no use for resumable cursor order: it reads in storage order, without waiting for a sort.
+    ordered = not (full and ctx.strategy == SyncStrategy.OVERWRITE)
+    batches = ctx.source.copy_rows(
+        entity,
+        cursor=cursor,
+        date_range=_date_range_values(date_range),
+        batch_rows=settings.SYNC_BULK_BATCH_SIZE,
+        leading=(stream.pk,),
+        ordered=ordered,
+    )
+    for batch in bulk.prefetched(batches, on_idle=lambda: _heartbeat(job)):
+        result = writer.write(
+            batch, cursor=batch.cursor if ordered and date_range is None else UNSET
+        )
+        stats.read += batch.count
+        stats.created += result.created
+        stats.updated += result.updated
+        stats.unchanged += result.unchanged
+        stats.skipped += result.skipped
+        ctx.records_done += batch.count
+        highest = batch.highest
+        if ordered:
+            job.cursors[entity] = batch.cursor
+        _beat(ctx, entity=entity, total_entities=total)
+    if date_range is None and highest is not None and highest != job.cursors.get(entity, cursor):
+        SyncStream.objects.filter(pk=stream.pk).update(
+            cursor=highest, cursor_updated_at=timezone.now()
+        )
+    deleted, warning = writer.finish(
+        full=full, min_rows_ratio=float(ctx.sync_settings.get("min_rows_ratio") or 0)
+    )
+    stats.deleted += deleted
+    if warning:
+        stats.warnings.append(warning)
+        job_log(job, f"{entity}: {warning}", level="warning")
+    _entity_done(ctx, entity, total_entities=total)
+
+
+def _date_range_values(date_range: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
+    """ISO strings to the dates and datetimes the connectors compare with."""
+    if date_range is None:
+        return None
+
+    def parse(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    return (parse(date_range[0]), parse(date_range[1]))
+
+
+class CursorTracker:
+    """The cursor that is safe to commit after each batch.
+
+    Records come in cursor order, but records sharing the last cursor value of a batch may go on
+    in the next batch; committing that value and resuming with ``> cursor`` would lose them. So
+    after a batch the committed cursor is the highest value strictly below the batch's last one
+    (every record up to it has been read), and the last value is committed once the read ends.
+    """
+
+    def __init__(self, field_name: str | None, *, start: Any) -> None:
+        self.field_name = field_name
+        self.committed = start
+        self._last: Any = start
+
+    def advance(self, records: list[dict[str, Any]], batch_cursor: Any) -> Any:
+        if batch_cursor is not None:
+            self._last = batch_cursor
+        if self.field_name is None or not records:
+            return self.committed
+        values: list[Any] = [
+            record[self.field_name]
+            for record in records
+            if isinstance(record, dict) and record.get(self.field_name) is not None
+        ]
+        if not values:
+            return self.committed
+        last = values[-1]
+        try:
+            below = [value for value in values if value < last]
+        except TypeError:
+            return self.committed
+        if below:
+            self.committed = max(below)
+        return self.committed
+
+    def final(self) -> Any:
+        return self._last
+
+
+# --- heartbeat, cancel, progress --------------------------------------------------------------
+
+
+def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
+    """Save stats and progress with a heartbeat; stop if a cancel was asked for or the sweep
+    took the job away."""
+    job = ctx.job
+    job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    job.progress = {
+        "recordsDone": ctx.records_done,
+        "recordsTotal": None,
+        "entitiesDone": len(job.entities_done),
+        "entitiesTotal": total_entities,
+        "entity": entity,
+    }
+    updated = SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(
+        stats=job.stats,
+        progress=job.progress,
+        cursors=job.cursors,
+        entities_done=job.entities_done,
+        heartbeat_at=timezone.now(),
+    )
+    if not updated:
+        raise Stop("The job is no longer running (the sweep took it over).")
+    cancel_requested = (
+        SyncJob.objects.filter(pk=job.pk).values_list("cancel_requested_at", flat=True).first()
+    )
+    if cancel_requested is not None:
+        raise Stop("cancelled")
+
+
+def _heartbeat(job: SyncJob) -> None:
+    """Only say the run is alive (while it waits on a slow source)."""
+    SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def _should_stop(ctx: RunContext) -> bool:
+    try:
+        _beat(ctx, entity=None, total_entities=1)
+    except Stop:
+        return True
+    return False
+
+
+# --- snapshots and file pulls -----------------------------------------------------------------
+
+
+def _snapshot_start(ctx: RunContext) -> None:
+    """A fresh snapshot for this attempt (a retry discards what a failed attempt copied)."""
+    job = ctx.job
+    Snapshot.objects.filter(job=job).delete()
+    ctx.stats = {}
+    ctx.snapshot = Snapshot.objects.create(
+        account_id=job.account_id,
+        integration_id=job.integration_id,
+        connection_id=None if job.integration_id else job.connection_id,
+        job=job,
+    )
+
+
+def _pull(ctx: RunContext) -> None:
+    assert ctx.integration is not None  # connections of file sources cannot sync on their own
+    result = pull_files(
+        job=ctx.job,
+        integration=ctx.integration,
+        connection=ctx.connection,
+        should_stop=lambda: _should_stop(ctx),
+    )
+    ctx.stats["files"] = EntityStats(
+        created=result.taken,
+        unchanged=result.skipped,
+        errors=result.failed,
+        # Files tried: a run whose files all fail is over the error budget and fails.
+        read=result.taken + result.failed,
+    )
+    ctx.records_done = result.taken + result.skipped + result.failed
+    job_log(
+        ctx.job,
+        f"files: {result.taken} taken, {result.skipped} already taken, {result.failed} failed.",
+    )
+    if ctx.job.cancel_requested_at is None and _cancel_requested(ctx.job):
+        raise Stop("cancelled")
+
+
+def _cancel_requested(job: SyncJob) -> bool:
+    return (
+        SyncJob.objects.filter(pk=job.pk, cancel_requested_at__isnull=False)
+        .values_list("pk", flat=True)
+        .exists()
+    )
+
+
+# --- endings ----------------------------------------------------------------------------------
+
+
+def _payload(job: SyncJob, **extra: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {"jobId": str(job.pk), "mode": job.mode, "trigger": job.trigger}
+    if job.integration_id and job.integration is not None:
+        payload["integration"] = {"id": str(job.integration_id), "name": job.integration.name}
+    if job.connection_id and job.connection is not None:
+        payload["connection"] = {"id": str(job.connection_id), "name": job.connection.name}
+    return {**payload, **extra}
+
+
+def _event(job: SyncJob, event_type: str, **extra: Any) -> None:
+    event_record(
+        account=job.account,
+        type=event_type,
+        integration_id=job.integration_id,
+        payload=_payload(job, **extra),
+    )
+
+
+def _started(job: SyncJob) -> None:
+    _event(job, "integration.sync.started", entities=job.entities)
+
+
+def _error_budget_exceeded(ctx: RunContext) -> str | None:
+    ratio = float(ctx.sync_settings.get("max_error_ratio", 0.1))
+    read = sum(stats.read for stats in ctx.stats.values())
+    errors = sum(stats.errors for stats in ctx.stats.values())
+    if errors and read and errors / read > ratio:
+        return (
+            f"{errors} of {read} records were rejected ({errors / read:.1%}), more than the "
+            f"error budget of {ratio:.0%} (syncSettings.max_error_ratio)."
+        )
+    return None
+
+
+def _finish(job: SyncJob, *, status: str, error: str = "", message: str = "") -> bool:
+    """End a running job; False when it was not running any more (cancelled or swept)."""
+    now = timezone.now()
+    job_log(
+        job,
+        error or message or f"Job {status.lower()}.",
+        level="error" if error else "info",
+        save=False,
+        fresh=True,
+    )
+    running = SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING)
+    if status == JobStatus.COMPLETED:
+        # A cancel accepted after the last batch still ends the job CANCELLED.
+        running = running.filter(cancel_requested_at__isnull=True)
+    ended = running.update(
+        status=status,
+        error=error,
+        completed_at=now,
+        stats=job.stats,
+        progress=job.progress,
+        cursors=job.cursors,
+        entities_done=job.entities_done,
+        log=job.log,
+        next_attempt_at=None,
+    )
+    job.status, job.error, job.completed_at = status, error, now
+    return bool(ended)
+
+
+def _completed(job: SyncJob, ctx: RunContext | None) -> SyncJob:
+    assert ctx is not None
+    job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    job.progress = {**job.progress, "entity": None, "entitiesDone": len(job.entities_done)}
+    over_budget = _error_budget_exceeded(ctx)
+    if over_budget:
+        return _failed(job, over_budget)
+    now = timezone.now()
+    with transaction.atomic():
+        if not _finish(job, status=JobStatus.COMPLETED):
+            if _cancel_requested(job):
+                return _stopped(job, ctx, "cancelled")
+            return job
+        if job.integration_id:
+            outcomes.integration_run_succeeded(integration_id=job.integration_id, now=now)
+        Connection.objects.filter(pk=ctx.connection.pk).update(last_sync_at=now)
+        _event(job, "integration.sync.completed", status=JobStatus.COMPLETED, stats=job.stats)
+    return job
+
+
+def _failed(job: SyncJob, error: str) -> SyncJob:
+    with transaction.atomic():
+        if not _finish(job, status=JobStatus.FAILED, error=error):
+            return job
+        if job.integration_id:
+            outcomes.integration_run_failed(integration_id=job.integration_id, error=error)
+        # Only a complete snapshot is a point-in-time copy.
+        Snapshot.objects.filter(job=job).delete()
+        _event(
+            job, "integration.sync.failed", status=JobStatus.FAILED, error=error, stats=job.stats
+        )
+    return job
+
+
+def _failed_or_retry(
+    job: SyncJob, ctx: RunContext | None, error: str, *, retryable: bool
+) -> SyncJob:
+    if ctx is not None:
+        job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    if retryable and job.attempts < settings.SYNC_MAX_ATTEMPTS:
+        delay = retry_delay(job.attempts)
+        SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(
+            error=error, stats=job.stats, cursors=job.cursors, entities_done=job.entities_done
+        )
+        _requeue(
+            job,
+            delay=delay,
+            message=(
+                f"Attempt {job.attempts} of {settings.SYNC_MAX_ATTEMPTS} failed: {error} "
+                f"Retrying in {int(delay.total_seconds())} s from the last committed batch."
+            ),
+            level="warning",
+        )
+        job.refresh_from_db()
+        return job
+    if retryable:
+        error = f"{error} (gave up after {job.attempts} attempts)"
+    return _failed(job, error)
+
+
+def _stopped(job: SyncJob, ctx: RunContext | None, reason: str) -> SyncJob:
+    if reason != "cancelled":
+        job_log(job, reason, level="warning")
+        return job
+    if ctx is not None:
+        job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    with transaction.atomic():
+        if not _finish(
+            job,
+            status=JobStatus.CANCELLED,
+            message="Cancelled between batches; committed batches are kept.",
+        ):
+            return job
+        if ctx is not None and ctx.snapshot is not None:
+            Snapshot.objects.filter(pk=ctx.snapshot.pk).delete()
+        if job.integration_id:
+            outcomes.integration_run_stopped(integration_id=job.integration_id)
+    return job
