@@ -174,6 +174,15 @@ def _network_error(error: BaseException, where: str) -> ConnectorError:
     return ConnectorError(f"Connection to {where} failed: {detail}.", retryable=True)
 
 
+def _hang_up(transport: paramiko.Transport) -> None:
+    """Disconnect at once. ``Transport.close()`` alone leaves the TCP connection up until the
+    reader thread's next socket timeout, and a server that caps sessions per user would still
+    count this one against the next login."""
+    with contextlib.suppress(OSError):
+        transport.sock.shutdown(socket.SHUT_RDWR)
+    transport.close()
+
+
 class _Session:
     """One logged-in SSH transport and its SFTP client."""
 
@@ -189,7 +198,7 @@ class _Session:
         with contextlib.suppress(Exception):
             self.sftp.close()
         with contextlib.suppress(Exception):
-            self.transport.close()
+            _hang_up(self.transport)
 
 
 @register
@@ -327,22 +336,22 @@ class SftpPullConnector(Connector):
             if channel is not None:
                 channel.settimeout(IO_TIMEOUT_SECONDS)
         except ConnectorError:
-            transport.close()
+            _hang_up(transport)
             raise
         except IncompatiblePeer as error:
-            transport.close()
+            _hang_up(transport)
             wanted = f" of type {pin.key_type}" if pin.key_type else ""
             raise ConnectorError(
                 f"{self._where} offers no host key{wanted} or no algorithm in common: {error}",
                 retryable=False,
             ) from error
         except paramiko.SSHException as error:
-            transport.close()
+            _hang_up(transport)
             raise ConnectorError(
                 f"SSH negotiation with {self._where} failed: {error}", retryable=True
             ) from error
         except (OSError, EOFError) as error:
-            transport.close()
+            _hang_up(transport)
             raise _network_error(error, self._where) from error
         return _Session(transport, sftp)
 

@@ -132,14 +132,20 @@ class SessionRegistry:
             self._sessions.add(session)
             return True
 
+    @staticmethod
+    def _live(sessions: Iterable[Session]) -> int:
+        """Sessions still connected: one whose client has gone is not counted while its
+        thread notices (a partner reconnecting right after a disconnect is not refused)."""
+        return sum(1 for session in sessions if session.connected)
+
     def user_count(self, username: str) -> int:
         with self._lock:
-            return len(self._by_username.get(username, ()))
+            return self._live(self._by_username.get(username, ()))
 
     def login(self, session: Session, username: str, limit: int) -> bool:
         with self._lock:
             sessions = self._by_username.setdefault(username, set())
-            if len(sessions) >= limit:
+            if self._live(sessions) >= limit:
                 return False
             sessions.add(session)
             return True
@@ -195,6 +201,12 @@ class Session:
     def credential(self) -> SftpCredential:
         assert self.grant is not None, "only asked once logged in"
         return self.grant.credential
+
+    @property
+    def connected(self) -> bool:
+        if self.closed.is_set():
+            return False
+        return self.transport is None or bool(self.transport.is_active())
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()

@@ -34,15 +34,6 @@ port = gateway_conftest.port
 feed = gateway_conftest.feed
 
 
-@pytest.fixture(autouse=True)
-def roomy_session_limit(sftp_settings):
-    """Logins here follow each other within milliseconds, as one user; the gateway frees a
-    session's slot once it has seen the client's disconnect, which can come a moment after the
-    next login. The per-user limit has its own tests (tests/sftpgateway/test_auth.py)."""
-    sftp_settings.SFTP_MAX_SESSIONS_PER_USER = 100
-    return sftp_settings
-
-
 CONNECTIONS_URL = "/api/v1/integrations/connections"
 BASE_MTIME = 1_700_000_000
 

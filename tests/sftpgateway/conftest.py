@@ -238,6 +238,8 @@ def paramiko_sftp(
         client.transport = transport
         yield client
     finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
         transport.close()
 
 

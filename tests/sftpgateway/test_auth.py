@@ -186,6 +186,17 @@ class TestSessionLimits:
         assert refused.detail == "Too many sessions (at most 1)."
         assert ActivityEvent.LOGIN_FAILED not in events()
 
+    def test_a_closed_session_frees_its_slot_at_once(self, feed, port, settings):
+        # A partner's scripts log in back to back; the one before has disconnected, so none of
+        # them is refused even at a limit of one.
+        settings.SFTP_MAX_SESSIONS_PER_USER = 1
+
+        for _ in range(5):
+            with paramiko_sftp(port, feed.username, password=feed.password) as sftp:
+                assert sftp.listdir(".") == []
+
+        assert ActivityEvent.REFUSED not in events()
+
     def test_connections_beyond_the_total_cap_are_closed(self, feed, port, settings):
         settings.SFTP_MAX_SESSIONS = 1
 

@@ -26,7 +26,6 @@ from syncengine.sync import sync_job_run
 from tests.connectors.test_sftp_pull import (
     BASE_MTIME,
     pin_of,
-    roomy_session_limit,  # noqa: F401  (autouse fixture)
     upload,
 )
 from tests.sftpgateway import conftest as gateway_conftest
