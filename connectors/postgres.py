@@ -228,6 +228,7 @@ class PostgresConnector(Connector):
     }
     is_source = True
     is_destination = True
+    supports_delete = True
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -487,6 +488,24 @@ class PostgresConnector(Connector):
                             highest = last
                     yield ReadBatch(records=records, cursor=highest)
 
+    def count(
+        self, entity: str, *, cursor: Any = None, date_range: tuple[Any, Any] | None = None
+    ) -> int | None:
+        try:
+            with self._connect() as conn:
+                conn.read_only = True
+                spec = self._spec(self._table(conn, entity))
+                where, params, _ = self._window(spec, cursor=cursor, date_range=date_range)
+                row = conn.execute(
+                    sql.SQL("SELECT count(*) FROM {}.{}{}").format(
+                        sql.Identifier(self.schema), sql.Identifier(entity), where
+                    ),
+                    params,
+                ).fetchone()
+        except psycopg.Error as error:
+            raise _connector_error(error) from error
+        return int(row[0]) if row else None
+
     # --- bulk copy -----------------------------------------------------------------------
 
     def can_copy(self, entity: str) -> bool:
@@ -593,23 +612,27 @@ class PostgresConnector(Connector):
 
     # --- write ---------------------------------------------------------------------------
 
+    def _writable(self, conn: psycopg.Connection[Any], entity: str) -> _Table:
+        table = self._table(conn, entity)
+        if table.is_view:
+            raise ConnectorError(
+                f'"{entity}" is a view; records can only be written to a table.',
+                retryable=False,
+            )
+        if not table.primary_key:
+            raise ConnectorError(
+                f'"{entity}" has no primary key to match records on: add one or set config '
+                f"primaryKeys.{entity}.",
+                retryable=False,
+            )
+        return table
+
     def write(self, entity: str, records: list[dict[str, Any]]) -> int:
         if not records:
             return 0
         try:
             with self._connect() as conn:
-                table = self._table(conn, entity)
-                if table.is_view:
-                    raise ConnectorError(
-                        f'"{entity}" is a view; records can only be written to a table.',
-                        retryable=False,
-                    )
-                if not table.primary_key:
-                    raise ConnectorError(
-                        f'"{entity}" has no primary key to upsert on: add one or set config '
-                        f"primaryKeys.{entity}.",
-                        retryable=False,
-                    )
+                table = self._writable(conn, entity)
                 columns = {name for name, _ in table.columns}
                 # Records with different keys get separate statements, so a key a record leaves
                 # out keeps its stored value instead of being overwritten with NULL.
@@ -638,6 +661,41 @@ class PostgresConnector(Connector):
         except psycopg.Error as error:
             raise _connector_error(error) from error
         return len(records)
+
+    def delete(self, entity: str, records: list[dict[str, Any]]) -> int:
+        if not records:
+            return 0
+        try:
+            with self._connect() as conn:
+                table = self._writable(conn, entity)
+                missing = sorted(
+                    {key for record in records for key in table.primary_key if key not in record}
+                )
+                if missing:
+                    raise ConnectorError(
+                        f'Records to remove from "{entity}" lack primary key column(s) '
+                        f"{', '.join(missing)}.",
+                        retryable=False,
+                    )
+                query = sql.SQL("DELETE FROM {}.{} WHERE {}").format(
+                    sql.Identifier(self.schema),
+                    sql.Identifier(table.name),
+                    sql.SQL(" AND ").join(
+                        sql.SQL("{} = %s").format(sql.Identifier(key)) for key in table.primary_key
+                    ),
+                )
+                with conn.transaction(), conn.cursor() as statement:
+                    statement.executemany(
+                        query,
+                        [
+                            [_adapted(record[key]) for key in table.primary_key]
+                            for record in records
+                        ],
+                    )
+                    removed = statement.rowcount
+        except psycopg.Error as error:
+            raise _connector_error(error) from error
+        return max(int(removed), 0)
 
     def _upsert(self, table: _Table, keys: tuple[str, ...]) -> sql.Composed:
         updates = [key for key in keys if key not in table.primary_key]

@@ -114,6 +114,9 @@ class Connector:
 
     is_source: ClassVar[bool] = False
     is_destination: ClassVar[bool] = False
+    # A destination that can remove records (``delete()``): a full overwrite forwards the records
+    # the source no longer has.
+    supports_delete: ClassVar[bool] = False
     # A source of files rather than records: it feeds an inventory integration's file pipeline
     # (``syncengine.pull``), so its connections do not sync into a record store of their own.
     feeds_files: ClassVar[bool] = False
@@ -144,6 +147,19 @@ class Connector:
 
     def write(self, entity: str, records: list[dict[str, Any]]) -> int:
         """Upsert records into ``entity`` of a destination; returns how many were written."""
+        raise NotImplementedError
+
+    def count(
+        self, entity: str, *, cursor: Any = None, date_range: tuple[Any, Any] | None = None
+    ) -> int | None:
+        """How many records ``read()`` with the same arguments would return, or None when the
+        source cannot tell without reading them (progress then shows no total)."""
+        return None
+
+    def delete(self, entity: str, records: list[dict[str, Any]]) -> int:
+        """Remove records from ``entity`` of a destination, each as last written (so it carries
+        the entity's primary key); returns how many were removed. Only connectors with
+        ``supports_delete`` implement it."""
         raise NotImplementedError
 
     def can_copy(self, entity: str) -> bool:

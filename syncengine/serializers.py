@@ -272,8 +272,8 @@ class SyncJobSerializer(CamelModelSerializer):
     )
     progress = serializers.DictField(
         read_only=True,
-        help_text="recordsDone, recordsTotal, entitiesDone, entitiesTotal and the entity "
-        "being read.",
+        help_text="recordsDone, recordsTotal (null when the source cannot count ahead), "
+        "entitiesDone, entitiesTotal and the entity being read.",
     )
     snapshotId = serializers.SerializerMethodField(method_name="get_snapshot_id")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -385,12 +386,20 @@ class RecordStoreWriter:
 
     # --- the end of a run --------------------------------------------------------------------
 
-    def finish(self, *, full: bool, min_rows_ratio: float) -> tuple[int, str | None]:
+    def finish(
+        self,
+        *,
+        full: bool,
+        min_rows_ratio: float,
+        forward: Callable[[list[dict[str, Any]]], object] | None = None,
+    ) -> tuple[int, str | None]:
         """After the last batch: a full overwrite deletes the records the run did not see.
 
         Returns ``(deleted, warning)``. A run that saw fewer than ``min_rows_ratio`` times the
         records the stream held before it deletes nothing and says so: an empty or truncated
-        source never wipes a store.
+        source never wipes a store. ``forward`` gets each chunk of records (as stored) before it
+        leaves the store, to remove them from a destination too: if it raises, the chunk and
+        the ones after it stay, and the next full run removes them.
         """
         if not full or self.strategy != SyncStrategy.OVERWRITE:
             return 0, None
@@ -409,11 +418,14 @@ class RecordStoreWriter:
         keys = list(unseen)
         step = _DELETE_CHUNK if self.postgresql else _SQLITE_CHUNK
         deleted = 0
-        with transaction.atomic():
-            for start in range(0, len(keys), step):
-                chunk = keys[start : start + step]
-                deleted += Record.objects.filter(stream=self.stream, key__in=chunk).delete()[0]
-        unseen.clear()
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
+            gone = Record.objects.filter(stream=self.stream, key__in=chunk)
+            if forward is not None:
+                forward(list(gone.values_list("data", flat=True)))
+            deleted += gone.delete()[0]
+            for key in chunk:
+                del unseen[key]
         return deleted, None
 
 

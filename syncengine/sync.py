@@ -12,6 +12,7 @@ an exponential backoff; others fail it at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -109,6 +110,7 @@ class RunContext:
     now: datetime
     stats: dict[str, EntityStats] = field(default_factory=dict)
     records_done: int = 0
+    records_total: int | None = None
     snapshot: Snapshot | None = None
 
 
@@ -356,15 +358,50 @@ def _sync_entities(ctx: RunContext) -> None:
         _snapshot_start(ctx)
     for entity, _ in pairs:
         ctx.stats.setdefault(entity, EntityStats())
+    pending = [
+        (entity, destination_entity)
+        for entity, destination_entity in pairs
+        if entity not in job.entities_done or job.mode == SyncMode.SNAPSHOT
+    ]
+    ctx.records_total = _records_total(ctx, [entity for entity, _ in pending])
     _beat(ctx, entity=None, total_entities=len(pairs))
-    for entity, destination_entity in pairs:
-        if entity in job.entities_done and job.mode != SyncMode.SNAPSHOT:
-            continue
+    for entity, destination_entity in pending:
         _sync_entity(ctx, specs[entity], destination_entity, total_entities=len(pairs))
     if ctx.snapshot is not None:
         Snapshot.objects.filter(pk=ctx.snapshot.pk).update(
             complete=True, completed_at=timezone.now()
         )
+
+
+def _stream(ctx: RunContext, entity: str) -> SyncStream:
+    job = ctx.job
+    return stream_for(
+        account_id=job.account_id,
+        integration_id=job.integration_id,
+        connection_id=None if job.integration_id else job.connection_id,
+        entity=entity,
+    )
+
+
+def _records_total(ctx: RunContext, entities: list[str]) -> int | None:
+    """How many records this attempt will read, when the source can count each entity's read
+    window (see ``Connector.count()``); None as soon as one cannot be counted."""
+    total = 0
+    for entity in entities:
+        stream_cursor = None if ctx.snapshot is not None else _stream(ctx, entity).cursor
+        cursor, date_range = _read_window(ctx, stream_cursor, entity)
+        try:
+            count = ctx.source.count(
+                entity, cursor=cursor, date_range=_date_range_values(date_range)
+            )
+        except ConnectorError as error:
+            # The read itself will say what is wrong, or succeed; progress just has no total.
+            logger.info("Could not count %s of job %s: %s", entity, ctx.job.pk, error.message)
+            return None
+        if count is None:
+            return None
+        total += count
+    return total
 
 
 def _read_window(ctx: RunContext, stream_cursor: Any, entity: str) -> tuple[Any, Any]:
@@ -404,12 +441,7 @@ def _sync_entity(
     if ctx.snapshot is not None:
         snapshot_writer = SnapshotWriter(ctx.snapshot, entity)
     else:
-        stream = stream_for(
-            account_id=job.account_id,
-            integration_id=job.integration_id,
-            connection_id=None if job.integration_id else job.connection_id,
-            entity=entity,
-        )
+        stream = _stream(ctx, entity)
         stream_cursor = stream.cursor
         writer = RecordStoreWriter(stream, strategy=ctx.strategy, now=ctx.now)
     cursor, date_range = _read_window(ctx, stream_cursor, entity)
@@ -486,12 +518,35 @@ def _sync_entity(
             # Only a read of everything can tell which records are gone.
             full=job.mode == SyncMode.FULL and date_range is None and cursor is None,
             min_rows_ratio=float(ctx.sync_settings.get("min_rows_ratio") or 0),
+            forward=_forward_deletes(ctx, destination_entity),
         )
         stats.deleted += deleted
         if warning:
             stats.warnings.append(warning)
             job_log(job, f"{entity}: {warning}", level="warning")
     _entity_done(ctx, entity, total_entities=total_entities)
+
+
+def _forward_deletes(
+    ctx: RunContext, destination_entity: str
+) -> Callable[[list[dict[str, Any]]], object] | None:
+    """What removes the records an overwrite dropped from the store from the destination too;
+    None without a destination, or (logged) when the destination cannot remove records."""
+    destination = ctx.destination
+    if destination is None:
+        return None
+    if not destination.supports_delete:
+
+        def log_only(records: list[dict[str, Any]]) -> None:
+            job_log(
+                ctx.job,
+                f"{destination_entity}: {len(records)} record(s) removed from the store stay in "
+                "the destination, which cannot remove records.",
+                level="warning",
+            )
+
+        return log_only
+    return lambda records: destination.delete(destination_entity, records)
 
 
 def _entity_done(ctx: RunContext, entity: str, *, total_entities: int) -> None:
@@ -628,7 +683,7 @@ def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
     job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
     job.progress = {
         "recordsDone": ctx.records_done,
-        "recordsTotal": None,
+        "recordsTotal": ctx.records_total,
         "entitiesDone": len(job.entities_done),
         "entitiesTotal": total_entities,
         "entity": entity,

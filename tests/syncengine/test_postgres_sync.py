@@ -8,17 +8,23 @@ records are what the connector's ``read()`` gives.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from accounts.services import Actor
+from connectors import registry
 from connectors.postgres import PostgresConnector
 from connectors.services import connection_create
+from integrations.models import Integration
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start
+from syncengine.jobs import connection_sync_start, integration_sync_start
 from syncengine.models import Record, SyncJob, SyncStream
 from syncengine.sync import sync_job_run
+from tests.factories import IntegrationFactory
 from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database
+from tests.syncengine.memory import DATASETS, Dataset, MemoryConnector
 
 ACTOR = Actor.system("tests")
 
@@ -90,7 +96,7 @@ def test_stores_what_the_connector_reads(connection, source):
     job = sync(connection, strategy="overwrite")
 
     assert job.stats["parts"]["created"] == 30
-    assert job.progress["recordsDone"] == 30
+    assert (job.progress["recordsDone"], job.progress["recordsTotal"]) == (30, 30)
     reader = PostgresConnector(
         config={"host": PG_HOST, "port": PG_PORT, "database": source},
         credentials={"user": PG_USER},
@@ -173,7 +179,7 @@ def test_incremental_reads_only_what_changed_after_the_cursor(connection, source
 
     job = sync(connection, mode="INCREMENTAL")
 
-    assert job.progress["recordsDone"] == 1
+    assert (job.progress["recordsDone"], job.progress["recordsTotal"]) == (1, 1)
     assert job.stats["parts"]["updated"] == 1
     assert stored(connection)["9"]["name"] == "Late"
 
@@ -194,15 +200,28 @@ def test_a_table_keyed_by_text_with_a_date_cursor(connection, source):
     }
 
 
-def test_an_integration_writes_changed_records_into_a_postgres_destination(
-    tenant, source, monkeypatch
-):
-    """Source: the steerable in-memory connector; destination: a real table, upserted."""
-    from connectors import registry
-    from syncengine.jobs import integration_sync_start
-    from tests.factories import IntegrationFactory
-    from tests.syncengine.memory import DATASETS, Dataset, MemoryConnector
+@dataclass
+class Notes:
+    """An integration from the steerable in-memory connector into a real ``notes`` table."""
 
+    rows: list[dict[str, Any]]
+    integration: Integration
+    source: str
+
+    def run(self) -> SyncJob:
+        job = integration_sync_start(integration=self.integration, actor=ACTOR, mode="FULL")
+        sync_job_run(job.pk)
+        job.refresh_from_db()
+        assert job.status == JobStatus.COMPLETED, job.error
+        return job
+
+    def table(self) -> list[tuple[str, str]]:
+        with admin_connect(self.source) as conn:
+            return conn.execute("SELECT code, body FROM notes ORDER BY code").fetchall()
+
+
+@pytest.fixture
+def notes(tenant, source, monkeypatch) -> Notes:
     monkeypatch.setitem(registry._REGISTRY, MemoryConnector.id, MemoryConnector)
     rows = [{"code": f"n-{n}", "body": f"note {n}", "changed": f"2025-01-0{n}"} for n in (1, 2, 3)]
     DATASETS["notes"] = Dataset(
@@ -231,16 +250,52 @@ def test_an_integration_writes_changed_records_into_a_postgres_destination(
         source_connection=memory,
         destination_connection=warehouse,
     )
+    return Notes(rows=rows, integration=integration, source=source)
 
+
+def test_an_integration_writes_changed_records_into_a_postgres_destination(notes):
     for body in ("note 2", "changed"):
-        rows[1]["body"] = body
-        job = integration_sync_start(integration=integration, actor=ACTOR, mode="FULL")
-        sync_job_run(job.pk)
-        job.refresh_from_db()
-        assert job.status == JobStatus.COMPLETED, job.error
+        notes.rows[1]["body"] = body
+        job = notes.run()
 
     assert job.stats["notes"]["updated"] == 1
     assert job.stats["notes"]["unchanged"] == 2
-    with admin_connect(source) as conn:
-        table = conn.execute("SELECT code, body FROM notes ORDER BY code").fetchall()
-    assert table == [("n-1", "note 1"), ("n-2", "changed"), ("n-3", "note 3")]
+    assert notes.table() == [("n-1", "note 1"), ("n-2", "changed"), ("n-3", "note 3")]
+
+
+def test_an_overwrite_removes_what_the_source_dropped_from_the_destination_too(notes):
+    notes.integration.sync_settings = {"strategy": "overwrite"}
+    notes.integration.save(update_fields=["sync_settings"])
+    notes.run()
+    # A row the integration never wrote is not the integration's to remove.
+    execute(notes.source, "INSERT INTO notes VALUES ('other', 'kept', '2025-02-01')")
+    del notes.rows[0]
+
+    job = notes.run()
+
+    assert job.stats["notes"]["deleted"] == 1
+    assert notes.table() == [("n-2", "note 2"), ("n-3", "note 3"), ("other", "kept")]
+
+
+def test_a_destination_that_cannot_remove_records_says_so(notes, tenant):
+    # The in-memory connector is a destination without supports_delete.
+    notes.integration.destination_connection = connection_create(
+        account=tenant.account,
+        actor=ACTOR,
+        connector_id="test_memory",
+        name="Notes copy",
+        config={"dataset": "notes"},
+    )
+    notes.integration.sync_settings = {"strategy": "overwrite"}
+    notes.integration.save(update_fields=["destination_connection", "sync_settings"])
+    notes.run()
+    del notes.rows[0]
+
+    job = notes.run()
+
+    assert job.stats["notes"]["deleted"] == 1
+    assert any(
+        "1 record(s) removed from the store stay in the destination" in line["message"]
+        and line["level"] == "warning"
+        for line in job.log
+    )
