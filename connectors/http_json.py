@@ -126,6 +126,8 @@ class HttpJsonConnector(Connector):
                 name=name,
                 primary_key=[entity.get("primaryKey") or "id"],
                 cursor_field=entity.get("cursorField") or None,
+                # Pages come in the API's order, not necessarily the cursor's.
+                ordered=False,
             )
             for name, entity in self._entities().items()
         ]

@@ -55,6 +55,10 @@ class EntitySpec:
     primary_key: list[str]
     cursor_field: str | None = None
     fields: list[str] = field(default_factory=list)
+    # Whether read() returns records in cursor order, so that a run can resume after any batch.
+    # A source that pages in its own order (a generic API, Stripe's newest first) has its
+    # cursor saved only once the whole entity is read.
+    ordered: bool = True
 
 
 @dataclass
@@ -117,6 +121,8 @@ class Connector:
     # A destination that can remove records (``delete()``): a full overwrite forwards the records
     # the source no longer has.
     supports_delete: ClassVar[bool] = False
+    # Whether read() honours ``date_range`` (a job's dateRange, a rolling window).
+    filters_by_date: ClassVar[bool] = False
     # A source of files rather than records: it feeds an inventory integration's file pipeline
     # (``syncengine.pull``), so its connections do not sync into a record store of their own.
     feeds_files: ClassVar[bool] = False

@@ -48,6 +48,7 @@ class StripeConnector(Connector):
     entities = ["customers", "invoices", "subscriptions"]
     sync_modes = [SyncMode.FULL, SyncMode.INCREMENTAL, SyncMode.SNAPSHOT]
     is_source = True
+    filters_by_date = True
     config_properties = {
         "apiBase": {
             "type": "string",
@@ -91,7 +92,8 @@ class StripeConnector(Connector):
 
     def discover(self) -> list[EntitySpec]:
         return [
-            EntitySpec(name=entity, primary_key=["id"], cursor_field="created")
+            # Stripe lists newest first: the cursor is saved once an entity is read through.
+            EntitySpec(name=entity, primary_key=["id"], cursor_field="created", ordered=False)
             for entity in self.entities
         ]
 

@@ -118,6 +118,10 @@ class BatchResult:
     unchanged: int = 0
     skipped: int = 0  # update_only: keys not in the store are not created
     changed: list[dict[str, Any]] = field(default_factory=list)
+    # Of ``unchanged``: records an earlier attempt of the same job created or updated, read
+    # again (only counted for a writer given ``since``, the job's start).
+    again_created: int = 0
+    again_updated: int = 0
 
 
 # COPY's text format: these characters are written backslash-escaped.
@@ -173,12 +177,15 @@ class RecordStoreWriter:
     ``update_only`` updates records already in the store and creates none.
     """
 
-    def __init__(self, stream: SyncStream, *, strategy: str, now: datetime) -> None:
+    def __init__(
+        self, stream: SyncStream, *, strategy: str, now: datetime, since: datetime | None = None
+    ) -> None:
         if strategy not in SyncStrategy.values:
             raise ValueError(f"Unknown sync strategy {strategy!r}.")
         self.stream = stream
         self.strategy = strategy
         self.now = now
+        self.since = since
         self.postgresql = connection.vendor == "postgresql"
         # Records in the store not seen yet in this run, and every key seen in this run (None:
         # seen but not in the store, an update_only skip), each {key: content hash}. A key is in
@@ -272,6 +279,7 @@ class RecordStoreWriter:
         created: list[tuple[str, bytes, int]] = []
         updated: list[tuple[str, bytes, int]] = []
         touched: dict[str, int | None] = {}
+        unchanged: list[str] = []
         update_only = self.strategy == SyncStrategy.UPDATE_ONLY
         for key, data in batch.items():
             text = canonical_json(data)
@@ -289,14 +297,17 @@ class RecordStoreWriter:
                 result.changed.append(data)
             else:
                 result.unchanged += 1
+                unchanged.append(key)
             touched[key] = hashed
         result.created, result.updated = len(created), len(updated)
+        if self.since is not None and unchanged:
+            self._written_since(unchanged, result)
         moment = timezone.now()
         with transaction.atomic():
             if self.postgresql and (created or updated):
-                # The job row the runner saves next is committed synchronously and flushes this
-                # transaction's WAL with it; not waiting for a flush per batch saves a disk
-                # sync per batch, and a crash can only lose what the retried job redoes.
+                # The batch commits with the job's checkpoint; not waiting for the WAL flush
+                # saves a disk sync per batch, and a crash loses both together, which the
+                # retried job redoes.
                 with connection.cursor() as sql:
                     sql.execute("SET LOCAL synchronous_commit TO OFF")
             if updated:
@@ -316,6 +327,21 @@ class RecordStoreWriter:
                 unseen.pop(key, None)
             seen[key] = now_stored
         return result
+
+    def _written_since(self, keys: list[str], result: BatchResult) -> None:
+        """Count which of the unchanged ``keys`` an earlier attempt of this job wrote: written
+        at or after the job's start, before this attempt's (which stamps ``now``)."""
+        records = Record.objects.filter(
+            stream=self.stream, updated_at__gte=self.since, updated_at__lt=self.now
+        )
+        assert self.since is not None
+        for start in range(0, len(keys), _SQLITE_CHUNK):
+            chunk = keys[start : start + _SQLITE_CHUNK]
+            for created_at in records.filter(key__in=chunk).values_list("created_at", flat=True):
+                if created_at >= self.since:
+                    result.again_created += 1
+                else:
+                    result.again_updated += 1
 
     def _insert(self, created: list[tuple[str, bytes, int]]) -> None:
         if not self.postgresql:

@@ -11,16 +11,20 @@ an exponential backoff; others fail it at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, OperationalError, transaction
+from django.db import connection as db_connection
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.services import event_record
@@ -37,7 +41,7 @@ from syncengine.ingest import feed_import, mapping_overrides
 from syncengine.jobs import job_log, retry_delay, sync_job_dispatch
 from syncengine.models import Snapshot, SyncJob, SyncStream
 from syncengine.pull import pull_files
-from syncengine.store import UNSET, RecordStoreWriter, SnapshotWriter, stream_for
+from syncengine.store import UNSET, BatchResult, RecordStoreWriter, SnapshotWriter, stream_for
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class EntityStats:
             "deleted": self.deleted,
             "errors": self.errors,
             "skipped": self.skipped,
+            "read": self.read,
         }
         if self.error_samples:
             data["errorSamples"] = self.error_samples
@@ -89,6 +94,7 @@ class EntityStats:
             deleted=data.get("deleted", 0),
             errors=data.get("errors", 0),
             skipped=data.get("skipped", 0),
+            read=data.get("read", 0),
             error_samples=list(data.get("errorSamples", [])),
             warnings=list(data.get("warnings", [])),
         )
@@ -109,6 +115,7 @@ class RunContext:
     mappings: dict[str, str | None]
     now: datetime
     stats: dict[str, EntityStats] = field(default_factory=dict)
+    # Files a pull went through (entity syncs count records read in their stats).
     records_done: int = 0
     records_total: int | None = None
     snapshot: Snapshot | None = None
@@ -169,7 +176,8 @@ def _claim(job: SyncJob) -> bool:
                 pk=job.pk, status=JobStatus.QUEUED, cancel_requested_at__isnull=True
             ).update(
                 status=JobStatus.RUNNING,
-                started_at=now,
+                # The job started with its first attempt; retries keep that time.
+                started_at=Coalesce(F("started_at"), Value(now)),
                 heartbeat_at=now,
                 next_attempt_at=None,
                 attempts=F("attempts") + 1,
@@ -203,7 +211,11 @@ def sync_job_run(job_id: Any) -> SyncJob | None:
     integration = job.integration
     if integration is not None:
         if not integration.is_active:
-            _end_unstarted(job, "The integration is inactive or deleted; the run did not start.")
+            _end_unstarted(
+                job,
+                "The integration is inactive or deleted; the run did not start.",
+                counts_as_failure=False,
+            )
             return job
         if integration.depends_on.exists() and not _dependencies_ready(job, integration, now):
             return job
@@ -230,12 +242,15 @@ def _dependencies_ready(job: SyncJob, integration: Integration, now: datetime) -
             message=check.reason,
         )
         return False
-    _end_unstarted(job, f"Import dependencies failed: {check.reason}")
+    _end_unstarted(job, f"Import dependencies failed: {check.reason}", counts_as_failure=True)
     return False
 
 
-def _end_unstarted(job: SyncJob, reason: str) -> None:
-    """Fail a queued job that must not start; the reason goes on the job and its log."""
+def _end_unstarted(job: SyncJob, reason: str, *, counts_as_failure: bool) -> None:
+    """Fail a queued job that must not start; the reason goes on the job and its log.
+
+    A failed upstream counts as a failed run of the integration; an integration paused or
+    deleted meanwhile only stops being "running" (a retry's earlier attempt may have set it)."""
     now = timezone.now()
     job_log(job, reason, level="error", save=False, fresh=True)
     with transaction.atomic():
@@ -243,7 +258,11 @@ def _end_unstarted(job: SyncJob, reason: str) -> None:
             status=JobStatus.FAILED, error=reason, completed_at=now, log=job.log
         )
         if ended and job.integration_id:
-            Integration.all_objects.filter(pk=job.integration_id).update(last_error=reason)
+            if counts_as_failure:
+                outcomes.integration_run_failed(integration_id=job.integration_id, error=reason)
+            else:
+                outcomes.integration_run_stopped(integration_id=job.integration_id)
+                Integration.all_objects.filter(pk=job.integration_id).update(last_error=reason)
             _event(job, "integration.sync.failed", status=JobStatus.FAILED, error=reason)
 
 
@@ -305,16 +324,24 @@ def _run(job: SyncJob) -> SyncJob:
             Integration.all_objects.filter(pk=job.integration_id).update(
                 status=IntegrationStatus.RUNNING, latest_job_id=job.pk
             )
-        if ctx.source.feeds_files:
-            _pull(ctx)
-        else:
-            _sync_entities(ctx)
+        with _heartbeats(job):
+            if ctx.source.feeds_files:
+                _pull(ctx)
+            else:
+                _sync_entities(ctx)
     except Stop as stop:
         return _stopped(job, ctx, stop.reason)
     except (ConnectorError, SoftTimeLimitExceeded) as error:
         if isinstance(error, SoftTimeLimitExceeded):
             error = ConnectorError("The run reached the task time limit.", retryable=True)
         return _failed_or_retry(job, ctx, error.message, retryable=error.retryable)
+    except (IntegrityError, OperationalError) as error:
+        # The store's database: a lost connection, or a clash with a run the sweep gave up on
+        # that was still writing. Both pass; the retry resumes from the committed cursor.
+        logger.warning("Sync job %s: database error", job.pk, exc_info=True)
+        return _failed_or_retry(
+            job, ctx, f"Database error: {type(error).__name__}: {error}", retryable=True
+        )
     except Exception as error:
         logger.exception("Sync job %s failed", job.pk)
         return _failed_or_retry(
@@ -363,7 +390,7 @@ def _sync_entities(ctx: RunContext) -> None:
         for entity, destination_entity in pairs
         if entity not in job.entities_done or job.mode == SyncMode.SNAPSHOT
     ]
-    ctx.records_total = _records_total(ctx, [entity for entity, _ in pending])
+    ctx.records_total = _records_total(ctx, [specs[entity] for entity, _ in pending])
     _beat(ctx, entity=None, total_entities=len(pairs))
     for entity, destination_entity in pending:
         _sync_entity(ctx, specs[entity], destination_entity, total_entities=len(pairs))
@@ -383,25 +410,48 @@ def _stream(ctx: RunContext, entity: str) -> SyncStream:
     )
 
 
-def _records_total(ctx: RunContext, entities: list[str]) -> int | None:
-    """How many records this attempt will read, when the source can count each entity's read
-    window (see ``Connector.count()``); None as soon as one cannot be counted."""
-    total = 0
-    for entity in entities:
-        stream_cursor = None if ctx.snapshot is not None else _stream(ctx, entity).cursor
-        cursor, date_range = _read_window(ctx, stream_cursor, entity)
+def _records_total(ctx: RunContext, pending: list[EntitySpec]) -> int | None:
+    """The records the job will have read when it ends: those read already (by an earlier
+    attempt) plus what this attempt will read, when the source can count each entity's read
+    window (``Connector.count()``); None as soon as one cannot be counted."""
+    waiting = {spec.name for spec in pending}
+    total = sum(stats.read for entity, stats in ctx.stats.items() if entity not in waiting)
+    for spec in pending:
+        cursor, date_range, resuming = _window_of(ctx, spec)
         try:
             count = ctx.source.count(
-                entity, cursor=cursor, date_range=_date_range_values(date_range)
+                spec.name, cursor=cursor, date_range=_date_range_values(date_range)
             )
         except ConnectorError as error:
             # The read itself will say what is wrong, or succeed; progress just has no total.
-            logger.info("Could not count %s of job %s: %s", entity, ctx.job.pk, error.message)
+            logger.info("Could not count %s of job %s: %s", spec.name, ctx.job.pk, error.message)
             return None
         if count is None:
             return None
-        total += count
+        total += count + (ctx.stats[spec.name].read if resuming else 0)
     return total
+
+
+def _window_of(ctx: RunContext, spec: EntitySpec) -> tuple[Any, tuple[Any, Any] | None, bool]:
+    """``(cursor, date_range, resuming)`` of this attempt's read of ``spec``.
+
+    ``resuming``: a retry goes on after the cursor an earlier attempt committed, so the counts
+    of that attempt stand. Otherwise the entity is read from the start of its window (a first
+    attempt, an overwrite starting over, a source that is not read in cursor order) and its
+    counts start over too, so a retry counts no record twice."""
+    job = ctx.job
+    stream_cursor = None if ctx.snapshot is not None else _stream(ctx, spec.name).cursor
+    cursor, date_range = _read_window(ctx, stream_cursor, spec.name)
+    if ctx.snapshot is not None:
+        cursor = None
+    resuming = (
+        job.attempts > 1
+        and spec.ordered
+        and cursor is not None
+        and spec.name in job.cursors
+        and cursor == job.cursors[spec.name]
+    )
+    return cursor, date_range, resuming
 
 
 def _read_window(ctx: RunContext, stream_cursor: Any, entity: str) -> tuple[Any, Any]:
@@ -437,22 +487,18 @@ def _sync_entity(
     plan = transform.entity_plan(entity, mappings=ctx.mappings, tasks=ctx.tasks)
     snapshot_writer: SnapshotWriter | None = None
     writer: RecordStoreWriter | None = None
-    stream_cursor = None
     if ctx.snapshot is not None:
         snapshot_writer = SnapshotWriter(ctx.snapshot, entity)
     else:
-        stream = _stream(ctx, entity)
-        stream_cursor = stream.cursor
-        writer = RecordStoreWriter(stream, strategy=ctx.strategy, now=ctx.now)
-    cursor, date_range = _read_window(ctx, stream_cursor, entity)
-    if not (job.attempts > 1 and cursor is not None and cursor == job.cursors.get(entity)):
-        # Read from its start (a first attempt, or an overwrite starting over): the entity's
-        # counts start over too, so a retry counts no record twice. A read bounded by a date
-        # range leaves the stream's cursor where it was: it did not read all that came after.
+        writer = RecordStoreWriter(
+            _stream(ctx, entity), strategy=ctx.strategy, now=ctx.now, since=_since(job)
+        )
+    # A read bounded by a date range leaves the stream's cursor where it was: it did not read
+    # all that came after.
+    cursor, date_range, resuming = _window_of(ctx, spec)
+    if not resuming:
         ctx.stats[entity] = EntityStats()
         stats = ctx.stats[entity]
-    if ctx.snapshot is not None:
-        cursor = None
     job_log(
         job,
         f"{entity}: reading"
@@ -468,10 +514,17 @@ def _sync_entity(
         and ctx.source.can_copy(entity)
     ):
         _copy_entity(
-            ctx, spec, writer.stream, cursor=cursor, date_range=date_range, total=total_entities
+            ctx,
+            spec,
+            writer.stream,
+            cursor=cursor,
+            date_range=date_range,
+            resuming=resuming,
+            total=total_entities,
         )
         return
-    tracker = CursorTracker(spec.cursor_field, start=cursor)
+    # A source not read in cursor order commits no cursor until the entity is read through.
+    tracker = CursorTracker(spec.cursor_field if spec.ordered else None, start=cursor)
     for batch in ctx.source.read(
         entity,
         cursor=cursor,
@@ -495,21 +548,18 @@ def _sync_entity(
             rows.append((key, transformed))
             keep.append(transformed)
         safe_cursor = tracker.advance(batch.records, batch.cursor)
-        if snapshot_writer is not None:
-            stats.created += snapshot_writer.write(keep)
-        else:
-            assert writer is not None
-            with transaction.atomic():
+        with transaction.atomic():
+            if snapshot_writer is not None:
+                stats.created += snapshot_writer.write(keep)
+            else:
+                assert writer is not None
                 result = writer.write(rows, cursor=safe_cursor if date_range is None else UNSET)
                 if ctx.destination is not None and result.changed:
                     ctx.destination.write(destination_entity, result.changed)
-            stats.created += result.created
-            stats.updated += result.updated
-            stats.unchanged += result.unchanged
-            stats.skipped += result.skipped
-        ctx.records_done += len(batch.records)
-        job.cursors[entity] = safe_cursor
-        _beat(ctx, entity=entity, total_entities=total_entities)
+                _count(stats, result, resuming=resuming)
+            job.cursors[entity] = safe_cursor
+            _checkpoint(ctx, entity=entity, total_entities=total_entities)
+        _stop_if_cancelled(ctx)
     if writer is not None:
         final = tracker.final()
         if date_range is None and final is not None and final != tracker.committed:
@@ -525,6 +575,28 @@ def _sync_entity(
             stats.warnings.append(warning)
             job_log(job, f"{entity}: {warning}", level="warning")
     _entity_done(ctx, entity, total_entities=total_entities)
+
+
+def _since(job: SyncJob) -> datetime | None:
+    """For a retry: the job's start, so the writers recognise records an earlier attempt wrote."""
+    return job.started_at if job.attempts > 1 else None
+
+
+def _count(stats: EntityStats, result: BatchResult, *, resuming: bool) -> None:
+    """Add a batch's outcome to its entity's counts. A record an earlier attempt already wrote
+    and this one reads again unchanged was counted by that attempt when this one resumes after
+    its cursor, so it is not counted (nor read) twice; when this attempt starts the entity over,
+    it counts as what the earlier attempt did to it, created or updated."""
+    again = result.again_created + result.again_updated
+    stats.unchanged += result.unchanged - again
+    stats.skipped += result.skipped
+    if resuming:
+        stats.read -= again
+        stats.created += result.created
+        stats.updated += result.updated
+    else:
+        stats.created += result.created + result.again_created
+        stats.updated += result.updated + result.again_updated
 
 
 def _forward_deletes(
@@ -568,6 +640,7 @@ def _copy_entity(
     *,
     cursor: Any,
     date_range: tuple[Any, Any] | None,
+    resuming: bool,
     total: int,
 ) -> None:
     """The bulk path (``syncengine.bulk``): records go from the source's ``COPY`` lines to the
@@ -575,7 +648,9 @@ def _copy_entity(
     job, entity = ctx.job, spec.name
     stats = ctx.stats[entity]
     full = job.mode == SyncMode.FULL and date_range is None and cursor is None
-    writer = bulk.BulkRecordWriter(stream, strategy=ctx.strategy, full=full, now=ctx.now)
+    writer = bulk.BulkRecordWriter(
+        stream, strategy=ctx.strategy, full=full, now=ctx.now, since=_since(job)
+    )
     job_log(job, f"{entity}: copying in bulk.")
     highest = cursor
     # A full overwrite that fails starts its entity over (it must see every record), so it has
@@ -590,19 +665,17 @@ def _copy_entity(
         ordered=ordered,
     )
     for batch in bulk.prefetched(batches, on_idle=lambda: _heartbeat(job)):
-        result = writer.write(
-            batch, cursor=batch.cursor if ordered and date_range is None else UNSET
-        )
-        stats.read += batch.count
-        stats.created += result.created
-        stats.updated += result.updated
-        stats.unchanged += result.unchanged
-        stats.skipped += result.skipped
-        ctx.records_done += batch.count
+        with transaction.atomic():
+            result = writer.write(
+                batch, cursor=batch.cursor if ordered and date_range is None else UNSET
+            )
+            stats.read += batch.count
+            _count(stats, result, resuming=resuming)
+            if ordered:
+                job.cursors[entity] = batch.cursor
+            _checkpoint(ctx, entity=entity, total_entities=total)
         highest = batch.highest
-        if ordered:
-            job.cursors[entity] = batch.cursor
-        _beat(ctx, entity=entity, total_entities=total)
+        _stop_if_cancelled(ctx)
     if date_range is None and highest is not None and highest != job.cursors.get(entity, cursor):
         SyncStream.objects.filter(pk=stream.pk).update(
             cursor=highest, cursor_updated_at=timezone.now()
@@ -647,6 +720,9 @@ class CursorTracker:
         self.field_name = field_name
         self.committed = start
         self._last: Any = start
+        # The last cursor value of the batch before: below this batch's last value, everything
+        # up to it is read (a batch whose records all share one value still moves the cursor).
+        self._previous: Any = None
 
     def advance(self, records: list[dict[str, Any]], batch_cursor: Any) -> Any:
         if batch_cursor is not None:
@@ -661,8 +737,10 @@ class CursorTracker:
         if not values:
             return self.committed
         last = values[-1]
+        candidates = values if self._previous is None else [self._previous, *values]
+        self._previous = last
         try:
-            below = [value for value in values if value < last]
+            below = [value for value in candidates if value < last]
         except TypeError:
             return self.committed
         if below:
@@ -679,10 +757,23 @@ class CursorTracker:
 def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
     """Save stats and progress with a heartbeat; stop if a cancel was asked for or the sweep
     took the job away."""
+    _checkpoint(ctx, entity=entity, total_entities=total_entities)
+    _stop_if_cancelled(ctx)
+
+
+def _checkpoint(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
+    """Save stats, progress and cursors with a heartbeat. Called inside each batch's
+    transaction, so what the job says it did is exactly what was committed, and a run the
+    sweep took the job away from (``Stop``) rolls its batch back instead of committing it."""
     job = ctx.job
     job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    done = (
+        ctx.records_done
+        if ctx.source.feeds_files
+        else sum(stats.read for stats in ctx.stats.values())
+    )
     job.progress = {
-        "recordsDone": ctx.records_done,
+        "recordsDone": done,
         "recordsTotal": ctx.records_total,
         "entitiesDone": len(job.entities_done),
         "entitiesTotal": total_entities,
@@ -697,6 +788,10 @@ def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
     )
     if not updated:
         raise Stop("The job is no longer running (the sweep took it over).")
+
+
+def _stop_if_cancelled(ctx: RunContext) -> None:
+    job = ctx.job
     cancel_requested = (
         SyncJob.objects.filter(pk=job.pk).values_list("cancel_requested_at", flat=True).first()
     )
@@ -707,6 +802,34 @@ def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
 def _heartbeat(job: SyncJob) -> None:
     """Only say the run is alive (while it waits on a slow source)."""
     SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+@contextlib.contextmanager
+def _heartbeats(job: SyncJob) -> Iterator[None]:
+    """Beat from a thread as well while the run works: one batch can take longer than the
+    heartbeat timeout (a source sorting a large table before its first row, a slow destination),
+    and the sweep must not take a live run's job away. A worker that dies stops beating, and a
+    hung run is ended by the task time limit."""
+    interval = max(1.0, settings.SYNC_HEARTBEAT_TIMEOUT_SECONDS / 4)
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(interval):
+                try:
+                    _heartbeat(job)
+                except Exception:
+                    logger.warning("Heartbeat of sync job %s failed", job.pk, exc_info=True)
+        finally:
+            db_connection.close()  # the thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"railyard-heartbeat-{job.pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _should_stop(ctx: RunContext) -> bool:
@@ -725,6 +848,7 @@ def _snapshot_start(ctx: RunContext) -> None:
     job = ctx.job
     Snapshot.objects.filter(job=job).delete()
     ctx.stats = {}
+    job.entities_done = []
     ctx.snapshot = Snapshot.objects.create(
         account_id=job.account_id,
         integration_id=job.integration_id,
@@ -868,13 +992,12 @@ def _failed(job: SyncJob, error: str) -> SyncJob:
 def _failed_or_retry(
     job: SyncJob, ctx: RunContext | None, error: str, *, retryable: bool
 ) -> SyncJob:
-    if ctx is not None:
-        job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
+    # job.stats, cursors and entities_done are those of the last committed batch (saved with
+    # it by _checkpoint): a batch that failed half-way is counted by no one, and a retry counts
+    # on from there.
     if retryable and job.attempts < settings.SYNC_MAX_ATTEMPTS:
         delay = retry_delay(job.attempts)
-        SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(
-            error=error, stats=job.stats, cursors=job.cursors, entities_done=job.entities_done
-        )
+        SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(error=error)
         _requeue(
             job,
             delay=delay,

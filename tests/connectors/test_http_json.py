@@ -94,8 +94,8 @@ def test_discover_lists_the_configured_entities(fake_api):
     )
 
     assert source.discover() == [
-        EntitySpec(name="items", primary_key=["id"], cursor_field="updated_at"),
-        EntitySpec(name="users", primary_key=["uuid"], cursor_field=None),
+        EntitySpec(name="items", primary_key=["id"], cursor_field="updated_at", ordered=False),
+        EntitySpec(name="users", primary_key=["uuid"], cursor_field=None, ordered=False),
     ]
 
 

@@ -70,3 +70,17 @@ def vauto_rows(*rows: tuple) -> str:
     for row in rows:
         lines.append(",".join(f'"{value}"' if "," in str(value) else str(value) for value in row))
     return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.fixture
+def memory_connector(monkeypatch, settings):
+    """The in-memory connector (``tests.syncengine.memory``) registered, read in batches of
+    two, with no dataset left from another test."""
+    from connectors import registry
+    from tests.syncengine.memory import DATASETS, MemoryConnector
+
+    monkeypatch.setitem(registry._REGISTRY, MemoryConnector.id, MemoryConnector)
+    settings.SYNC_BATCH_SIZE = 2
+    DATASETS.clear()
+    yield
+    DATASETS.clear()

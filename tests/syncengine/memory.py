@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.choices import ConnectorCategory, SyncMode
+from connectors.models import Connection
 from connectors.registry import Connector, ConnectorError, EntitySpec, ReadBatch, TestResult
+from syncengine.models import SyncJob
+from syncengine.sync import sync_job_run
+from tests.factories import ConnectionFactory
 
 
 @dataclass
@@ -42,6 +46,8 @@ class MemoryConnector(Connector):
     config_required = ["dataset"]
     is_source = True
     is_destination = True
+    # Records the date range it is given (``Dataset.reads``) for tests to check.
+    filters_by_date = True
 
     @property
     def dataset(self) -> Dataset:
@@ -89,3 +95,29 @@ class MemoryConnector(Connector):
     def write(self, entity: str, records: list[dict[str, Any]]) -> int:
         self.dataset.written.setdefault(entity, []).extend(dict(record) for record in records)
         return len(records)
+
+
+def connection_for(tenant, dataset: Dataset, name: str = "main") -> Connection:
+    """A test_memory connection of the tenant reading ``dataset``."""
+    DATASETS[name] = dataset
+    return ConnectionFactory(
+        account=tenant.account, connector_id="test_memory", config={"dataset": name}
+    )
+
+
+def customers(count: int, *, start: int = 1, day: int = 1) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": number,
+            "name": f"Customer {number}",
+            "updated": f"2025-01-{day:02d}T00:00:{number:02d}",
+        }
+        for number in range(start, start + count)
+    ]
+
+
+def run(job: SyncJob) -> SyncJob:
+    """Run the job in this process, as the worker's task would, and reload it."""
+    sync_job_run(job.pk)
+    job.refresh_from_db()
+    return job

@@ -81,6 +81,7 @@ def test_worker_syncs_a_postgres_table_into_the_record_store(api, source_databas
                 "deleted": 0,
                 "errors": 0,
                 "skipped": 0,
+                "read": ROWS,
             }
         }
         assert done["progress"]["recordsDone"] == ROWS
