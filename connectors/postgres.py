@@ -229,6 +229,7 @@ class PostgresConnector(Connector):
     is_source = True
     is_destination = True
     supports_delete = True
+    filters_by_date = True
 
     # --- connecting ----------------------------------------------------------------------
 
@@ -509,11 +510,28 @@ class PostgresConnector(Connector):
     # --- bulk copy -----------------------------------------------------------------------
 
     def can_copy(self, entity: str) -> bool:
+        """Whether the bulk path can take ``entity``: a ``_copyable`` table none of whose keys
+        the store would refuse. The bulk load does not validate keys one by one; when a text key
+        is empty or too long, the Python path runs instead and rejects those rows with samples."""
         try:
             with self._connect() as conn:
-                return _copyable(self._table(conn, entity), self.config)
+                conn.read_only = True
+                table = self._table(conn, entity)
+                return _copyable(table, self.config) and not self._has_unstorable_keys(conn, table)
         except psycopg.Error as error:
             raise _connector_error(error) from error
+
+    def _has_unstorable_keys(self, conn: psycopg.Connection[Any], table: _Table) -> bool:
+        """Whether a row's text primary key is empty or longer than the store's key limit: one
+        query that stops at the first such row. Integer and uuid keys cannot be either."""
+        key = table.primary_key[0]
+        if dict(table.columns).get(key) not in _TEXT_KEY_TYPES:
+            return False
+        query = sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM {table} WHERE {key} = '' OR length({key}) > %s)"
+        ).format(table=sql.Identifier(self.schema, table.name), key=sql.Identifier(key))
+        row = conn.execute(query, [STORE_KEY_MAX_LENGTH]).fetchone()
+        return bool(row and row[0])
 
     def copy_rows(
         self,
@@ -727,6 +745,12 @@ _COPY_JSON_TYPES = {
 }  # fmt: skip
 # Primary key types whose ::text is the key read() records get (str() of the value).
 _COPY_KEY_TYPES = {"integer", "bigint", "smallint", "text", "character varying", "uuid"}
+# Key types whose values may be empty or longer than the store takes (``can_copy`` checks them).
+_TEXT_KEY_TYPES = {"text", "character varying", "character"}
+# The longest key the record store takes: syncengine's Record.key max_length, which
+# syncengine.transform.record_key enforces as KEY_MAX_LENGTH (connectors cannot import the sync
+# engine: apps depend one way; a test keeps the three equal).
+STORE_KEY_MAX_LENGTH = 500
 
 
 def _copyable(table: _Table, config: dict[str, Any]) -> bool:

@@ -115,8 +115,10 @@ def parse_date_range(value: Any) -> dict[str, str] | None:
         else:
             parsed[side] = moment
     if not errors and "from" in parsed and "to" in parsed:
-        start, end = parsed["from"], parsed["to"]
-        if _as_datetime(start) > _as_datetime(end):
+        # A bare date means a whole day, as the connectors read it: ``from`` from its start,
+        # ``to`` through its end. So 2025-01-01T10:00Z .. 2025-01-01 is ten hours to midnight.
+        start, end = _as_datetime(parsed["from"]), _range_end(parsed["to"])
+        if start >= end:
             errors["dateRange.to"] = ["Must not be before dateRange.from."]
     if errors:
         raise InvalidInput("The date range is invalid.", details=errors)
@@ -124,9 +126,20 @@ def parse_date_range(value: Any) -> dict[str, str] | None:
 
 
 def _as_datetime(moment: datetime | date) -> datetime:
+    """The moment a range starts: a bare date from its first instant (UTC when no zone)."""
     if isinstance(moment, datetime):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _range_end(moment: datetime | date) -> datetime:
+    """The first moment after a range ending at ``moment``: a bare date is inclusive through
+    the end of that day, so the range ends at the next midnight; a datetime includes itself."""
+    step = timedelta.resolution if isinstance(moment, datetime) else timedelta(days=1)
+    try:
+        return _as_datetime(moment) + step
+    except OverflowError:  # the last day Python can represent
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def connection_sync_start(
@@ -141,8 +154,9 @@ def connection_sync_start(
 ) -> SyncJob:
     """Queue a sync of a connection's entities into its record store (seed 001).
 
-    ``entities`` empty means every entity the connector offers. Raises ``Conflict`` while
-    another job of the connection is queued or running.
+    ``entities`` empty means every entity the connector offers. A ``date_range`` for a
+    connector that cannot read by date (``filters_by_date``) is ``InvalidInput``, not a silent
+    full read. Raises ``Conflict`` while another job of the connection is queued or running.
     """
     connector = get_connector(connection.connector_id)
     if connector is None or not connector.is_source:
@@ -169,8 +183,16 @@ def connection_sync_start(
             ]
     if strategy not in SyncStrategy.values:
         errors["strategy"] = [f"Must be one of {', '.join(SyncStrategy.values)}."]
+    if date_range and not connector.filters_by_date:
+        # Reading everything instead would look like success while ignoring what was asked.
+        errors["dateRange"] = [
+            f"{connector.name} cannot read by date range; leave dateRange out to read everything."
+        ]
     if errors:
-        raise InvalidInput("The sync request is invalid.", details=errors)
+        message = "The sync request is invalid."
+        if list(errors) == ["dateRange"]:
+            message = f"{connector.name} cannot read by date range."
+        raise InvalidInput(message, details=errors)
     if connection.status != ConnectionStatus.ACTIVE:
         raise BadRequest(
             f"Cannot sync a connection whose status is {connection.status}; set it to ACTIVE first."

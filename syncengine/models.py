@@ -204,11 +204,18 @@ class Snapshot(models.Model):
 
 
 class SnapshotRecord(models.Model):
+    """One record of a snapshot, as the source gave it.
+
+    ``data`` is JSON kept as text (``JSONTextField``), as the record store keeps it: a snapshot
+    copies what the source holds, and ``jsonb`` refuses some of it (a string holding ``\\u0000``),
+    which would fail the whole job. Snapshot records are read whole, never queried inside.
+    """
+
     id = models.BigAutoField(primary_key=True)
     snapshot = models.ForeignKey(Snapshot, on_delete=models.CASCADE, related_name="records")
     entity = models.CharField(max_length=200)
     position = models.PositiveIntegerField(help_text="Order within the entity, from 0.")
-    data = models.JSONField()
+    data = JSONTextField()
 
     class Meta:
         ordering = ["snapshot", "entity", "position"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Case, Count, F, Q, QuerySet, When
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Account
@@ -131,11 +131,14 @@ def sync_job_list(
     connection: Connection | None = None,
 ) -> QuerySet[SyncJob]:
     """Jobs of an account (or of one of its integrations or connections), each annotated with
-    the id of the snapshot it made: one LEFT JOIN instead of a query per job."""
+    the id of the snapshot it made once that snapshot is complete (``snapshot_list`` serves no
+    other): one LEFT JOIN instead of a query per job."""
     jobs = SyncJob.objects.filter(account=account)
     if integration is not None or connection is not None:
         jobs = jobs.filter(_owned_by(integration=integration, connection=connection))
-    return jobs.annotate(snapshot_pk=F("snapshot__id"))
+    return jobs.annotate(
+        snapshot_pk=Case(When(snapshot__complete=True, then=F("snapshot__id")), default=None)
+    )
 
 
 def snapshot_list(
@@ -144,8 +147,12 @@ def snapshot_list(
     integration: Integration | None = None,
     connection: Connection | None = None,
 ) -> QuerySet[Snapshot]:
+    """Complete snapshots only. One still being written is not a point-in-time copy yet, and
+    a retry of its job deletes it and starts a new one, so it is neither listed nor served."""
     return Snapshot.objects.filter(
-        _owned_by(integration=integration, connection=connection), account=account
+        _owned_by(integration=integration, connection=connection),
+        account=account,
+        complete=True,
     )
 
 

@@ -242,7 +242,8 @@ class ConnectionSyncInputSerializer(RejectUnknownKeysMixin, CamelSerializer):
     date_range = DateRangeField(
         required=False,
         allow_null=True,
-        help_text="Only records whose date falls in this range (sources that support it).",
+        help_text="Only records whose date falls in this range; a bare date `to` includes that "
+        "whole day. 400 for a connector that cannot read by date range.",
     )
     strategy = serializers.ChoiceField(
         choices=SyncStrategy.choices,
@@ -275,7 +276,10 @@ class SyncJobSerializer(CamelModelSerializer):
         help_text="recordsDone, recordsTotal (null when the source cannot count ahead), "
         "entitiesDone, entitiesTotal and the entity being read.",
     )
-    snapshotId = serializers.SerializerMethodField(method_name="get_snapshot_id")
+    snapshotId = serializers.SerializerMethodField(
+        method_name="get_snapshot_id",
+        help_text="The snapshot a SNAPSHOT job took; null until that snapshot is complete.",
+    )
 
     class Meta:
         model = SyncJob
@@ -317,9 +321,14 @@ class SyncJobSerializer(CamelModelSerializer):
 
     def get_snapshot_id(self, job: SyncJob) -> uuid.UUID | None:
         # Lists annotate it (selectors.sync_job_list); a job fresh from a service does not.
+        # Only a complete snapshot is served, so one still being written is not named yet.
         if hasattr(job, "snapshot_pk"):
             return job.snapshot_pk
-        return Snapshot.objects.filter(job_id=job.pk).values_list("pk", flat=True).first()
+        return (
+            Snapshot.objects.filter(job_id=job.pk, complete=True)
+            .values_list("pk", flat=True)
+            .first()
+        )
 
 
 class SyncJobDetailSerializer(SyncJobSerializer):
@@ -386,11 +395,15 @@ class SnapshotSerializer(CamelModelSerializer):
 
 
 class SnapshotRecordSerializer(CamelModelSerializer):
+    # The model keeps records as JSON text; declared here so they are answered as JSON.
+    data = serializers.JSONField(  # type: ignore[assignment]
+        read_only=True, help_text="The record as the source gave it."
+    )
+
     class Meta:
         model = SnapshotRecord
         fields = ["entity", "position", "data"]
         read_only_fields = fields
-        extra_kwargs = {"data": {"help_text": "The record as the source gave it."}}
 
 
 class RecordSerializer(CamelModelSerializer):

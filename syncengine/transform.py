@@ -14,8 +14,8 @@ Tasks Railyard runs, in the order they are listed (``entity`` limits a task to o
 A task of another type fails the run with a readable error instead of being ignored.
 
 Records are validated before they are written: a record that is not an object, lacks its primary
-key or has a key too long to store is rejected, counted per entity and sampled, never dropped
-silently.
+key or has a key that cannot be stored (too long, or holding a NUL character, which PostgreSQL
+text cannot hold) is rejected, counted per entity and sampled, never dropped silently.
 """
 
 from __future__ import annotations
@@ -185,6 +185,10 @@ def record_key(record: Any, primary_key: list[str]) -> str | Rejected:
             return Rejected(f'The record has no value for its primary key "{name}".', record)
         if isinstance(value, dict | list):
             return Rejected(f'The primary key "{name}" is not a scalar value.', record)
+        if "\x00" in str(value):
+            # PostgreSQL text cannot hold NUL: storing the key would fail the whole batch (and
+            # the job), where rejecting it costs only this record.
+            return Rejected(f'The primary key "{name}" contains a NUL character.', record)
         values.append(value)
     key = str(values[0]) if len(values) == 1 else json.dumps(values, default=str)
     if len(key) > KEY_MAX_LENGTH:

@@ -329,7 +329,9 @@ class ConnectionSyncViewSet(
         description=(
             "Queues a job and answers 202 with it; poll `GET .../sync/{syncId}`. Every key of "
             "the body is optional: all entities, FULL mode and the merge strategy by default. "
-            "409 CONFLICT while another job of the connection is queued or running."
+            "400 VALIDATION_ERROR for a `dateRange` when the connector cannot read by date range "
+            "(rather than a full read); 409 CONFLICT while another job of the connection is "
+            "queued or running."
         ),
         parameters=[CONNECTION_ID],
         request=ConnectionSyncInputSerializer,
@@ -439,13 +441,21 @@ class SyncJobViewSet(
         return Response(SyncJobDetailSerializer(job).data)
 
 
+SNAPSHOT_LIST_NOTES = (
+    "Complete snapshots only: one that a SNAPSHOT job is still writing is not listed until the "
+    "job finishes (a retry of the job may discard it and start over)."
+)
+SNAPSHOT_DETAIL_NOTES = "404 for a snapshot still being written, as for one that does not exist."
+
+
 class _SnapshotViewSet(
     _OwnerScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[Snapshot],
 ):
-    """Snapshots are immutable: there is nothing to write here."""
+    """Snapshots are immutable: there is nothing to write here. Only complete ones are served
+    (``selectors.snapshot_list``)."""
 
     serializer_class = SnapshotSerializer
     lookup_url_kwarg = "snapshotId"
@@ -493,11 +503,13 @@ class _StreamViewSet(_OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericV
 @extend_schema_view(
     list=extend_schema(
         summary="List an integration's snapshots (newest first)",
+        description=SNAPSHOT_LIST_NOTES,
         parameters=[INTEGRATION_ID],
         tags=["snapshots"],
     ),
     retrieve=extend_schema(
         summary="Get a snapshot of an integration",
+        description=SNAPSHOT_DETAIL_NOTES,
         parameters=[INTEGRATION_ID, SNAPSHOT_ID],
         tags=["snapshots"],
     ),
@@ -509,11 +521,13 @@ class IntegrationSnapshotViewSet(_IntegrationScopedMixin, _SnapshotViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List a connection's snapshots (newest first)",
+        description=SNAPSHOT_LIST_NOTES,
         parameters=[CONNECTION_ID],
         tags=["snapshots"],
     ),
     retrieve=extend_schema(
         summary="Get a snapshot of a connection",
+        description=SNAPSHOT_DETAIL_NOTES,
         parameters=[CONNECTION_ID, SNAPSHOT_ID],
         tags=["snapshots"],
     ),
@@ -524,7 +538,8 @@ class ConnectionSnapshotViewSet(_ConnectionScopedMixin, _SnapshotViewSet):
 
 SNAPSHOT_RECORDS_NOTES = (
     "Records of one entity in the order they were read, paginated. 400 when `entity` is "
-    "missing and the snapshot holds several entities, or names one it does not hold."
+    "missing and the snapshot holds several entities, or names one it does not hold; 404 while "
+    "the snapshot is still being written."
 )
 
 

@@ -52,7 +52,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(primary_key=True, serialize=False)),
                 ('entity', models.CharField(max_length=200)),
                 ('position', models.PositiveIntegerField(help_text='Order within the entity, from 0.')),
-                ('data', models.JSONField()),
+                ('data', syncengine.fields.JSONTextField()),
             ],
             options={
                 'ordering': ['snapshot', 'entity', 'position'],

@@ -51,10 +51,11 @@ JOB_FIELDS = {
 
 
 class ShopSourceConnector(ShopApiConnector):
-    """The test shop API as a source: orders and customers, FULL or INCREMENTAL."""
+    """The test shop API as a source: orders and customers, FULL or INCREMENTAL, by date too."""
 
     id = "test_shop_source"
     is_source = True
+    filters_by_date = True
 
 
 class SyncJobFactory(factory.django.DjangoModelFactory):
@@ -631,3 +632,40 @@ def test_admin_job_screens_show_stats_and_log_and_filter(operator, pipeline):
     assert str(job.pk) in by_mode.content.decode()
     assert str(job.pk) not in other_mode.content.decode()
     assert str(job.pk) in searched.content.decode()
+
+
+# --- dateRange --------------------------------------------------------------------------------
+
+
+def test_a_bare_date_to_includes_its_whole_day(api, shop):
+    """``to`` as a date reads through the end of that day, so a range starting at 10:00 that
+    day is not 'before dateRange.from'."""
+    date_range = {"from": "2025-01-01T10:00:00Z", "to": "2025-01-01"}
+
+    response = api.post(
+        f"/api/v1/integrations/connections/{shop.pk}/sync",
+        {"dateRange": date_range},
+        format="json",
+    )
+
+    assert response.status_code == 202, response.content
+    assert response.json()["data"]["dateRange"] == date_range
+
+
+def test_a_date_range_for_a_connector_without_date_reads_is_400(api, tenant, shop_source):
+    """A connector that cannot read by date (filters_by_date False) would read everything."""
+    no_dates = type("ShopWithoutDates", (shop_source,), {"filters_by_date": False})
+    connection = ConnectionFactory(account=tenant.account, connector_id=shop_source.id)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(registry._REGISTRY, shop_source.id, no_dates)
+        response = api.post(
+            f"/api/v1/integrations/connections/{connection.pk}/sync",
+            {"dateRange": {"from": "2025-01-01"}},
+            format="json",
+        )
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["message"] == "Test Shop API cannot read by date range."
+    assert list(error["details"]) == ["dateRange"]
+    assert not SyncJob.objects.exists()

@@ -130,6 +130,7 @@ def test_counts_created_updated_unchanged_and_deleted(connection, source):
         "deleted": 1,
         "errors": 0,
         "skipped": 0,
+        "read": 30,
     }
     records = stored(connection)
     assert "5" not in records
@@ -299,3 +300,37 @@ def test_a_destination_that_cannot_remove_records_says_so(notes, tenant):
         and line["level"] == "warning"
         for line in job.log
     )
+
+
+def test_text_keys_the_store_refuses_are_rejected_not_bulk_loaded(connection, source):
+    """The bulk path does not check keys one by one: a table holding an empty or too long text
+    key is read through the Python path, which rejects those rows with samples."""
+    execute(
+        source,
+        "INSERT INTO notes SELECT 'n-' || n, 'note', '2025-01-01' FROM generate_series(1, 28) n; "
+        "INSERT INTO notes VALUES ('', 'empty key', '2025-01-02'), "
+        "(repeat('k', 501), 'long key', '2025-01-03')",
+    )
+    reader = PostgresConnector(
+        config={"host": PG_HOST, "port": PG_PORT, "database": source},
+        credentials={"user": PG_USER},
+    )
+    assert reader.can_copy("notes") is False
+    assert reader.can_copy("parts") is True  # an integer key cannot be refused
+
+    job = connection_sync_start(connection=connection, actor=ACTOR, entities=["notes"])
+    sync_job_run(job.pk)
+    job.refresh_from_db()
+
+    assert job.status == JobStatus.COMPLETED, job.error
+    stats = job.stats["notes"]
+    assert (stats["created"], stats["errors"]) == (28, 2)
+    reasons = sorted(sample["reason"] for sample in stats["errorSamples"])
+    assert reasons == [
+        "The primary key is longer than 500 characters.",
+        'The record has no value for its primary key "code".',
+    ]
+    assert set(stored(connection, "notes")) == {f"n-{n}" for n in range(1, 29)}
+
+    execute(source, "DELETE FROM notes WHERE code = '' OR length(code) > 500")
+    assert reader.can_copy("notes") is True

@@ -427,3 +427,33 @@ def test_admin_cannot_delete_a_snapshot_or_its_records(operator, pipeline):
     assert bulk.status_code in (200, 302)
     assert Snapshot.objects.filter(pk=snapshot.pk).exists()
     assert SnapshotRecord.objects.filter(snapshot=snapshot).count() == 2
+
+
+# --- Snapshots still being written -----------------------------------------------------------
+
+
+def test_a_snapshot_still_being_written_is_neither_listed_nor_served(api, owner):
+    """A retry of its job may delete it and start over: only a complete snapshot is a copy."""
+    done = snapshot_of(owner, {"orders": [{"id": 1}]})
+    writing = snapshot_of(owner, {"orders": [{"id": 1}, {"id": 2}]}, complete=False)
+    SyncJob.objects.filter(pk=writing.job_id).update(status=JobStatus.RUNNING)
+
+    listed = api.get(f"{base(owner)}/snapshots")
+    detail = api.get(f"{base(owner)}/snapshots/{writing.pk}")
+    records = api.get(f"{base(owner)}/snapshots/{writing.pk}/records")
+    job = api.get(f"/api/v1/jobs/{writing.job_id}")
+    jobs = api.get("/api/v1/jobs?mode=SNAPSHOT&sort=created_at:asc")
+
+    assert [s["id"] for s in listed.json()["data"]] == [str(done.pk)]
+    assert listed.json()["meta"]["pagination"]["total"] == 1
+    assert_error(detail, 404, "NOT_FOUND")
+    assert_error(records, 404, "NOT_FOUND")
+    # Its job does not point at it until it is complete.
+    assert job.json()["data"]["snapshotId"] is None
+    assert [j["snapshotId"] for j in jobs.json()["data"]] == [str(done.pk), None]
+
+    Snapshot.objects.filter(pk=writing.pk).update(complete=True, completed_at=timezone.now())
+
+    assert api.get(f"{base(owner)}/snapshots/{writing.pk}").status_code == 200
+    assert api.get(f"{base(owner)}/snapshots/{writing.pk}/records").status_code == 200
+    assert api.get(f"/api/v1/jobs/{writing.job_id}").json()["data"]["snapshotId"] == str(writing.pk)
