@@ -417,7 +417,8 @@ def _records_total(ctx: RunContext, pending: list[EntitySpec]) -> int | None:
     waiting = {spec.name for spec in pending}
     total = sum(stats.read for entity, stats in ctx.stats.items() if entity not in waiting)
     for spec in pending:
-        cursor, date_range, resuming = _window_of(ctx, spec)
+        stream = None if ctx.snapshot is not None else _stream(ctx, spec.name)
+        cursor, date_range, resuming = _window_of(ctx, spec, stream)
         try:
             count = ctx.source.count(
                 spec.name, cursor=cursor, date_range=_date_range_values(date_range)
@@ -432,7 +433,9 @@ def _records_total(ctx: RunContext, pending: list[EntitySpec]) -> int | None:
     return total
 
 
-def _window_of(ctx: RunContext, spec: EntitySpec) -> tuple[Any, tuple[Any, Any] | None, bool]:
+def _window_of(
+    ctx: RunContext, spec: EntitySpec, stream: SyncStream | None
+) -> tuple[Any, tuple[Any, Any] | None, bool]:
     """``(cursor, date_range, resuming)`` of this attempt's read of ``spec``.
 
     ``resuming``: a retry goes on after the cursor an earlier attempt committed, so the counts
@@ -440,8 +443,7 @@ def _window_of(ctx: RunContext, spec: EntitySpec) -> tuple[Any, tuple[Any, Any] 
     attempt, an overwrite starting over, a source that is not read in cursor order) and its
     counts start over too, so a retry counts no record twice."""
     job = ctx.job
-    stream_cursor = None if ctx.snapshot is not None else _stream(ctx, spec.name).cursor
-    cursor, date_range = _read_window(ctx, stream_cursor, spec.name)
+    cursor, date_range = _read_window(ctx, stream.cursor if stream else None, spec.name)
     if ctx.snapshot is not None:
         cursor = None
     resuming = (
@@ -495,7 +497,7 @@ def _sync_entity(
         )
     # A read bounded by a date range leaves the stream's cursor where it was: it did not read
     # all that came after.
-    cursor, date_range, resuming = _window_of(ctx, spec)
+    cursor, date_range, resuming = _window_of(ctx, spec, writer.stream if writer else None)
     if not resuming:
         ctx.stats[entity] = EntityStats()
         stats = ctx.stats[entity]
