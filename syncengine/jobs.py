@@ -81,6 +81,19 @@ def _busy(job: SyncJob, owner: str) -> Conflict:
     )
 
 
+def parse_moment(raw: str) -> datetime | date | None:
+    """An ISO 8601 date, or datetime (``Z`` accepted; UTC when it has no zone); None if neither."""
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parse_date_range(value: Any) -> dict[str, str] | None:
     """Validate ``{"from": date, "to": date}`` (ISO dates or datetimes, either side optional)."""
     if value is None:
@@ -101,15 +114,7 @@ def parse_date_range(value: Any) -> dict[str, str] | None:
         raw = value.get(side)
         if raw is None:
             continue
-        moment: datetime | date | None = None
-        if isinstance(raw, str):
-            try:
-                moment = date.fromisoformat(raw)
-            except ValueError:
-                try:
-                    moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-                except ValueError:
-                    moment = None
+        moment = parse_moment(raw) if isinstance(raw, str) else None
         if moment is None:
             errors[f"dateRange.{side}"] = ["Must be an ISO 8601 date (2025-01-15) or datetime."]
         else:

@@ -268,13 +268,15 @@ class SyncJobSerializer(CamelModelSerializer):
     dependencyStatus = serializers.SerializerMethodField(method_name="get_dependency_status")
     stats = serializers.DictField(
         read_only=True,
-        help_text="Per entity: created, updated, unchanged, deleted, errors "
-        "(and skipped, errorSamples when there are any).",
+        help_text="Per entity: created, updated, unchanged, deleted, errors, skipped and read "
+        "(records read from the source), with errorSamples and warnings when there are any. "
+        "A feed file's job counts its one entity, vehicles, with sold instead of read.",
     )
     progress = serializers.DictField(
         read_only=True,
-        help_text="recordsDone, recordsTotal (null when the source cannot count ahead), "
-        "entitiesDone, entitiesTotal and the entity being read.",
+        help_text="Sync jobs: recordsDone, recordsTotal (null when the source cannot count "
+        "ahead), entitiesDone, entitiesTotal and the entity being read. Feed file jobs: done "
+        "and total rows.",
     )
     snapshotId = serializers.SerializerMethodField(
         method_name="get_snapshot_id",

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -38,14 +38,15 @@ from integrations.validators import SYNC_SETTINGS_DEFAULTS
 from syncengine import bulk, dependencies, outcomes, transform
 from syncengine.choices import JobStatus
 from syncengine.ingest import feed_import, mapping_overrides
-from syncengine.jobs import job_log, retry_delay, sync_job_dispatch
+from syncengine.jobs import job_log, parse_moment, retry_delay, sync_job_dispatch
 from syncengine.models import Snapshot, SyncJob, SyncStream
 from syncengine.pull import pull_files
 from syncengine.store import UNSET, BatchResult, RecordStoreWriter, SnapshotWriter, stream_for
 
 logger = logging.getLogger(__name__)
 
-# A job whose integration or connection is busy with another job tries again after this long.
+# A job (or a feed file) whose integration or connection is busy with another job tries again
+# after this long.
 BUSY_RETRY_SECONDS = 10
 
 
@@ -119,6 +120,7 @@ class RunContext:
     records_done: int = 0
     records_total: int | None = None
     snapshot: Snapshot | None = None
+    discovered: list[EntitySpec] | None = None
 
 
 # --- claiming ---------------------------------------------------------------------------------
@@ -360,14 +362,21 @@ def _entities(ctx: RunContext) -> list[tuple[str, str]]:
         return chosen
     if ctx.source.entities:
         return [(entity, entity) for entity in ctx.source.entities]
-    return [(spec.name, spec.name) for spec in ctx.source.discover()]
+    return [(spec.name, spec.name) for spec in _discovered(ctx)]
+
+
+def _discovered(ctx: RunContext) -> list[EntitySpec]:
+    """The source's entities, asked for once per run (a database source reads its catalog)."""
+    if ctx.discovered is None:
+        try:
+            ctx.discovered = ctx.source.discover()
+        except NotImplementedError:
+            ctx.discovered = []
+    return ctx.discovered
 
 
 def _specs(ctx: RunContext, entities: list[str]) -> dict[str, EntitySpec]:
-    try:
-        specs = {spec.name: spec for spec in ctx.source.discover()}
-    except NotImplementedError:
-        specs = {}
+    specs = {spec.name: spec for spec in _discovered(ctx)}
     missing = [entity for entity in entities if entity not in specs]
     if missing:
         raise ConnectorError(
@@ -572,10 +581,8 @@ def _sync_entity(
             min_rows_ratio=float(ctx.sync_settings.get("min_rows_ratio") or 0),
             forward=_forward_deletes(ctx, destination_entity),
         )
-        stats.deleted += deleted
-        if warning:
-            stats.warnings.append(warning)
-            job_log(job, f"{entity}: {warning}", level="warning")
+        _entity_done(ctx, entity, deleted=deleted, warning=warning, total_entities=total_entities)
+        return
     _entity_done(ctx, entity, total_entities=total_entities)
 
 
@@ -623,8 +630,21 @@ def _forward_deletes(
     return lambda records: destination.delete(destination_entity, records)
 
 
-def _entity_done(ctx: RunContext, entity: str, *, total_entities: int) -> None:
+def _entity_done(
+    ctx: RunContext,
+    entity: str,
+    *,
+    deleted: int = 0,
+    warning: str | None = None,
+    total_entities: int,
+) -> None:
+    """An entity read through: the overwrite's deletions (or why there were none) counted, its
+    summary logged, the job's progress saved."""
     job, stats = ctx.job, ctx.stats[entity]
+    stats.deleted += deleted
+    if warning:
+        stats.warnings.append(warning)
+        job_log(job, f"{entity}: {warning}", level="warning")
     job.entities_done = [*job.entities_done, entity]
     job_log(
         job,
@@ -685,11 +705,7 @@ def _copy_entity(
     deleted, warning = writer.finish(
         full=full, min_rows_ratio=float(ctx.sync_settings.get("min_rows_ratio") or 0)
     )
-    stats.deleted += deleted
-    if warning:
-        stats.warnings.append(warning)
-        job_log(job, f"{entity}: {warning}", level="warning")
-    _entity_done(ctx, entity, total_entities=total)
+    _entity_done(ctx, entity, deleted=deleted, warning=warning, total_entities=total)
 
 
 def _date_range_values(date_range: tuple[Any, Any] | None) -> tuple[Any, Any] | None:
@@ -698,13 +714,7 @@ def _date_range_values(date_range: tuple[Any, Any] | None) -> tuple[Any, Any] | 
         return None
 
     def parse(value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return parse_moment(value) if isinstance(value, str) else value
 
     return (parse(date_range[0]), parse(date_range[1]))
 
@@ -793,11 +803,7 @@ def _checkpoint(ctx: RunContext, *, entity: str | None, total_entities: int) -> 
 
 
 def _stop_if_cancelled(ctx: RunContext) -> None:
-    job = ctx.job
-    cancel_requested = (
-        SyncJob.objects.filter(pk=job.pk).values_list("cancel_requested_at", flat=True).first()
-    )
-    if cancel_requested is not None:
+    if _cancel_requested(ctx.job):
         raise Stop("cancelled")
 
 

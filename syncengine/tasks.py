@@ -7,8 +7,8 @@ from celery.app.task import Task
 
 from syncengine import ingest, scheduler, services, sweep, sync
 
-# A file waits while another job of its integration runs: files of one feed apply in order.
-BUSY_RETRY_SECONDS = 10
+# A file waits (sync.BUSY_RETRY_SECONDS at a time) while another job of its integration runs:
+# files of one feed apply in order.
 BUSY_MAX_RETRIES = 360
 
 
@@ -18,7 +18,7 @@ def ingest_feed_file(self: Task, feed_file_id: str) -> None:
     try:
         ingest.feed_file_ingest(feed_file_id=feed_file_id)
     except ingest.IntegrationBusy as exc:
-        raise self.retry(exc=exc, countdown=BUSY_RETRY_SECONDS) from exc
+        raise self.retry(exc=exc, countdown=sync.BUSY_RETRY_SECONDS) from exc
 
 
 @shared_task(name="syncengine.tasks.feed_files_redispatch")

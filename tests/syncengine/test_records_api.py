@@ -261,6 +261,13 @@ def test_snapshots_of_another_account_are_404(api, their_owner):
         assert_error(api.get(f"{base(their_owner)}/{path}"), 404, "NOT_FOUND")
 
 
+def test_another_accounts_snapshot_is_404_through_an_owner_of_ours(api, owner, their_owner):
+    theirs = snapshot_of(their_owner, {"orders": [{"id": 1}]})
+
+    for path in (f"snapshots/{theirs.pk}", f"snapshots/{theirs.pk}/records"):
+        assert_error(api.get(f"{base(owner)}/{path}"), 404, "NOT_FOUND")
+
+
 def test_snapshots_are_read_only(api, owner):
     snapshot = snapshot_of(owner, {"orders": [{"id": 1}]})
 
