@@ -53,6 +53,8 @@ bench: $(INSTALLED)
 # settings and stop it however honcho ends (a process exiting, Ctrl-C, SIGTERM). honcho runs each
 # Procfile process in its own session, so Ctrl-C reaches honcho alone and honcho stops them.
 run: export DEBUG ?= 1
+# Development: tenants' connections may reach services on this machine (never Railyard's own).
+run: export EGRESS_ALLOW ?= 127.0.0.0/8,::1
 run: export PATH := $(CURDIR)/$(BIN):$(PATH)
 run: $(INSTALLED)
 	@if [ -z "$${REDIS_URL:-}" ]; then \

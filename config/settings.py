@@ -12,7 +12,21 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+_names_read: set[str] = {"DJANGO_SETTINGS_MODULE", "DEMO_ADMIN_PASSWORD"}
+
+
+class _RecordingEnv(environ.Env):
+    """Remembers every variable the settings read: credential references may never resolve one
+    of them (config.credentials)."""
+
+    def get_value(self, var, *args, **kwargs):
+        _names_read.add(var)
+        return super().get_value(var, *args, **kwargs)
+
+
+env = _RecordingEnv()
+# Every variable this module reads (filled as it runs), and the two read outside it.
+ENVIRONMENT_NAMES_READ = _names_read
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -229,6 +243,30 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+
+# --- trust boundaries (see config.egress and config.credentials) -----------------------------
+# Environment variables that connection credentials may name as ${NAME} (comma-separated, *
+# wildcards). Variables Railyard itself reads never resolve, whatever the patterns say.
+CREDENTIAL_ENV_ALLOW = env("CREDENTIAL_ENV_ALLOW", default="IOF_CONNECTOR_*,RAILYARD_CONNECTOR_*")
+# Where tenants' connectors, exports and webhooks may connect: comma-separated CIDRs, addresses or
+# host names (*.example.com), each optionally with :port. The most specific rule wins, deny on a
+# tie. Without a rule, loopback, link-local, reserved ranges and Railyard's own database, Redis and
+# broker are refused; private ranges are allowed.
+EGRESS_ALLOW = env("EGRESS_ALLOW", default="")
+EGRESS_DENY = env("EGRESS_DENY", default="")
+
+
+def _egress_rules_check() -> None:
+    from config.egress import parse_rules  # a typo in a rule fails at start, not at first use
+
+    try:
+        parse_rules(EGRESS_ALLOW, allow=True)
+        parse_rules(EGRESS_DENY, allow=False)
+    except ValueError as error:
+        raise ImproperlyConfigured(str(error)) from None
+
+
+_egress_rules_check()
 
 # --- feeds ------------------------------------------------------------------------------------
 # Received feed files are kept here (immutable copies; reprocessing reads them again).

@@ -1,30 +1,33 @@
-"""The HTTP client of the REST connectors (http_json, stripe), on the standard library.
+"""The HTTP client of the REST connectors (http_json, stripe), on httpx through the egress policy.
 
 One place decides what a failed request means for the job that made it: timeouts, dropped
 connections, 5xx and a 429 that outlasts its retries can succeed later (retryable); bad
-credentials and other 4xx answers will fail the same way again (not retryable). A 429 is first
-retried in-process after the server's Retry-After, a few times and with a capped wait.
+credentials, other 4xx answers and destinations the egress policy refuses will fail the same way
+again (not retryable). A 429 is first retried in-process after the server's Retry-After, a few
+times and with a capped wait; connection attempts are retried by the transport.
 """
 
 from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.message import Message
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpx
+
+from config.egress import egress_error, egress_http_client
 from connectors.registry import ConnectorError
 
 # Module attribute so tests can replace it and not really wait out a Retry-After.
 sleep = time.sleep
 
 RATE_LIMIT_RETRIES = 3
+CONNECT_RETRIES = 2
+MAX_REDIRECTS = 5
 MAX_RETRY_WAIT_SECONDS = 30.0
 DEFAULT_RETRY_WAIT_SECONDS = 1.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -41,12 +44,14 @@ class HttpStatusError(ConnectorError):
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """A 2xx answer: its status, headers (case-insensitive ``get``) and body."""
+    """A 2xx answer: its final URL, status, headers (case-insensitive) and body."""
 
     url: str
     status: int
-    headers: Message
+    headers: httpx.Headers
     body: bytes
+    # RFC 8288 Link header: relation type -> absolute target URL (the first link of a relation).
+    links: dict[str, str]
 
     def json(self) -> Any:
         try:
@@ -59,9 +64,9 @@ class HttpResponse:
 
 
 def check_http_url(url: str, *, field: str) -> None:
-    """Only http and https URLs may be requested (urllib also opens file: and ftp:)."""
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https") or not urllib.parse.urlsplit(url).netloc:
+    """Only absolute http and https URLs may be requested."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise ConnectorError(f"{field} must be an http or https URL, not {url!r}.", retryable=False)
 
 
@@ -84,43 +89,65 @@ def get_json(
     headers: dict[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> HttpResponse:
-    """GET a URL, retrying 429 answers in-process; any other failure is a ``ConnectorError``."""
+    """GET a URL, retrying 429 answers in-process; any other failure is a ``ConnectorError``.
+
+    Redirects are followed (each one checked by the egress policy; httpx drops the
+    Authorization header when a redirect leaves the origin).
+    """
     check_http_url(url, field="URL")
     full_url = url_with_params(url, params)
     request_headers = {"Accept": "application/json", **(headers or {})}
-    for attempt in range(RATE_LIMIT_RETRIES + 1):
-        request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-            full_url, headers=request_headers, method="GET"
-        )
-        try:
-            # The scheme was checked above: only http and https reach urlopen.
-            with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310
-                body = answer.read()
-                return HttpResponse(
-                    url=full_url, status=answer.status, headers=answer.headers, body=body
-                )
-        except urllib.error.HTTPError as error:
-            body = _read_error_body(error)
-            if error.code == 429 and attempt < RATE_LIMIT_RETRIES:
-                sleep(retry_after_seconds(error.headers.get("Retry-After")))
+    with egress_http_client(
+        retries=CONNECT_RETRIES,
+        timeout=timeout,
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+    ) as client:
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                answer = client.get(full_url, headers=request_headers)
+            except Exception as error:
+                raise _transport_error(full_url, error, timeout) from error
+            if answer.status_code == 429 and attempt < RATE_LIMIT_RETRIES:
+                sleep(retry_after_seconds(answer.headers.get("Retry-After")))
                 continue
-            raise _status_error(full_url, error.code, body) from error
-        except TimeoutError as error:
-            raise ConnectorError(
-                f"{_where(full_url)} timed out after {timeout:g}s.", retryable=True
-            ) from error
-        except urllib.error.URLError as error:
-            if isinstance(error.reason, TimeoutError):
-                message = f"{_where(full_url)} timed out after {timeout:g}s."
-            else:
-                message = f"Could not connect to {_where(full_url)}: {error.reason}."
-            raise ConnectorError(message, retryable=True) from error
-        except OSError as error:
-            raise ConnectorError(
-                f"Connection to {_where(full_url)} failed: {error}.", retryable=True
-            ) from error
+            if answer.status_code >= 400:
+                raise _status_error(full_url, answer.status_code, answer.content)
+            return HttpResponse(
+                url=str(answer.url),
+                status=answer.status_code,
+                headers=answer.headers,
+                body=answer.content,
+                links=_links(answer),
+            )
     # The loop either returns or raises; this keeps the type checker and readers sure of it.
     raise AssertionError("unreachable")
+
+
+def _links(answer: httpx.Response) -> dict[str, str]:
+    links: dict[str, str] = {}
+    for link in answer.links.values():
+        for relation in (link.get("rel") or "").lower().split():
+            links.setdefault(relation, urllib.parse.urljoin(str(answer.url), link.get("url", "")))
+    return links
+
+
+def _transport_error(url: str, error: Exception, timeout: float) -> ConnectorError:
+    """What a request that got no answer means for the job."""
+    refused = egress_error(error)
+    if refused is not None:
+        return ConnectorError(refused.message, retryable=False)
+    if isinstance(error, httpx.TimeoutException):
+        return ConnectorError(f"{_where(url)} timed out after {timeout:g}s.", retryable=True)
+    if isinstance(error, httpx.TooManyRedirects):
+        return ConnectorError(
+            f"{_where(url)} redirected more than {MAX_REDIRECTS} times.", retryable=False
+        )
+    if isinstance(error, httpx.ConnectError):
+        return ConnectorError(f"Could not connect to {_where(url)}: {error}.", retryable=True)
+    if isinstance(error, httpx.HTTPError | OSError):
+        return ConnectorError(f"Connection to {_where(url)} failed: {error}.", retryable=True)
+    raise error
 
 
 def retry_after_seconds(value: str | None) -> float:
@@ -139,84 +166,6 @@ def retry_after_seconds(value: str | None) -> float:
             moment = moment.replace(tzinfo=UTC)
         seconds = (moment - datetime.now(UTC)).total_seconds()
     return min(max(seconds, 0.0), MAX_RETRY_WAIT_SECONDS)
-
-
-def parse_link_header(value: str | None, *, base_url: str) -> dict[str, str]:
-    """RFC 8288 Link header -> {relation type: absolute target URL}; the first link of a
-    relation wins. Targets are resolved against the URL of the request that got the header."""
-    links: dict[str, str] = {}
-    if not value:
-        return links
-    for target, params in _link_values(value):
-        for name, param_value in params:
-            if name != "rel":
-                continue
-            for relation in param_value.lower().split():
-                links.setdefault(relation, urllib.parse.urljoin(base_url, target))
-    return links
-
-
-def _link_values(value: str) -> list[tuple[str, list[tuple[str, str]]]]:
-    """Split a Link header into (target, [(param, value)]) pairs, honouring quoted strings that
-    may contain commas and semicolons."""
-    result: list[tuple[str, list[tuple[str, str]]]] = []
-    position, length = 0, len(value)
-    while position < length:
-        start = value.find("<", position)
-        if start == -1:
-            break
-        end = value.find(">", start)
-        if end == -1:
-            break
-        target = value[start + 1 : end]
-        position = end + 1
-        params: list[tuple[str, str]] = []
-        while position < length:
-            while position < length and value[position] in " \t":
-                position += 1
-            if position >= length or value[position] == ",":
-                position += 1
-                break
-            if value[position] != ";":
-                position += 1
-                continue
-            position += 1
-            name_end = position
-            while name_end < length and value[name_end] not in "=;,":
-                name_end += 1
-            name = value[position:name_end].strip().lower().rstrip("*")
-            position = name_end
-            param_value = ""
-            if position < length and value[position] == "=":
-                position += 1
-                while position < length and value[position] in " \t":
-                    position += 1
-                if position < length and value[position] == '"':
-                    position += 1
-                    chars: list[str] = []
-                    while position < length and value[position] != '"':
-                        if value[position] == "\\" and position + 1 < length:
-                            position += 1
-                        chars.append(value[position])
-                        position += 1
-                    position += 1
-                    param_value = "".join(chars)
-                else:
-                    value_end = position
-                    while value_end < length and value[value_end] not in ";,":
-                        value_end += 1
-                    param_value = value[position:value_end].strip()
-                    position = value_end
-            params.append((name, param_value))
-        result.append((target, params))
-    return result
-
-
-def _read_error_body(error: urllib.error.HTTPError) -> bytes:
-    try:
-        return error.read()
-    except (OSError, TimeoutError):
-        return b""
 
 
 def _status_error(url: str, status: int, body: bytes) -> HttpStatusError:

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb, set_json_loads
 from psycopg.types.string import TextLoader
 
 from connectors.choices import ConnectorCategory, SyncMode
+from connectors.network import checked_addresses
 from connectors.registry import (
     Connector,
     ConnectorError,
@@ -38,6 +39,9 @@ from connectors.registry import (
 
 CONNECT_TIMEOUT_SECONDS = 10
 APPLICATION_NAME = "railyard"
+# A path that can never be a file (/dev/null is not a directory), so libpq reads no ~/.pgpass and
+# does not warn about the password file either.
+NO_PASSFILE = "/dev/null/railyard-no-passfile"
 # Column names taken as the cursor of an entity when the config names none (timestamp-typed only).
 CURSOR_COLUMN_NAMES = ("updated_at", "modified_at", "updatedAt")
 TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}
@@ -238,16 +242,27 @@ class PostgresConnector(Connector):
         return str(self.config.get("schema") or "public")
 
     def _connect(self) -> psycopg.Connection[Any]:
+        host = str(self.config["host"])
+        port = int(self.config.get("port") or 5432)
+        # libpq connects to the addresses the egress policy checked (hostaddr), keeping the name
+        # for TLS. Everything it would otherwise take from the platform's own environment is set
+        # explicitly: PGPASSWORD and ~/.pgpass (an empty password and no passfile), the
+        # platform's Kerberos tickets (no GSSAPI) and its client certificates.
+        addresses = checked_addresses(host, port)
         params: dict[str, Any] = {
-            "host": self.config["host"],
-            "port": int(self.config.get("port") or 5432),
+            "host": ",".join([host] * len(addresses)),
+            "hostaddr": ",".join(str(address) for address in addresses),
+            "port": port,
             "dbname": self.config["database"],
             "user": self.credentials.get("user"),
+            "password": self.credentials.get("password") or "",
+            "passfile": NO_PASSFILE,
+            "gssencmode": "disable",
+            "require_auth": "password,md5,scram-sha-256,none",
+            "sslcertmode": "disable",
             "connect_timeout": CONNECT_TIMEOUT_SECONDS,
             "application_name": APPLICATION_NAME,
         }
-        if self.credentials.get("password"):
-            params["password"] = self.credentials["password"]
         if self.config.get("sslmode"):
             params["sslmode"] = self.config["sslmode"]
         return psycopg.connect(**params)

@@ -6,8 +6,8 @@ changed (values masked), and validation messages never echo a submitted value.
 
 from __future__ import annotations
 
-import os
 import re
+import time
 from datetime import datetime
 from typing import Any
 
@@ -19,18 +19,21 @@ from accounts.choices import AuditAction
 from accounts.models import Account, Event
 from accounts.services import Actor, audit_record, diff, event_record, field_values
 from config.api.errors import BadRequest, Conflict, InvalidInput
+from config.credentials import (
+    REFERENCE,
+    UnresolvableReference,
+    references_check,
+    references_resolve,
+)
 from config.crypto import encrypt_json
 from connectors.choices import ConnectionStatus
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
-from connectors.registry import Connector, TestResult, get_connector
+from connectors.registry import Connector, ConnectorError, TestResult, get_connector
 from connectors.scheduling import connector_syncs, next_sync_at
 
 CONNECTION_AUDIT_FIELDS = ["name", "status", "config", "connector_id"]
 MASK = "***"
-
-# A credential value may name an environment variable instead of holding the secret itself.
-ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 # --- validation ----------------------------------------------------------------------------
@@ -68,7 +71,7 @@ def _credential_errors(
     # A reference is resolved only when the credentials are used, so the schema's format
     # constraints (pattern, length, enum) cannot apply to it yet.
     for key, value in credentials.items():
-        if isinstance(value, str) and ENV_REFERENCE.search(value):
+        if isinstance(value, str) and REFERENCE.search(value):
             errors.pop(key, None)
     # jsonschema messages quote the offending value; a secret must not come back in a 400.
     values = sorted({repr(leaf) for leaf in _leaf_values(credentials)}, key=len, reverse=True)
@@ -82,9 +85,16 @@ def _credential_errors(
 
 
 def _validate(
-    *, connector: type[Connector], config: dict[str, Any], credentials: dict[str, Any]
+    *,
+    connector: type[Connector],
+    config: dict[str, Any],
+    credentials: dict[str, Any],
+    submitted_credentials: dict[str, Any],
 ) -> None:
+    """Check config and credentials against the connector's schemas; the references in the
+    credentials submitted now must resolve (stored ones are checked when used)."""
     errors = {
+        **references_check(submitted_credentials, field="credentials"),
         **_prefixed("config", connector.validate_config(config)),
         **_prefixed("credentials", _credential_errors(connector, credentials)),
     }
@@ -119,37 +129,20 @@ def _masked_credentials_diff(
     }
 
 
-def _resolve(value: Any, field: str) -> Any:
-    if isinstance(value, dict):
-        return {key: _resolve(item, f"{field}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [_resolve(item, field) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise BadRequest(
-                f"Environment variable {name} is not set; {field} refers to it.",
-                details={"variable": name, "field": field},
-            )
-        return os.environ[name]
-
-    return ENV_REFERENCE.sub(substitute, value)
-
-
 def resolve_credentials(connection: Connection) -> dict[str, Any]:
-    """The connection's credentials with every ``${NAME}`` replaced from the environment.
+    """The connection's credentials with every ``${NAME}`` replaced from the environment, as
+    far as ``CREDENTIAL_ENV_ALLOW`` lets it (config.credentials).
 
     Call this only where the secrets are used (testing or syncing a connection); the result must
-    never be stored, logged or returned by the API. Raises ``BadRequest`` naming the variable
-    when a referenced one is not set.
+    never be stored, logged or returned by the API. Raises ``BadRequest`` naming the reference
+    when one does not resolve (not allowed and not set read alike).
     """
-    return {
-        key: _resolve(value, f"credentials.{key}")
-        for key, value in connection.stored_credentials().items()
-    }
+    try:
+        return references_resolve(connection.stored_credentials(), field="credentials")
+    except UnresolvableReference as error:
+        raise BadRequest(
+            error.message, details={"variable": error.name, "field": error.field}
+        ) from None
 
 
 # --- connections ---------------------------------------------------------------------------
@@ -178,7 +171,12 @@ def connection_create(
     connector = _connector_or_error(connector_id)
     config = config if config is not None else {}
     credentials = _without_nulls(credentials or {})
-    _validate(connector=connector, config=config, credentials=credentials)
+    _validate(
+        connector=connector,
+        config=config,
+        credentials=credentials,
+        submitted_credentials=credentials,
+    )
 
     connection = Connection(
         account=account, connector_id=connector_id, name=name, status=status, config=config
@@ -229,7 +227,12 @@ def connection_update(
     if credentials is not None:
         new_credentials = _without_nulls({**stored_credentials, **credentials})
     new_config = config if config is not None else connection.config
-    _validate(connector=connector, config=new_config, credentials=new_credentials)
+    _validate(
+        connector=connector,
+        config=new_config,
+        credentials=new_credentials,
+        submitted_credentials=credentials or {},
+    )
 
     # Compared at one instant, the derived next sync differs exactly when autoSync or
     # syncInterval changed; an unrelated edit must not postpone a due sync (a connection without
@@ -301,7 +304,7 @@ CONNECTED_EVENT = "integration.connected"
 
 
 def connection_test_data(result: TestResult) -> dict[str, Any]:
-    """A test result as stored in ``last_test_result`` and answered by the API (seed 001)."""
+    """A test result as stored in ``last_test_result`` and answered by the API."""
     data: dict[str, Any] = {
         "success": result.success,
         "latency": result.latency_ms,
@@ -330,7 +333,12 @@ def connection_test(*, connection: Connection, actor: Actor) -> TestResult:
     except BadRequest as error:
         result = TestResult(success=False, latency_ms=0, error=error.message)
     else:
-        result = connector(config=connection.config, credentials=credentials).test()
+        started = time.monotonic()
+        try:
+            result = connector(config=connection.config, credentials=credentials).test()
+        except ConnectorError as error:  # refused by the egress policy, a name that won't resolve
+            latency = int((time.monotonic() - started) * 1000)
+            result = TestResult(success=False, latency_ms=latency, error=error.message)
     _connection_test_store(connection=connection, actor=actor, result=result)
     return result
 

@@ -33,6 +33,7 @@ import paramiko
 from paramiko.ssh_exception import IncompatiblePeer
 
 from connectors.choices import ConnectorCategory, SyncMode
+from connectors.network import checked_connection
 from connectors.registry import (
     Connector,
     ConnectorError,
@@ -308,7 +309,7 @@ class SftpPullConnector(Connector):
             else None
         )
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_SECONDS)
+            sock = checked_connection(self.host, self.port, timeout=CONNECT_TIMEOUT_SECONDS)
         except OSError as error:
             raise _network_error(error, self._where) from error
         transport = paramiko.Transport(

@@ -88,8 +88,13 @@ def test_failure_sets_status_error_with_a_readable_error(tenant, api, database):
     assert not connected_events(tenant.account).exists()
 
 
-def test_first_success_after_a_failure_records_connected(tenant, api, database):
-    connection = postgres_connection(tenant.account, database, password="${RAILYARD_PG_UNSET}")
+def test_first_success_after_a_failure_records_connected(tenant, api, database, monkeypatch):
+    # Given a connection whose password refers to a variable that is later unset
+    monkeypatch.setenv("RAILYARD_CONNECTOR_PG_PASSWORD", "")
+    connection = postgres_connection(
+        tenant.account, database, password="${RAILYARD_CONNECTOR_PG_PASSWORD}"
+    )
+    monkeypatch.delenv("RAILYARD_CONNECTOR_PG_PASSWORD")
 
     failed = api.post(endpoint(connection))
     connection_update(connection=connection, actor=Actor.system(), credentials={"password": None})
@@ -97,7 +102,8 @@ def test_first_success_after_a_failure_records_connected(tenant, api, database):
 
     assert failed.json()["data"]["success"] is False
     assert failed.json()["data"]["error"] == (
-        "Environment variable RAILYARD_PG_UNSET is not set; credentials.password refers to it."
+        "credentials.password refers to ${RAILYARD_CONNECTOR_PG_PASSWORD}, which is not an "
+        "environment variable this server provides to connections (CREDENTIAL_ENV_ALLOW)."
     )
     assert succeeded.json()["data"]["success"] is True
     connection.refresh_from_db()

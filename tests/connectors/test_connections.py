@@ -182,11 +182,18 @@ def test_validation_errors_do_not_echo_a_secret(api, payments_connector):
     assert "12345678" not in response.content.decode()
 
 
-def test_env_reference_is_stored_as_given_and_skips_format_checks(api, payments_connector):
+def test_env_reference_is_stored_as_given_and_skips_format_checks(
+    api, payments_connector, monkeypatch
+):
+    monkeypatch.setenv("IOF_CONNECTOR_API_KEY", "short")
+    monkeypatch.setenv("IOF_CONNECTOR_WEBHOOK_SECRET", "whsec_x")
     response = api.post(
         URL,
         payments_payload(
-            credentials={"apiKey": "${IOF_CONNECTOR_API_KEY}", "webhookSecret": "${WH}"}
+            credentials={
+                "apiKey": "${IOF_CONNECTOR_API_KEY}",
+                "webhookSecret": "${IOF_CONNECTOR_WEBHOOK_SECRET}",
+            }
         ),
         format="json",
     )
@@ -196,7 +203,7 @@ def test_env_reference_is_stored_as_given_and_skips_format_checks(api, payments_
     assert "IOF_CONNECTOR_API_KEY" not in connection.credentials_encrypted
     assert connection.stored_credentials() == {
         "apiKey": "${IOF_CONNECTOR_API_KEY}",
-        "webhookSecret": "${WH}",
+        "webhookSecret": "${IOF_CONNECTOR_WEBHOOK_SECRET}",
     }
 
 

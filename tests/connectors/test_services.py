@@ -8,7 +8,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def referencing_connection(tenant, payments_connector):
+def referencing_connection(tenant, payments_connector, monkeypatch):
+    # References must resolve when credentials are saved; the tests change them afterwards.
+    monkeypatch.setenv("IOF_CONNECTOR_API_KEY", "sk_live_AtCreation")
+    monkeypatch.setenv("IOF_CONNECTOR_WEBHOOK_SUFFIX", "atcreation")
     return connection_create(
         account=tenant.account,
         actor=Actor.system(),
@@ -16,14 +19,14 @@ def referencing_connection(tenant, payments_connector):
         name="From the environment",
         credentials={
             "apiKey": "${IOF_CONNECTOR_API_KEY}",
-            "webhookSecret": "whsec_${IOF_WEBHOOK_SUFFIX}",
+            "webhookSecret": "whsec_${IOF_CONNECTOR_WEBHOOK_SUFFIX}",
         },
     )
 
 
 def test_references_resolve_from_the_environment_when_called(monkeypatch, referencing_connection):
     monkeypatch.setenv("IOF_CONNECTOR_API_KEY", "sk_live_FromTheEnvironment")
-    monkeypatch.setenv("IOF_WEBHOOK_SUFFIX", "tail123")
+    monkeypatch.setenv("IOF_CONNECTOR_WEBHOOK_SUFFIX", "tail123")
 
     credentials = resolve_credentials(referencing_connection)
 
@@ -35,7 +38,7 @@ def test_references_resolve_from_the_environment_when_called(monkeypatch, refere
 
 
 def test_resolution_follows_the_environment_at_call_time(monkeypatch, referencing_connection):
-    monkeypatch.setenv("IOF_WEBHOOK_SUFFIX", "x")
+    monkeypatch.setenv("IOF_CONNECTOR_WEBHOOK_SUFFIX", "x")
     monkeypatch.setenv("IOF_CONNECTOR_API_KEY", "sk_live_First000")
     first = resolve_credentials(referencing_connection)["apiKey"]
     monkeypatch.setenv("IOF_CONNECTOR_API_KEY", "sk_live_Second00")
@@ -46,13 +49,16 @@ def test_resolution_follows_the_environment_at_call_time(monkeypatch, referencin
 
 
 def test_a_missing_variable_is_an_error_naming_it(monkeypatch, referencing_connection):
-    monkeypatch.setenv("IOF_WEBHOOK_SUFFIX", "x")
+    monkeypatch.setenv("IOF_CONNECTOR_WEBHOOK_SUFFIX", "x")
     monkeypatch.delenv("IOF_CONNECTOR_API_KEY", raising=False)
 
     with pytest.raises(BadRequest) as raised:
         resolve_credentials(referencing_connection)
 
-    assert "IOF_CONNECTOR_API_KEY" in raised.value.message
+    assert raised.value.message == (
+        "credentials.apiKey refers to ${IOF_CONNECTOR_API_KEY}, which is not an environment "
+        "variable this server provides to connections (CREDENTIAL_ENV_ALLOW)."
+    )
     assert raised.value.details == {
         "variable": "IOF_CONNECTOR_API_KEY",
         "field": "credentials.apiKey",
