@@ -31,6 +31,7 @@ class FeedFileAdmin(admin.ModelAdmin):
         "records_created",
         "records_updated",
         "records_errors",
+        "records_warnings",
         "duration_ms",
     ]
     list_filter = ["status", "source"]
@@ -177,11 +178,12 @@ class VehicleAdmin(admin.ModelAdmin):
         "make",
         "model",
         "price",
+        "currency",
         "status",
         "integration",
         "updated_at",
     ]
-    list_filter = ["status", "condition", "make"]
+    list_filter = ["status", "condition", "currency", "make"]
     search_fields = ["key", "vin", "stock_number", "make", "model", "integration__name"]
     readonly_fields = [field.name for field in Vehicle._meta.fields]
     inlines = [VehicleVersionInline]

@@ -17,13 +17,29 @@ class JobTrigger(models.TextChoices):
 
 
 class FeedFileStatus(models.TextChoices):
+    """Where a received file is. The three ``completed`` states were applied to the store:
+    with warnings, some imported rows had a value left empty because it could not be read;
+    with errors, some rows were not imported (and there may be warnings too)."""
+
     RECEIVED = "received", "Received"
     PROCESSING = "processing", "Processing"
     COMPLETED = "completed", "Completed"
+    COMPLETED_WITH_WARNINGS = "completed_with_warnings", "Completed with warnings"
     COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Rejected"
     PARTIAL = "partial", "Partial upload"
+
+
+# A file that ended in one of these was applied to the store: its run succeeded, for the
+# integration as for webhooks ("processed"), whatever rows it rejected or values it left empty.
+FEED_FILE_PROCESSED: frozenset[str] = frozenset(
+    {
+        FeedFileStatus.COMPLETED,
+        FeedFileStatus.COMPLETED_WITH_WARNINGS,
+        FeedFileStatus.COMPLETED_WITH_ERRORS,
+    }
+)
 
 
 class FeedFileSource(models.TextChoices):

@@ -31,6 +31,9 @@ class VehicleFilter(django_filters.FilterSet):
     condition = django_filters.ChoiceFilter(choices=VehicleCondition.choices)
     minPrice = django_filters.NumberFilter(field_name="price", lookup_expr="gte")
     maxPrice = django_filters.NumberFilter(field_name="price", lookup_expr="lte")
+    currency = django_filters.CharFilter(
+        field_name="currency", lookup_expr="iexact", help_text="ISO 4217 code, e.g. CAD."
+    )
 
     class Meta:
         model = Vehicle

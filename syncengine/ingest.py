@@ -3,6 +3,14 @@ merge them with the integration's strategy, and log what happened.
 
 A broken file fails alone with a readable log entry and touches nothing; an unexpected error
 marks the file, the job and the integration failed, and is recorded as an event.
+
+Values that cannot be read are never dropped silently. A row the reader rejects (a malformed
+row, no VIN and no stock number, a VIN that cannot identify a vehicle) is not imported: it counts
+in ``records_errors`` and the file ends ``completed_with_errors``. Any other unreadable value (a
+year, price, mileage, date, ...) is left empty and its row imported: the row counts in
+``records_warnings`` and, without rejected rows, the file ends ``completed_with_warnings``. Both
+are sampled in ``error_samples`` (row, severity, field, raw value, reason, the row's values), the
+log's errors.csv.
 """
 
 from __future__ import annotations
@@ -20,15 +28,27 @@ from accounts.services import event_record
 from integrations.choices import IntegrationStatus
 from integrations.models import FileImport, Integration
 from integrations.validators import SYNC_SETTINGS_DEFAULTS
-from syncengine.choices import FeedFileSource, FeedFileStatus, JobStatus, JobTrigger
+from syncengine.choices import (
+    FEED_FILE_PROCESSED,
+    FeedFileSource,
+    FeedFileStatus,
+    JobStatus,
+    JobTrigger,
+)
+from syncengine.feeds.frames import RejectedRow, RowNote
 from syncengine.feeds.reader import FeedFileError, FeedOptions, open_feed
 from syncengine.merge import MergeCounts, VehicleMerge
 from syncengine.models import FeedFile, SyncJob
-from syncengine.outcomes import integration_run_failed, integration_run_succeeded
+from syncengine.outcomes import (
+    feed_file_outcome,
+    integration_run_failed,
+    integration_run_succeeded,
+)
 
 logger = logging.getLogger(__name__)
 
-ERROR_SAMPLE_LIMIT = 100
+ERROR_SAMPLE_LIMIT = 100  # rejected rows sampled on the log row
+WARNING_SAMPLE_LIMIT = 100  # values left empty sampled on the log row
 WARNING_LIMIT = 200
 # Rows per parsed chunk: large enough for vectorised parsing to pay, small enough that a chunk
 # (photo lists included) stays near 100 MB next to the merge's state of the whole inventory.
@@ -51,7 +71,7 @@ class FeedSettings:
 
 
 def feed_import(integration: Integration) -> FileImport | None:
-    """The integration's file import definition (seed 003): file options and custom mappings."""
+    """The integration's file import definition: file options and custom mappings."""
     return integration.file_imports.order_by("created_at", "pk").first()
 
 
@@ -122,7 +142,7 @@ def _previous_total(feed_file: FeedFile) -> int | None:
     previous = (
         FeedFile.objects.filter(
             integration_id=feed_file.integration_id,
-            status__in=[FeedFileStatus.COMPLETED, FeedFileStatus.COMPLETED_WITH_ERRORS],
+            status__in=FEED_FILE_PROCESSED,
         )
         .exclude(pk=feed_file.pk)
         .order_by("-processed_at")
@@ -135,9 +155,39 @@ def _previous_total(feed_file: FeedFile) -> int | None:
 def _payload(feed_file: FeedFile, **extra: Any) -> dict[str, Any]:
     return {
         "integration": {"id": str(feed_file.integration_id), "name": feed_file.integration.name},
-        "file": {"id": str(feed_file.pk), "filename": feed_file.filename},
+        "file": {
+            "id": str(feed_file.pk),
+            "filename": feed_file.filename,
+            "status": feed_file.status,
+            "outcome": feed_file_outcome(feed_file.status),
+            "recordsErrors": feed_file.records_errors,
+            "recordsWarnings": feed_file.records_warnings,
+        },
         "jobId": str(feed_file.job_id) if feed_file.job_id else None,
         **extra,
+    }
+
+
+def _rejected_sample(rejected: RejectedRow) -> dict[str, Any]:
+    return {
+        "row": rejected.row_number,
+        "severity": "error",
+        "field": rejected.field,
+        "value": rejected.value,
+        "reason": rejected.reason,
+        "values": rejected.values,
+    }
+
+
+def _dropped_sample(note: RowNote) -> dict[str, Any]:
+    # The reason says the row was kept: errors.csv lists rejected rows and kept ones alike.
+    return {
+        "row": note.row_number,
+        "severity": "warning",
+        "field": note.field,
+        "value": note.value,
+        "reason": f"{note.message}; the row was imported without it",
+        "values": note.values,
     }
 
 
@@ -151,7 +201,7 @@ def _finish(
 ) -> None:
     """Write the outcome to the file's log row, its job and its integration, in one transaction."""
     now = timezone.now()
-    succeeded = status in (FeedFileStatus.COMPLETED, FeedFileStatus.COMPLETED_WITH_ERRORS)
+    succeeded = status in FEED_FILE_PROCESSED
     feed_file.status = status
     feed_file.processed_at = now
     feed_file.duration_ms = int((time.monotonic() - started) * 1000)
@@ -172,6 +222,7 @@ def _finish(
             "sold": feed_file.records_sold,
             "skipped": feed_file.records_skipped,
             "errors": feed_file.records_errors,
+            "warned": feed_file.records_warnings,
         }
     }
     with transaction.atomic():
@@ -263,21 +314,19 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
             chunk_rows=CHUNK_ROWS,
         ) as reader:
             warnings = list(reader.warnings)
-            samples: list[dict[str, Any]] = []
-            total = errors = 0
+            rejected_samples: list[dict[str, Any]] = []
+            dropped_samples: list[dict[str, Any]] = []
+            total = errors = warned = 0
             for chunk in reader.chunks():
                 merge.stage(chunk.frame)
                 total += len(chunk.frame) + len(chunk.rejected)
                 errors += len(chunk.rejected)
+                warned += chunk.warned_rows
                 warnings.extend(chunk.warnings[: max(0, WARNING_LIMIT - len(warnings))])
-                for rejected in chunk.rejected[: max(0, ERROR_SAMPLE_LIMIT - len(samples))]:
-                    samples.append(
-                        {
-                            "row": rejected.row_number,
-                            "reason": rejected.reason,
-                            "values": rejected.values,
-                        }
-                    )
+                room = max(0, ERROR_SAMPLE_LIMIT - len(rejected_samples))
+                rejected_samples.extend(map(_rejected_sample, chunk.rejected[:room]))
+                room = max(0, WARNING_SAMPLE_LIMIT - len(dropped_samples))
+                dropped_samples.extend(map(_dropped_sample, chunk.dropped[:room]))
                 SyncJob.objects.filter(pk=job.pk).update(
                     progress={"done": total}, heartbeat_at=timezone.now()
                 )
@@ -285,7 +334,11 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
                 del chunk
         feed_file.records_total = total
         feed_file.records_errors = errors
-        feed_file.error_samples = samples
+        feed_file.records_warnings = warned
+        # In file order; a rejected row has no warnings of its own (it is not read further).
+        feed_file.error_samples = sorted(
+            rejected_samples + dropped_samples, key=lambda sample: sample["row"]
+        )
         if merge.duplicates:
             warnings.append(
                 f"{merge.duplicates} rows repeat a vehicle already in the file; the last one wins."
@@ -313,10 +366,11 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
             error=f"Processing failed: {type(exc).__name__}: {exc}",
         )
         return feed_file
-    status = (
-        FeedFileStatus.COMPLETED_WITH_ERRORS
-        if feed_file.records_errors
-        else FeedFileStatus.COMPLETED
-    )
+    if feed_file.records_errors:
+        status = FeedFileStatus.COMPLETED_WITH_ERRORS
+    elif feed_file.records_warnings:
+        status = FeedFileStatus.COMPLETED_WITH_WARNINGS
+    else:
+        status = FeedFileStatus.COMPLETED
     _finish(feed_file, status=status, started=started, counts=counts)
     return feed_file

@@ -30,7 +30,7 @@ class SyncJob(models.Model):
     """One run: a row first, a Celery task second. Claimed with a conditional update.
 
     A job belongs to an integration (file ingestion, integration syncs) or to a connection
-    (seed 001's connection syncs). At most one job per integration and one per connection is
+    (connection syncs). At most one job per integration and one per connection is
     RUNNING at a time: partial unique indexes guarantee it, not a check-then-act.
     """
 
@@ -103,7 +103,7 @@ class SyncJob(models.Model):
 
 
 class SyncStream(models.Model):
-    """One entity of one integration (or of one connection, for seed 001's connection syncs) in
+    """One entity of one integration (or of one connection, for connection syncs) in
     the record store, with the cursor its last committed batch reached."""
 
     id = models.BigAutoField(primary_key=True)
@@ -262,7 +262,7 @@ class PulledFile(models.Model):
 
 
 class FeedFile(models.Model):
-    """A received feed file and the log of its processing (seed 000's sync log).
+    """A received feed file and the log of its processing (the feed's sync log).
 
     The row is committed before the uploader is told the upload succeeded, so it doubles as the
     outbox of the ingestion queue: a sweep re-dispatches rows left ``received``.
@@ -303,12 +303,20 @@ class FeedFile(models.Model):
     records_removed = models.PositiveIntegerField(default=0)
     records_sold = models.PositiveIntegerField(default=0)
     records_skipped = models.PositiveIntegerField(default=0)
-    records_errors = models.PositiveIntegerField(default=0)
+    records_errors = models.PositiveIntegerField(
+        default=0, help_text="Rows not imported: a malformed row, no key, a VIN that is no VIN."
+    )
+    records_warnings = models.PositiveIntegerField(
+        default=0, help_text="Rows imported with a value left empty because it could not be read."
+    )
     warnings = models.JSONField(default=list, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     error = models.TextField(blank=True)
     error_samples = models.JSONField(
-        default=list, blank=True, help_text="The first rejected rows: row number, reason, values."
+        default=list,
+        blank=True,
+        help_text="The first rejected rows and values left empty: row number, severity (error "
+        "or warning), field, raw value, reason, and the row's values.",
     )
     force = models.BooleanField(
         default=False, help_text="Process even when the safety guard would reject the file."
@@ -360,6 +368,13 @@ class Vehicle(models.Model):
     msrp = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     invoice = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
     book_value = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    currency = models.CharField(
+        max_length=3,
+        blank=True,
+        null=True,
+        help_text="ISO 4217 code of the amounts (price, msrp, invoice, book value); null when "
+        "the feed does not say.",
+    )
     in_stock_date = models.DateField(null=True, blank=True)
     certified = models.BooleanField(null=True, blank=True)
     engine = models.CharField(max_length=200, blank=True, null=True)

@@ -14,6 +14,20 @@ from django.conf import settings
 from accounts.services import event_record
 from integrations.choices import IntegrationState, IntegrationStatus
 from integrations.models import Integration
+from syncengine.choices import FEED_FILE_PROCESSED, FeedFileStatus
+
+
+def feed_file_outcome(status: str) -> str | None:
+    """How a file ended, in the words its events use: "processed" (applied to the store, a
+    success for its integration even with rejected rows or values left empty), "rejected"
+    (refused as a whole, nothing changed) or "failed"; None while it is not finished."""
+    if status in FEED_FILE_PROCESSED:
+        return "processed"
+    if status == FeedFileStatus.REJECTED:
+        return "rejected"
+    if status == FeedFileStatus.FAILED:
+        return "failed"
+    return None
 
 
 def integration_run_succeeded(*, integration_id: Any, now: datetime) -> Integration:

@@ -28,14 +28,66 @@ from syncengine.models import (
 )
 from syncengine.vehicles import VEHICLE_FIELDS
 
+ERROR_SAMPLES_SCHEMA = {
+    "type": "array",
+    "description": "The first rejected rows (severity error, at most 100) and values left empty "
+    "(severity warning, at most 100), in file order; also downloadable as errors.csv. Logs "
+    "written before warnings were sampled have only row, reason and values.",
+    "items": {
+        "type": "object",
+        "properties": {
+            "row": {
+                "type": "integer",
+                "description": "Data row number, from 1 (the header not counted).",
+            },
+            "severity": {
+                "type": "string",
+                "description": "error: the row was not imported. warning: the row was imported "
+                "with this field left empty.",
+                "example": "warning",
+            },
+            "field": {
+                "type": "string",
+                "nullable": True,
+                "description": "The vehicle field whose value could not be read; null when the "
+                "row as a whole was malformed.",
+                "example": "price",
+            },
+            "value": {
+                "type": "string",
+                "nullable": True,
+                "description": "That value as the file has it.",
+                "example": "abc",
+            },
+            "reason": {
+                "type": "string",
+                "example": "price abc is not an amount; the row was imported without it",
+            },
+            "values": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "The row's values by source column: all of a rejected row's, "
+                "the key columns and the value for a warning.",
+            },
+        },
+        "required": ["row", "reason", "values"],
+    },
+}
+
+
+@extend_schema_field(ERROR_SAMPLES_SCHEMA)
+class ErrorSamplesField(serializers.JSONField):
+    """A log's samples of rejected rows and values left empty, as stored."""
+
 
 class FeedFileLogSerializer(CamelModelSerializer):
-    """One received file and what processing it did (seed 000's sync log, extended)."""
+    """One received file and what processing it did (the feed's sync log, extended)."""
 
     jobId = serializers.UUIDField(source="job_id", read_only=True, allow_null=True)
     error = serializers.SerializerMethodField()
-    # Seed 000 spelling, kept for clients written against it.
+    # The feed API's spelling, kept for clients written against it.
     processed_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    error_samples = ErrorSamplesField(read_only=True)
 
     class Meta:
         model = FeedFile
@@ -56,6 +108,7 @@ class FeedFileLogSerializer(CamelModelSerializer):
             "records_sold",
             "records_skipped",
             "records_errors",
+            "records_warnings",
             "warnings",
             "duration_ms",
             "error",
@@ -63,6 +116,20 @@ class FeedFileLogSerializer(CamelModelSerializer):
             "jobId",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "status": {
+                "help_text": "completed: every row imported as it was. completed_with_warnings: "
+                "every row imported, some with a value left empty because it could not be read "
+                "(recordsWarnings). completed_with_errors: some rows were not imported "
+                "(recordsErrors). The three were applied to the store; rejected (the file as a "
+                "whole, nothing changed) and failed were not."
+            },
+            "records_errors": {"help_text": "Rows not imported; sampled in errorSamples."},
+            "records_warnings": {
+                "help_text": "Rows imported with one or more values left empty because they "
+                "could not be read; sampled in errorSamples."
+            },
+        }
 
     def get_error(self, feed_file: FeedFile) -> str | None:
         return feed_file.error or None
@@ -230,7 +297,7 @@ class RejectUnknownKeysMixin:
 
 
 class ConnectionSyncInputSerializer(RejectUnknownKeysMixin, CamelSerializer):
-    """Body of ``POST /integrations/connections/:connectionId/sync`` (seed 001); all optional."""
+    """Body of ``POST /integrations/connections/:connectionId/sync``; all optional."""
 
     entities = serializers.ListField(
         child=serializers.CharField(max_length=200),
@@ -254,7 +321,7 @@ class ConnectionSyncInputSerializer(RejectUnknownKeysMixin, CamelSerializer):
 
 
 class SyncJobSerializer(CamelModelSerializer):
-    """A sync job. `syncId` (seed 001), `jobId` (seed 002) and `id` are the same value."""
+    """A sync job. `syncId`, `jobId` and `id` are the same value."""
 
     syncId = serializers.UUIDField(source="id", read_only=True)
     jobId = serializers.UUIDField(source="id", read_only=True)
@@ -270,7 +337,9 @@ class SyncJobSerializer(CamelModelSerializer):
         read_only=True,
         help_text="Per entity: created, updated, unchanged, deleted, errors, skipped and read "
         "(records read from the source), with errorSamples and warnings when there are any. "
-        "A feed file's job counts its one entity, vehicles, with sold instead of read.",
+        "A feed file's job counts its one entity, vehicles, with sold instead of read, errors "
+        "(rows not imported) and warned (rows imported with a value left empty); its samples "
+        "are on the file's log.",
     )
     progress = serializers.DictField(
         read_only=True,
@@ -360,7 +429,7 @@ SYNC_JOB_DETAIL_SCHEMA = {
 
 
 class JobDispatchedSerializer(CamelSerializer):
-    """Seed 002's answer to a manual sync."""
+    """The answer to a manual sync."""
 
     jobId = serializers.UUIDField()
     status = serializers.CharField()

@@ -19,6 +19,7 @@ class Kind(StrEnum):
     BOOL = "bool"  # bool or None
     LIST = "list"  # list[str], never None
     CONDITION = "condition"  # "new" | "used" | "cpo" or None
+    CURRENCY = "currency"  # an ISO 4217 code or None
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ VEHICLE_FIELDS: dict[str, VehicleField] = {
         VehicleField("msrp", "msrp", Kind.MONEY),
         VehicleField("invoice", "invoice", Kind.MONEY),
         VehicleField("bookValue", "book_value", Kind.MONEY),
+        # The currency of the amounts: from a currency column or the codes the amounts carry.
+        VehicleField("currency", "currency", Kind.CURRENCY),
         VehicleField("inStockDate", "in_stock_date", Kind.DATE),
         VehicleField("certified", "certified", Kind.BOOL),
         VehicleField("engine", "engine", Kind.TEXT),

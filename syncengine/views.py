@@ -103,11 +103,18 @@ class FeedLogViewSet(
             {key for sample in feed_file.error_samples for key in sample.get("values", {})}
         )
         writer = csv.writer(buffer)
-        writer.writerow(["row", "reason", *columns])
+        writer.writerow(["row", "severity", "field", "value", "reason", *columns])
         for sample in feed_file.error_samples:
             values = sample.get("values", {})
             writer.writerow(
-                [sample.get("row"), sample.get("reason"), *(values.get(c, "") for c in columns)]
+                [
+                    sample.get("row"),
+                    sample.get("severity", "error"),
+                    sample.get("field") or "",
+                    sample.get("value") or "",
+                    sample.get("reason"),
+                    *(values.get(c, "") for c in columns),
+                ]
             )
         response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{feed_file.pk}-errors.csv"'

@@ -2,27 +2,38 @@
 
 The frame contract (the merge relies on it): columns "row_number" (int64, the 1-based data row),
 "key" (str: the VIN, else "stock:" + stock number), every column of ``VEHICLE_COLUMNS``, and
-"extra" (dict of the unmapped columns' non-empty values). TEXT/KEY/CONDITION/DATE columns hold
-str or None (dates "YYYY-MM-DD"), INT is "Int64", MONEY "Float64" (cents), BOOL "boolean", LIST
-columns hold lists (never None). Keys are not deduplicated: the merge lets the last row win.
+"extra" (dict of the unmapped columns' non-empty values). TEXT/KEY/CONDITION/DATE/CURRENCY
+columns hold str or None (dates "YYYY-MM-DD", currencies ISO 4217 codes), INT is "Int64", MONEY
+"Float64" (cents), BOOL "boolean", LIST columns hold lists (never None). Keys are not
+deduplicated: the merge lets the last row win.
+
+What happens to a value that cannot be read (see ``normalize.Effect``): a key that cannot
+identify a vehicle rejects its row (``RejectedRow``, with the field, the raw value and the
+reason); any other unreadable value is left empty and its row is imported (a ``RowNote`` with
+``dropped``, counted in ``FeedChunk.warned_rows``); a doubtful but usable value is kept and only
+noted in the row warnings.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from syncengine.feeds.currencies import CODE_VALUES
 from syncengine.feeds.dialect import Dialect
 from syncengine.feeds.errors import FeedFileError
 from syncengine.feeds.mapping import MappedColumn
 from syncengine.feeds.normalize import (
+    Effect,
     Encoded,
     FieldValues,
+    Issue,
     encode,
     gc_paused,
     normalize,
@@ -41,8 +52,6 @@ REJECTED_VALUES_LIMIT = 1000
 ROW_WARNING_LIMIT = 1000  # per chunk; the orchestrator keeps far fewer
 MASKED_DTYPES = {Kind.INT: "Int64", Kind.MONEY: "Float64", Kind.BOOL: "boolean"}
 
-Note = tuple[int, int, str]  # (row number, field order, message): sorts into reading order
-
 
 @dataclass
 class RejectedRow:
@@ -51,6 +60,25 @@ class RejectedRow:
     row_number: int  # 1-based data row number (header not counted)
     reason: str  # e.g. "no VIN and no stock number"
     values: dict[str, str]  # the row's raw values by source column, each cut to 500 characters
+    field: str | None = None  # the canonical field whose value rejected the row, if one did
+    value: str | None = None  # that raw value
+
+
+@dataclass(frozen=True)
+class RowNote:
+    """A value of an imported row that was left empty (``dropped``) or is doubtful."""
+
+    row_number: int
+    order: int  # the field's position in VEHICLE_FIELDS: notes sort into reading order
+    field: str  # canonical field name
+    value: str  # the raw value, cut to 500 characters
+    message: str  # e.g. "price abc is not an amount"
+    dropped: bool
+    values: dict[str, str]  # the row's key columns and this value, by source column
+
+    @property
+    def sort_key(self) -> tuple[int, int]:
+        return self.row_number, self.order
 
 
 @dataclass
@@ -60,6 +88,10 @@ class FeedChunk:
     frame: pd.DataFrame
     rejected: list[RejectedRow]
     warnings: list[str]  # row-level, e.g. "Row 12: VIN 1HGCM82633A004352 fails its check digit"
+    # Values left empty, in row order (at most ROW_WARNING_LIMIT), and how many imported rows
+    # had one or more.
+    dropped: list[RowNote] = field(default_factory=list)
+    warned_rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -99,19 +131,21 @@ class Piece:
 
     frame: pd.DataFrame
     rejected: list[RejectedRow]
-    notes: list[Note]  # each issue's first ROW_WARNING_LIMIT rows, enough for the chunk's list
+    notes: list[RowNote]  # each issue's first ROW_WARNING_LIMIT rows, enough for the chunk's
     note_count: int  # row warnings in all, listed or not
     note_last_row: int  # the last row with a warning (0: none)
     file_notes: list[str]  # from the stream, e.g. a switch to Windows-1252 mid-file
+    warned_rows: int = 0  # imported rows with a value left empty
 
 
 def combine(pieces: list[Piece]) -> FeedChunk:
     """Join batches into one chunk; row warnings in row order, at most ``ROW_WARNING_LIMIT``."""
     frames = [piece.frame for piece in pieces]
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-    notes = sorted(note for piece in pieces for note in piece.notes)[:ROW_WARNING_LIMIT]
+    every_note = sorted((note for piece in pieces for note in piece.notes), key=_sort_key)
+    notes = every_note[:ROW_WARNING_LIMIT]
     warnings = [note for piece in pieces for note in piece.file_notes]
-    warnings += [message for _, _, message in notes]
+    warnings += [f"Row {note.row_number}: {note.message}" for note in notes]
     unlisted = sum(piece.note_count for piece in pieces) - len(notes)
     if unlisted:
         last_row = max(piece.note_last_row for piece in pieces)
@@ -120,7 +154,13 @@ def combine(pieces: list[Piece]) -> FeedChunk:
         frame=frame,
         rejected=[row for piece in pieces for row in piece.rejected],
         warnings=warnings,
+        dropped=[note for note in every_note if note.dropped][:ROW_WARNING_LIMIT],
+        warned_rows=sum(piece.warned_rows for piece in pieces),
     )
+
+
+def _sort_key(note: RowNote) -> tuple[int, int]:
+    return note.sort_key
 
 
 def _masked(kind: Kind, data: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) -> pd.Series:
@@ -147,34 +187,84 @@ def _column(kind: Kind, values: FieldValues, codes: npt.NDArray[np.intp]) -> pd.
     return pd.Series(values.data[codes], dtype=object)
 
 
-def _notes(
-    values: FieldValues,
+KeyCells = Callable[[npt.NDArray[np.intp]], list[dict[str, str]]]
+
+
+@dataclass
+class RowIssues:
+    """Row warnings of accepted rows (at most ``ROW_WARNING_LIMIT`` listed per issue), how many
+    there are in all, the last row they concern, and which rows had a value left empty."""
+
+    notes: list[RowNote]
+    count: int
+    last_row: int
+    dropped: npt.NDArray[np.bool_]
+
+
+def _row_issues(
+    issues: list[tuple[npt.NDArray[np.bool_], Issue]],
+    *,
+    name: str,
+    source: str,
+    order: int,
     encoded: Encoded,
     codes: npt.NDArray[np.intp],
     row_numbers: npt.NDArray[np.int64],
-    order: int,
-) -> tuple[list[Note], int, int]:
-    """The row warnings of one field's issues (at most ``ROW_WARNING_LIMIT`` per issue), how
-    many there are in all, and the last row they concern."""
-    notes = []
-    count = last_row = 0
-    for issue in values.issues:
-        if not issue.mask.any():
-            continue
-        all_hits = np.flatnonzero(issue.mask[codes])
+    key_cells: KeyCells,
+    context: dict[str, npt.NDArray[np.object_]] | None = None,
+) -> RowIssues:
+    """The notes of ``issues`` (each with its mask over the accepted rows), at most
+    ``ROW_WARNING_LIMIT`` per issue; ``context`` fills more ``{names}`` of the messages."""
+    result = RowIssues(notes=[], count=0, last_row=0, dropped=np.zeros(len(codes), dtype=bool))
+    for rows, issue in issues:
+        all_hits = np.flatnonzero(rows)
         if not len(all_hits):
             continue
-        count += len(all_hits)
-        last_row = max(last_row, int(row_numbers[all_hits[-1]]))
+        dropped = issue.effect == Effect.DROPPED
+        if dropped:
+            result.dropped |= rows
+        result.count += len(all_hits)
+        result.last_row = max(result.last_row, int(row_numbers[all_hits[-1]]))
         hits = all_hits[:ROW_WARNING_LIMIT]
-        texts = encoded.values.iloc[codes[hits]].str.slice(0, 100).to_numpy(dtype=object)
-        for hit, value in zip(hits, texts, strict=True):
-            message = issue.message.format(value=repr(value) if " " in value else value)
-            notes.append((int(row_numbers[hit]), order, f"Row {row_numbers[hit]}: {message}"))
-    return notes, count, last_row
+        texts = encoded.values.iloc[codes[hits]].str.slice(0, RAW_VALUE_CHARS)
+        cells = key_cells(hits)
+        for hit, value, row_cells in zip(hits, texts.to_numpy(dtype=object), cells, strict=True):
+            shown = value[:100]
+            extra = {key: column[hit] for key, column in (context or {}).items()}
+            message = issue.message.format(value=repr(shown) if " " in shown else shown, **extra)
+            result.notes.append(
+                RowNote(
+                    row_number=int(row_numbers[hit]),
+                    order=order,
+                    field=name,
+                    value=value,
+                    message=message,
+                    dropped=dropped,
+                    values={**row_cells, source: value},
+                )
+            )
+    return result
+
+
+def _field_issues(
+    values: FieldValues, codes: npt.NDArray[np.intp]
+) -> list[tuple[npt.NDArray[np.bool_], Issue]]:
+    """Each issue of a field that concerns some of the rows ``codes``, with its row mask."""
+    return [
+        (issue.mask[codes], issue)
+        for issue in values.issues
+        if issue.effect != Effect.REJECTED and issue.mask.any()
+    ]
 
 
 Normalized = tuple[Encoded, FieldValues]
+
+
+def _merge(into: RowIssues, more: RowIssues) -> None:
+    into.notes.extend(more.notes)
+    into.count += more.count
+    into.last_row = max(into.last_row, more.last_row)
+    into.dropped |= more.dropped
 
 
 class ChunkBuilder:
@@ -223,25 +313,47 @@ class ChunkBuilder:
         blank = np.ones(len(keyless), dtype=bool)
         for position in range(layout.columns) if len(keyless) else ():
             blank &= (columns[position].iloc[keyless].str.strip() == "").to_numpy(dtype=bool)
-        rejected_mask = ragged.copy()
+        key_issues, key_issue = self._key_issues(keys["vin"], len(raw))
+        key_issue[ragged] = -1
+        rejected_mask = ragged | (key_issue >= 0)
         rejected_mask[keyless[~blank]] = True
-        accepted = np.flatnonzero(~ragged & has_key)
+        accepted = np.flatnonzero(~rejected_mask & has_key)
 
-        rejected = self._rejected(raw, np.flatnonzero(rejected_mask), ragged, fields_seen)
+        rejected = self._rejected(
+            raw,
+            np.flatnonzero(rejected_mask),
+            ragged,
+            fields_seen,
+            key_issues=key_issues,
+            key_issue=key_issue,
+        )
         for position in range(layout.columns, layout.read_width):
             del columns[position]
         with gc_paused():
-            frame, notes, count, last_row = self._frame(
-                columns, keys, accepted, raw.row_numbers, has_vin
-            )
+            frame, issues = self._frame(columns, keys, accepted, raw.row_numbers, has_vin)
         return Piece(
             frame=frame,
             rejected=rejected,
-            notes=notes,
-            note_count=count,
-            note_last_row=last_row,
+            notes=issues.notes,
+            note_count=issues.count,
+            note_last_row=issues.last_row,
             file_notes=file_notes,
+            warned_rows=int(issues.dropped.sum()),
         )
+
+    @staticmethod
+    def _key_issues(vin: Normalized | None, rows: int) -> tuple[list[Issue], npt.NDArray[np.int8]]:
+        """The VIN issues that reject a row, and per row the first of them it has (-1: none)."""
+        key_issue = np.full(rows, -1, dtype=np.int8)
+        if vin is None:
+            return [], key_issue
+        encoded, values = vin
+        issues = [
+            issue for issue in values.issues if issue.effect == Effect.REJECTED and issue.mask.any()
+        ]
+        for number, issue in enumerate(issues):
+            key_issue[issue.mask[encoded.codes] & (key_issue < 0)] = number
+        return issues, key_issue
 
     def _check_last_row(self, columns: dict[int, pd.Series], row_number: int) -> None:
         """Find the end marker in the last row: fewer fields than the header means truncated."""
@@ -264,11 +376,7 @@ class ChunkBuilder:
         if position is None:
             return None
         encoded = encode(columns[position])
-        kind = VEHICLE_FIELDS[name].kind
-        values = normalize(
-            encoded, name=name, kind=kind, timezone=self._timezone, today=dt.date.today()
-        )
-        return encoded, values
+        return encoded, self._normalize(name, encoded)
 
     @staticmethod
     def _present(normalized: Normalized | None, rows: int) -> npt.NDArray[np.bool_]:
@@ -283,6 +391,9 @@ class ChunkBuilder:
         positions: npt.NDArray[np.intp],
         ragged: npt.NDArray[np.bool_],
         fields_seen: npt.NDArray[np.int64],
+        *,
+        key_issues: list[Issue],
+        key_issue: npt.NDArray[np.int8],
     ) -> list[RejectedRow]:
         layout = self._layout
         header_phrase = "the header has" if layout.dialect.header is not None else "rows have"
@@ -299,14 +410,31 @@ class ChunkBuilder:
                 for index in range(layout.columns, layout.read_width):
                     if cells[index][order].strip():
                         row_values[f"column_{index + 1}"] = cells[index][order]
+            field_name = value = None
             if ragged[position]:
                 count = int(fields_seen[position])
                 at_least = "at least " if count >= layout.read_width else ""
                 reason = f"row has {at_least}{count} fields, {header_phrase} {layout.columns}"
+            elif key_issue[position] >= 0:
+                vin_position = self._fields["vin"]
+                field_name = "vin"
+                value = str(raw.columns[vin_position].iat[position]).strip()[:RAW_VALUE_CHARS]
+                shown = value[:100]
+                reason = key_issues[key_issue[position]].message.format(
+                    value=repr(shown) if " " in shown else shown
+                )
             else:
                 reason = "no VIN and no stock number"
             row_number = int(raw.row_numbers[position])
-            rejected.append(RejectedRow(row_number=row_number, reason=reason, values=row_values))
+            rejected.append(
+                RejectedRow(
+                    row_number=row_number,
+                    reason=reason,
+                    values=row_values,
+                    field=field_name,
+                    value=value,
+                )
+            )
         return rejected
 
     def _frame(
@@ -316,20 +444,22 @@ class ChunkBuilder:
         accepted: npt.NDArray[np.intp],
         row_numbers: npt.NDArray[np.int64],
         has_vin: npt.NDArray[np.bool_],
-    ) -> tuple[pd.DataFrame, list[Note], int, int]:
+    ) -> tuple[pd.DataFrame, RowIssues]:
         """The accepted rows' frame, one field at a time (so one field's temporaries at a time),
-        and the row warnings (see ``_notes``)."""
+        and the row warnings (see ``_row_issues``)."""
         rows = len(accepted)
         accepted_numbers = row_numbers[accepted]
         data: dict[str, pd.Series] = {
             "row_number": pd.Series(accepted_numbers, dtype=np.int64),
             "key": pd.Series(self._keys(keys, accepted, has_vin), dtype=object),
         }
-        notes: list[Note] = []
-        count = last_row = 0
+        issues = RowIssues(notes=[], count=0, last_row=0, dropped=np.zeros(rows, dtype=bool))
+        key_cells = self._key_cell_reader(keys, accepted)
+        amounts: dict[str, tuple[int, Encoded, FieldValues, npt.NDArray[np.intp]]] = {}
         for order, (name, vehicle_field) in enumerate(VEHICLE_FIELDS.items()):
             position = self._fields.get(name)
-            if position is None:
+            if position is None or vehicle_field.kind == Kind.CURRENCY:
+                # The currency column is filled after the amounts, whose currencies it gathers.
                 data[vehicle_field.column] = _empty_column(vehicle_field.kind, rows)
                 continue
             if vehicle_field.kind == Kind.LIST:
@@ -342,14 +472,121 @@ class ChunkBuilder:
             encoded, values = normalized
             codes = encoded.codes[accepted]
             data[vehicle_field.column] = _column(vehicle_field.kind, values, codes)
-            field_notes, field_count, field_last_row = _notes(
-                values, encoded, codes, accepted_numbers, order
+            if vehicle_field.kind == Kind.MONEY:
+                amounts[name] = (order, encoded, values, codes)
+            _merge(
+                issues,
+                _row_issues(
+                    _field_issues(values, codes),
+                    name=name,
+                    source=self._layout.names[position],
+                    order=order,
+                    encoded=encoded,
+                    codes=codes,
+                    row_numbers=accepted_numbers,
+                    key_cells=key_cells,
+                ),
             )
-            notes.extend(field_notes)
-            count += field_count
-            last_row = max(last_row, field_last_row)
+        self._currencies(columns, data, amounts, accepted, accepted_numbers, issues, key_cells)
         data["extra"] = pd.Series(self._extra(columns, accepted), dtype=object)
-        return pd.DataFrame(data), notes, count, last_row
+        return pd.DataFrame(data), issues
+
+    def _currencies(
+        self,
+        columns: dict[int, pd.Series],
+        data: dict[str, pd.Series],
+        amounts: dict[str, tuple[int, Encoded, FieldValues, npt.NDArray[np.intp]]],
+        accepted: npt.NDArray[np.intp],
+        accepted_numbers: npt.NDArray[np.int64],
+        issues: RowIssues,
+        key_cells: KeyCells,
+    ) -> None:
+        """The currency column, and the amounts in another currency left empty.
+
+        A row's currency is its currency column's, else the first currency its amounts name
+        (price, msrp, invoice, book value). An amount in a different currency than its row's is
+        left empty with a warning: one vehicle has one currency.
+        """
+        order = list(VEHICLE_FIELDS).index("currency")
+        currency = np.zeros(len(accepted), dtype=np.int16)
+        position = self._fields.get("currency")
+        if position is not None:
+            encoded = encode(columns.pop(position))
+            values = self._normalize("currency", encoded)
+            codes = encoded.codes[accepted]
+            assert values.currency is not None
+            currency = values.currency[codes]
+            _merge(
+                issues,
+                _row_issues(
+                    _field_issues(values, codes),
+                    name="currency",
+                    source=self._layout.names[position],
+                    order=order,
+                    encoded=encoded,
+                    codes=codes,
+                    row_numbers=accepted_numbers,
+                    key_cells=key_cells,
+                ),
+            )
+        named = {
+            name: values.currency[codes]
+            for name, (_, _, values, codes) in amounts.items()
+            if values.currency is not None and values.currency.any()
+        }
+        for per_row in named.values():
+            currency = np.where(currency == 0, per_row, currency)
+        data["currency"] = pd.Series(CODE_VALUES[currency], dtype=object)
+        for name, per_row in named.items():
+            other = (per_row != 0) & (per_row != currency)
+            if not other.any():
+                continue
+            field_order, encoded, values, codes = amounts[name]
+            message = f"{name} {{value}} is not in the vehicle's currency, {{currency}}"
+            column = VEHICLE_FIELDS[name].column
+            data[column] = _masked(Kind.MONEY, values.data[codes], values.missing[codes] | other)
+            _merge(
+                issues,
+                _row_issues(
+                    [(other, Issue(other, message))],
+                    name=name,
+                    source=self._layout.names[self._fields[name]],
+                    order=field_order,
+                    encoded=encoded,
+                    codes=codes,
+                    row_numbers=accepted_numbers,
+                    key_cells=key_cells,
+                    context={"currency": CODE_VALUES[currency]},
+                ),
+            )
+
+    def _normalize(self, name: str, encoded: Encoded) -> FieldValues:
+        kind = VEHICLE_FIELDS[name].kind
+        return normalize(
+            encoded, name=name, kind=kind, timezone=self._timezone, today=dt.date.today()
+        )
+
+    def _key_cell_reader(
+        self, keys: dict[str, Normalized | None], accepted: npt.NDArray[np.intp]
+    ) -> KeyCells:
+        """A function giving, for some accepted rows, their raw VIN and stock number by source
+        column: what identifies the row in a warning's sample."""
+        sources = [
+            (self._layout.names[self._fields[name]], normalized[0])
+            for name, normalized in keys.items()
+            if normalized is not None
+        ]
+
+        def cells(hits: npt.NDArray[np.intp]) -> list[dict[str, str]]:
+            rows: list[dict[str, str]] = [{} for _ in hits]
+            for source, encoded in sources:
+                texts = encoded.values.iloc[encoded.codes[accepted[hits]]]
+                for row, text in zip(rows, texts.to_numpy(dtype=object), strict=True):
+                    if text:
+                        row[source] = text[:RAW_VALUE_CHARS]
+            return rows
+
+        return cells
 
     @staticmethod
     def _keys(

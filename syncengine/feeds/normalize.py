@@ -19,11 +19,18 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from syncengine.feeds.currencies import (
+    CODE_VALUES,
+    CURRENCY_INDEX,
+    SHARED_SYMBOLS,
+    SYMBOL_INDEX,
+)
 from syncengine.vehicles import Kind
 
 # Values that mean "no value" in partners' exports (Excel's #N/A, a database's NULL, ...),
@@ -99,12 +106,21 @@ def _has_padding(column: pd.Series) -> bool:
     )
 
 
+class Effect(StrEnum):
+    """What an issue does to the row it is found in."""
+
+    DOUBTED = "doubted"  # the value is stored as it is; a row warning says why it is doubtful
+    DROPPED = "dropped"  # the value cannot be read: the row is imported with the field empty
+    REJECTED = "rejected"  # the row is not imported (a key that cannot identify a vehicle)
+
+
 @dataclass
 class Issue:
-    """Distinct values that were dropped or doubted, and how to say so (``{value}``)."""
+    """Distinct values that were dropped, doubted or rejected, and how to say so (``{value}``)."""
 
     mask: BoolArray
     message: str
+    effect: Effect = Effect.DROPPED
 
 
 @dataclass
@@ -114,6 +130,9 @@ class FieldValues:
     data: npt.NDArray[np.generic]  # object (str or None), int64, float64 or bool
     missing: BoolArray  # True where the field has no value
     issues: list[Issue] = field(default_factory=list)
+    # Amounts and currency columns: the currency each value names, as an index into
+    # ``CURRENCY_CODES`` (0: none). None for every other kind of field.
+    currency: npt.NDArray[np.int16] | None = None
 
 
 def _bools(series: pd.Series) -> BoolArray:
@@ -161,19 +180,37 @@ _VIN_WEIGHTS = np.array([8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2], dt
 VIN_PATTERN = r"[A-HJ-NPR-Z0-9]{17}"
 
 
-def vin_check_digit_ok(vins: list[str] | ObjectArray) -> BoolArray:
-    """Whether each well-formed VIN (17 characters of ``VIN_PATTERN``) has a valid check digit."""
+def _vin_matrix(vins: list[str] | ObjectArray) -> npt.NDArray[np.uint8]:
+    """Well-formed VINs (17 characters of ``VIN_PATTERN``) as one row of bytes each."""
     if not len(vins):
-        return np.zeros(0, dtype=bool)
-    matrix = np.frombuffer("".join(vins).encode("ascii"), dtype=np.uint8).reshape(-1, 17)
+        return np.zeros((0, 17), dtype=np.uint8)
+    return np.frombuffer("".join(vins).encode("ascii"), dtype=np.uint8).reshape(-1, 17)
+
+
+def _check_digit_ok(matrix: npt.NDArray[np.uint8]) -> BoolArray:
     remainder = (_VIN_TRANSLITERATION[matrix] @ _VIN_WEIGHTS) % 11
     expected = np.where(remainder == 10, ord("X"), ord("0") + remainder)
     return np.asarray(matrix[:, 8] == expected, dtype=bool)
 
 
+def vin_check_digit_ok(vins: list[str] | ObjectArray) -> BoolArray:
+    """Whether each well-formed VIN (17 characters of ``VIN_PATTERN``) has a valid check digit."""
+    return _check_digit_ok(_vin_matrix(vins))
+
+
 def normalize_vin(encoded: Encoded) -> FieldValues:
-    """Upper-cased, without spaces. A wrong length, letter or check digit is only a warning:
-    older and grey-import vehicles have VINs that break the rules and still identify them."""
+    """Upper-cased, without spaces.
+
+    A VIN that cannot identify any vehicle rejects its row: a character other than a letter, a
+    digit or a dash, no digit at all ("BADVIN", "TBD", "PENDING"), fewer than 5 or more than 17
+    characters, or one character repeated ("00000000000000000"). Such values are placeholders or
+    typing slips, and as keys they would merge unrelated vehicles into one.
+
+    A wrong length, a letter a VIN never has (I, O, Q) or a wrong check digit is only a warning:
+    vehicles made before 1981, Japanese domestic chassis numbers ("BNR32-123456") and VINs from
+    outside North America (which need no check digit) break those rules and still identify a
+    vehicle.
+    """
     missing = ~encoded.present
     vins = encoded.values
     if _bools(vins.str.contains(r"\s", regex=True)).any():
@@ -181,21 +218,55 @@ def normalize_vin(encoded: Encoded) -> FieldValues:
     if _bools(vins.str.contains(r"[a-z]", regex=True)).any():
         vins = vins.str.upper()
     present = encoded.present
-    length_ok = _bools(vins.str.len() == 17)
-    well_formed = _bools(vins.str.fullmatch(VIN_PATTERN))
-    check_ok = np.ones(len(vins), dtype=bool)
-    checkable = present & well_formed
-    check_ok[checkable] = vin_check_digit_ok(vins[checkable].to_numpy(dtype=object))
+    rows = len(vins)
+    # The usual VIN is well formed: its checks run on a matrix of its bytes. The rest (rare)
+    # go through string operations.
+    checkable = present & _bools(vins.str.fullmatch(VIN_PATTERN))
+    matrix = _vin_matrix(vins[checkable].to_numpy(dtype=object))
+    check_ok = np.ones(rows, dtype=bool)
+    check_ok[checkable] = _check_digit_ok(matrix)
+    characters_ok = checkable.copy()
+    has_digit = np.zeros(rows, dtype=bool)
+    has_digit[checkable] = ((matrix >= ord("0")) & (matrix <= ord("9"))).any(axis=1)
+    repeated = np.zeros(rows, dtype=bool)
+    repeated[checkable] = (matrix == matrix[:, :1]).all(axis=1)
+    lengths = np.where(checkable, 17, 0)
+    others = present & ~checkable
+    if others.any():
+        rest = vins[others]
+        characters_ok[others] = _bools(rest.str.fullmatch(r"[A-Z0-9-]+"))
+        has_digit[others] = _bools(rest.str.contains(r"[0-9]", regex=True))
+        lengths[others] = rest.str.len().to_numpy(dtype=np.int64, na_value=0)
+        # A string equals itself rotated by one character only when it is one character
+        # repeated.
+        repeated[others] = _bools(rest == rest.str.slice(1) + rest.str.slice(0, 1))
+    has_digit &= characters_ok
+    too_short = has_digit & (lengths < 5)
+    too_long = has_digit & (lengths > 17)
+    repeated &= has_digit & ~too_short & ~too_long
+    usable = has_digit & ~too_short & ~too_long & ~repeated
+    rejected = Effect.REJECTED
+    doubted = Effect.DOUBTED
     return FieldValues(
         _objects(vins, missing),
         missing,
         [
-            Issue(present & ~length_ok, "VIN {value} is not 17 characters long"),
             Issue(
-                present & length_ok & ~well_formed,
-                "VIN {value} has characters a VIN cannot have (I, O, Q or punctuation)",
+                present & ~characters_ok,
+                "VIN {value} has characters other than letters, digits and dashes",
+                rejected,
             ),
-            Issue(checkable & ~check_ok, "VIN {value} fails its check digit"),
+            Issue(characters_ok & ~has_digit, "VIN {value} has no digit", rejected),
+            Issue(too_short, "VIN {value} is shorter than 5 characters", rejected),
+            Issue(too_long, "VIN {value} is longer than 17 characters", rejected),
+            Issue(repeated, "VIN {value} is one character repeated", rejected),
+            Issue(usable & (lengths != 17), "VIN {value} is not 17 characters long", doubted),
+            Issue(
+                usable & (lengths == 17) & ~checkable,
+                "VIN {value} has characters a VIN cannot have (I, O, Q or punctuation)",
+                doubted,
+            ),
+            Issue(usable & checkable & ~check_ok, "VIN {value} fails its check digit", doubted),
         ],
     )
 
@@ -256,28 +327,189 @@ def normalize_bool(encoded: Encoded, name: str) -> FieldValues:
     )
 
 
-def normalize_money(encoded: Encoded, name: str) -> FieldValues:
-    """Amounts like "$12,995", "12,995.00", "12995 USD" or "$ 12995", rounded to cents.
+# Words that mean the dealer does not publish a price: no amount, and nothing to warn about.
+NO_PRICE = (
+    r"(?i:(?:please\s+)?call\b.*|contact\b.*|tbd|tba|poa|p\.o\.a\.?"
+    r"|(?:price\s+)?on\s+(?:request|application))"
+)
+# The parts of an amount: an ISO code, a minus, a currency symbol, the number, a symbol and a
+# code, each optional but the number, in that order, with any spacing ("USD$12,995",
+# "48900.00 CAD", "€ 12.995,00", "-$500", "12 995,00 kr"). pyarrow runs these patterns (RE2), so
+# the no-break spaces are literal characters rather than escapes.
+_GAP = "[\\s\u00a0\u202f\u2009]*"
+_GROUP_SPACES = "[ '\u2019\u00a0\u202f\u2009]"
+_SYMBOL = "[A-Za-z]{1,2}\\$|[$€£¥￥₹₩₺₽₪₱₫฿₴₦₸₲₡₨₾₼]|[Kk][Rr]"
+AMOUNT_PATTERN = (
+    f"^(?P<code_before>[A-Za-z]{{3}})?{_GAP}(?P<minus_before>-)?{_GAP}"
+    f"(?P<symbol_before>{_SYMBOL})?{_GAP}(?P<minus>-)?{_GAP}"
+    f"(?P<number>[0-9](?:[0-9.,]|{_GROUP_SPACES})*[0-9]|[0-9])"
+    f"{_GAP}(?P<symbol_after>{_SYMBOL})?{_GAP}(?P<code_after>[A-Za-z]{{3}})?$"
+)
+# Decimal conventions, tried in this order on the number (see ``parse_amounts``). Thousands are
+# grouped by threes after one to three leading digits that do not start with 0, or the Indian
+# way (1,23,456); "G" stands for the grouping character.
+_GROUPED = "[1-9][0-9]{0,2}(?:G[0-9]{3})+"
+_GROUPED_INDIAN = "[1-9][0-9]?(?:G[0-9]{2})+G[0-9]{3}"
+_WHOLE = (
+    f"(?:[0-9]+|{_GROUPED.replace('G', ',')}|{_GROUPED.replace('G', '[.]')}"
+    f"|{_GROUPED_INDIAN.replace('G', ',')})"
+)
+_POINT_DECIMAL = (
+    f"(?:{_GROUPED.replace('G', ',')}|{_GROUPED_INDIAN.replace('G', ',')}|[0-9]+)[.][0-9]+"
+)
+_COMMA_DECIMAL = f"(?:{_GROUPED.replace('G', '[.]')}|[0-9]+),[0-9]+"
+_SPACE_GROUPED = f"[1-9][0-9]{{0,2}}(?:{_GROUP_SPACES}[0-9]{{3}})+(?:[.,][0-9]+)?"
+_SHARED_INDEX = dict.fromkeys(SHARED_SYMBOLS, 1)
+# What most files write, read the same by every rule above: "12995", "12995.00", "$12,995".
+_SIMPLE_AMOUNT = r"[$]?(?:[0-9]+|[1-9][0-9]{0,2}(?:,[0-9]{3})+)(?:[.][0-9]{1,2})?"
 
-    Zero, blank and "Call (for price)" mean the dealer does not publish a price: None.
+
+def _index_of(values: pd.Series, table: dict[str, int]) -> npt.NDArray[np.int16]:
+    """Each value's integer in ``table``, upper-cased (0 where it has none).
+
+    Such columns (codes, symbols) hold a handful of distinct values: they are looked up once each.
+    """
+    codes, uniques = pd.factorize(values)
+    found = [table.get(str(unique).upper(), 0) for unique in uniques]
+    return np.array([*found, 0], dtype=np.int16)[codes]  # code -1 (no value): the last, 0
+
+
+def parse_amounts(numbers: pd.Series) -> npt.NDArray[np.float64]:
+    """Amounts from numbers without sign or currency; NaN where a number fits no convention.
+
+    * Spaces, no-break spaces and apostrophes group thousands ("12 995,00", "12'995.00").
+    * A comma or a point followed by exactly three digits, after one to three leading digits
+      (not a lone 0), groups thousands: "12,995" and "12.995" are 12995, "1.234.567" and
+      "1,234,567" are 1234567 (and "1,23,456" is the Indian 123456).
+    * Otherwise the last separator is the decimal one and the other, if any, groups thousands:
+      "12,50" is 12.50, "1,234.56" and "1.234,56" are 1234.56, "12995.000" and "0.500" are
+      decimals (a group of three needs one to three digits before it).
+    * Anything else ("1,2,3", "12.34.56", "1.234.5") is not an amount.
+    """
+    spaced = _bools(numbers.str.contains(_GROUP_SPACES, regex=True))
+    if spaced.any():
+        ungrouped = numbers.str.replace(_GROUP_SPACES, "", regex=True)
+        well_spaced = _bools(numbers.str.fullmatch(_SPACE_GROUPED))
+        numbers = ungrouped.where(~spaced | well_spaced, "x")
+    whole = _bools(numbers.str.fullmatch(_WHOLE))
+    point = ~whole & _bools(numbers.str.fullmatch(_POINT_DECIMAL))
+    comma = ~whole & ~point & _bools(numbers.str.fullmatch(_COMMA_DECIMAL))
+    text = numbers.where(~whole, numbers.str.replace(r"[.,]", "", regex=True))
+    if point.any():
+        text = text.where(~point, numbers.str.replace(",", "", regex=False))
+    if comma.any():
+        text = text.where(
+            ~comma, numbers.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        )
+    return _floats(text, whole | point | comma)
+
+
+@dataclass
+class _Money:
+    amounts: npt.NDArray[np.float64]  # NaN: not an amount
+    currency: npt.NDArray[np.int16]  # 0: none named
+    unknown: BoolArray  # a code that is no ISO 4217 code
+    conflicting: BoolArray  # two different currencies
+
+
+def _parse_money(text: pd.Series) -> _Money:
+    """Amounts with their currencies from distinct values (``AMOUNT_PATTERN``)."""
+    parts = text.str.extract(AMOUNT_PATTERN)
+    matched = _bools(parts["number"].notna())
+    codes = [parts["code_before"], parts["code_after"]]
+    symbols = [parts["symbol_before"], parts["symbol_after"]]
+    named = [_index_of(code, CURRENCY_INDEX) for code in codes]
+    implied = [_index_of(symbol, SYMBOL_INDEX) for symbol in symbols]
+    written = [_bools(code != "") for code in codes]
+    marked = [_bools(symbol != "") for symbol in symbols]
+    shared = [_index_of(symbol, _SHARED_INDEX) > 0 for symbol in symbols]
+    unknown = matched & ((written[0] & (named[0] == 0)) | (written[1] & (named[1] == 0)))
+    # Every currency the value names, in one column: a second, different one is a conflict.
+    currency = np.zeros(len(text), dtype=np.int16)
+    for candidate in (*named, *implied):
+        clash = (currency != 0) & (candidate != 0) & (candidate != currency)
+        currency = np.where(currency == 0, candidate, currency)
+        currency[clash] = -1
+    conflicting = matched & (currency < 0)
+    minus = [_bools(parts[column] != "") for column in ("minus_before", "minus")]
+    # Two minus signs, two symbols, or a symbol no currency uses ("XY$"): not an amount.
+    matched = matched & ~(
+        (minus[0] & minus[1])
+        | (marked[0] & marked[1])
+        | (marked[0] & (implied[0] == 0) & ~shared[0])
+        | (marked[1] & (implied[1] == 0) & ~shared[1])
+    )
+    usable = matched & ~unknown & ~conflicting
+    amounts = parse_amounts(parts["number"].where(usable, "0"))
+    amounts[~usable] = np.nan
+    amounts = np.where(minus[0] | minus[1], -amounts, amounts)
+    return _Money(amounts, np.maximum(currency, 0).astype(np.int16), unknown, conflicting)
+
+
+def normalize_money(encoded: Encoded, name: str) -> FieldValues:
+    """Amounts like "$12,995", "12995.00", "48900.00 CAD", "CAD 48,900.00", "USD$12,995",
+    "€ 12.995,00" or "12.995,00 EUR", rounded to cents, with the currency they name.
+
+    The currency is the ISO 4217 code before or after the number, or a symbol only one currency
+    uses (``currencies.SYMBOL_CODES``); "$" and the other shared symbols name none. Zero, blank
+    and the no-price words (``NO_PRICE``: "Call for price", "TBD", "POA", ...) mean the dealer
+    does not publish a price: None, silently. An unknown code ("100 XYZ"), two currencies in one
+    value, a negative amount or anything else are None with a warning.
     """
     text = encoded.values
-    cleaned = text.str.replace("$", "", regex=False).str.replace(",", "", regex=False)
-    if _bools(cleaned.str.contains(r"[\sA-Za-z]", regex=True)).any():
-        cleaned = cleaned.str.replace(r"(?i)usd|\s", "", regex=True)
-    empty = _bools(cleaned == "")
-    amounts = _floats(cleaned, encoded.present & ~empty)
-    call = _bools(text.str.contains(r"(?i)^call\b", regex=True))
-    unreadable = encoded.present & np.isnan(amounts) & ~call & ~empty
-    negative = encoded.present & (amounts < 0)
-    missing = ~encoded.present | np.isnan(amounts) | (amounts <= 0)
+    rows = len(text)
+    amounts = np.full(rows, np.nan)
+    currency = np.zeros(rows, dtype=np.int16)
+    unknown = np.zeros(rows, dtype=bool)
+    conflicting = np.zeros(rows, dtype=bool)
+    # Most files write "12995", "12995.00", "$12,995" or "12,995.00": no currency, one
+    # convention. They skip the parsing below, which only the other values pay for.
+    simple = encoded.present & _bools(text.str.fullmatch(_SIMPLE_AMOUNT))
+    if simple.any():
+        digits = text[simple].str.replace("$", "", regex=False).str.replace(",", "", regex=False)
+        amounts[simple] = _floats(digits, np.ones(len(digits), dtype=bool))
+    others = encoded.present & ~simple
+    if others.any():
+        parsed = _parse_money(text[others])
+        amounts[others] = parsed.amounts
+        currency[others] = parsed.currency
+        unknown[others] = parsed.unknown
+        conflicting[others] = parsed.conflicting
+    readable = ~np.isnan(amounts)
+    no_price = np.zeros(rows, dtype=bool)
+    if (encoded.present & ~readable).any():
+        no_price[encoded.present & ~readable] = _bools(
+            text[encoded.present & ~readable].str.fullmatch(NO_PRICE)
+        )
+    unreadable = encoded.present & ~readable & ~no_price & ~unknown & ~conflicting
+    negative = encoded.present & readable & (amounts < 0)
+    missing = ~encoded.present | ~readable | (amounts <= 0)
+    currency = np.where(missing, 0, np.maximum(currency, 0)).astype(np.int16)
     return FieldValues(
         np.round(np.where(missing, 0.0, amounts), 2),
         missing,
         [
             Issue(unreadable, f"{name} {{value}} is not an amount"),
+            Issue(unknown & ~conflicting, f"{name} {{value}} is in an unknown currency"),
+            Issue(conflicting, f"{name} {{value}} names two currencies"),
             Issue(negative, f"{name} {{value}} is negative"),
         ],
+        currency,
+    )
+
+
+def normalize_currency(encoded: Encoded) -> FieldValues:
+    """A currency column: an ISO 4217 code in any case ("cad"), or a symbol only one currency
+    uses ("€"); anything else is None with a warning."""
+    values = encoded.values
+    currency = np.maximum(_index_of(values, CURRENCY_INDEX), _index_of(values, SYMBOL_INDEX))
+    currency[~encoded.present] = 0
+    missing = currency == 0
+    return FieldValues(
+        CODE_VALUES[currency],
+        missing,
+        [Issue(encoded.present & missing, "currency {value} is not an ISO 4217 currency code")],
+        currency,
     )
 
 
@@ -416,6 +648,8 @@ def normalize(
         return normalize_bool(encoded, name)
     if kind == Kind.CONDITION:
         return normalize_condition(encoded)
+    if kind == Kind.CURRENCY:
+        return normalize_currency(encoded)
     return normalize_text(encoded)
 
 

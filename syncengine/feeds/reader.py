@@ -96,7 +96,7 @@ class FeedOptions:
 
     @classmethod
     def from_import_file(cls, file: dict[str, Any]) -> FeedOptions:
-        """Options from a file import's ``file`` object (seed 003): ``{"type": "csv", "csv":
+        """Options from a file import's ``file`` object: ``{"type": "csv", "csv":
         {"columnDelimiter", "rowDelimiter", "includeHeader", ...}, "encoding"?}``.
 
         Missing or unusable values fall back to detection and defaults; this never raises, as a

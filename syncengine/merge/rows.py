@@ -25,9 +25,15 @@ from syncengine.vehicles import VEHICLE_FIELDS, Kind
 KIND_BY_COLUMN: dict[str, Kind] = {field.column: field.kind for field in VEHICLE_FIELDS.values()}
 NAME_BY_COLUMN: dict[str, str] = {field.column: field.name for field in VEHICLE_FIELDS.values()}
 
-# The vehicle columns a frame carries, in the order they are hashed and staged.
+# The vehicle columns a frame carries, in the order they are staged.
 CONTENT_COLUMNS: tuple[str, ...] = (*KIND_BY_COLUMN, "extra")
 FRAME_COLUMNS: tuple[str, ...] = ("row_number", "key", *CONTENT_COLUMNS)
+# Columns added to the contract after hashes were first stored. Each is hashed after all the
+# others and only where it holds a value, so a vehicle without one keeps the hash it was stored
+# with and an upgrade does not rewrite (or, with history, version) every vehicle. A frame made
+# before a late column existed may lack it: it is null there.
+LATE_COLUMNS: tuple[str, ...] = ("currency",)
+_HASHED_COLUMNS: tuple[str, ...] = tuple(c for c in CONTENT_COLUMNS if c not in LATE_COLUMNS)
 
 # Changing how a value is hashed changes every stored hash, so every vehicle would be rewritten
 # once on its next file; bump the salt with any such change to make that explicit.
@@ -129,11 +135,19 @@ _HASHERS: dict[Kind, Callable[[pd.Series], U64Array]] = {
     Kind.KEY: _text_hash,
     Kind.CONDITION: _text_hash,
     Kind.DATE: _text_hash,
+    Kind.CURRENCY: _text_hash,
     Kind.INT: _int_hash,
     Kind.MONEY: _money_hash,
     Kind.BOOL: _bool_hash,
     Kind.LIST: _list_hash,
 }
+
+
+def frame_column(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A content column of ``frame``; a late column the frame lacks is all null."""
+    if column in frame.columns or column not in LATE_COLUMNS:
+        return frame[column]
+    return pd.Series(np.full(len(frame), None, dtype=object), index=frame.index, dtype=object)
 
 
 def content_hashes(frame: pd.DataFrame) -> NDArray[np.int64]:
@@ -143,12 +157,19 @@ def content_hashes(frame: pd.DataFrame) -> NDArray[np.int64]:
     compared as the store keeps them (money in whole cents, dates as ISO text, extra unordered).
     """
     combined = np.full(len(frame), _HASH_SALT, dtype=np.uint64)
-    for position, column in enumerate(CONTENT_COLUMNS, start=1):
+    for position, column in enumerate(_HASHED_COLUMNS, start=1):
         kind = KIND_BY_COLUMN.get(column)
         column_hash = _extra_hash(frame[column]) if kind is None else _HASHERS[kind](frame[column])
         # Mixing the running hash with each column in turn makes the result order-sensitive, so
         # a value moving from one column to another is a change.
         combined = _mix(combined ^ column_hash ^ np.uint64(position))
+    for position, column in enumerate(LATE_COLUMNS, start=len(_HASHED_COLUMNS) + 1):
+        series = frame_column(frame, column)
+        present = series.notna().to_numpy(dtype=bool)
+        if present.any():
+            column_hash = _HASHERS[KIND_BY_COLUMN[column]](series)
+            mixed = _mix(combined ^ column_hash ^ np.uint64(position))
+            combined = np.where(present, mixed, combined)
     hashes: NDArray[np.int64] = combined.view(np.int64)
     return hashes
 
@@ -189,7 +210,7 @@ def database_columns(frame: pd.DataFrame) -> list[list[Any]]:
     columns: list[list[Any]] = []
     for column in CONTENT_COLUMNS:
         kind = KIND_BY_COLUMN.get(column)
-        series = frame[column]
+        series = frame_column(frame, column)
         if kind is None:
             columns.append([_json_dict(cell) for cell in object_values(series)])
         elif kind == Kind.LIST:

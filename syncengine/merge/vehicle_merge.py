@@ -21,8 +21,10 @@ from syncengine.merge.keys import KeyIndex, KeyNames, key_digests
 from syncengine.merge.rows import (
     CONTENT_COLUMNS,
     FRAME_COLUMNS,
+    LATE_COLUMNS,
     content_hashes,
     database_columns,
+    frame_column,
     history_name,
     history_value,
     object_values,
@@ -220,7 +222,11 @@ class VehicleMerge:
         table before the next chunk is read.
         """
         self._check_open()
-        absent_columns = [column for column in FRAME_COLUMNS if column not in frame.columns]
+        absent_columns = [
+            column
+            for column in FRAME_COLUMNS
+            if column not in frame.columns and column not in LATE_COLUMNS
+        ]
         if absent_columns:
             raise ValueError(f"The frame lacks the columns {', '.join(absent_columns)}.")
         tables = self._start()
@@ -372,7 +378,9 @@ class VehicleMerge:
         """
         rewritten = [index for index, code in enumerate(codes) if code in (_UPDATED, _REACTIVATED)]
         stored = self._stored_values([keys[index] for index in rewritten])
-        new_values = {column: object_values(frame[column]) for column in CONTENT_COLUMNS}
+        new_values = {
+            column: object_values(frame_column(frame, column)) for column in CONTENT_COLUMNS
+        }
         change_types: list[str | None] = [None] * len(codes)
         changes: list[Any] = [None] * len(codes)
         for index, code in enumerate(codes):

@@ -147,6 +147,7 @@ def vehicle_frame(serials: np.ndarray, *, first_row: int, variant: Variant) -> p
             "msrp": pd.Series(price + 2_500.0, dtype="Float64"),
             "invoice": pd.Series([None] * size, dtype="Float64"),
             "book_value": pd.Series(np.round(price * 0.87, 2), dtype="Float64"),
+            "currency": pd.Series([None] * size, dtype=object),
             "in_stock_date": pd.Series(
                 np.datetime_as_string(base_day + days.astype("timedelta64[D]")), dtype=object
             ),

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from syncengine.feeds.frames import RowNote
 from syncengine.feeds.reader import FeedOptions, MappedColumn, RejectedRow, open_feed
 from tests.bench.feedgen import vin_with_check_digit
 
@@ -46,6 +47,8 @@ class FeedRead:
     file_warnings: list[str]
     columns: list[MappedColumn]
     chunk_sizes: list[int]
+    dropped: list[RowNote]  # values left empty, in row order
+    warned_rows: int  # imported rows with a value left empty
 
     def row(self, index: int = 0) -> dict[str, object]:
         return {str(key): value for key, value in self.frame.iloc[index].to_dict().items()}
@@ -80,6 +83,8 @@ def read(
             file_warnings=list(reader.warnings),
             columns=reader.columns,
             chunk_sizes=[len(chunk.frame) + len(chunk.rejected) for chunk in chunks],
+            dropped=[note for chunk in chunks for note in chunk.dropped],
+            warned_rows=sum(chunk.warned_rows for chunk in chunks),
         )
 
 

@@ -108,6 +108,192 @@ def test_unreadable_price_is_none_with_a_warning(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "amount", "currency"),
+    [
+        # An ISO 4217 code before or after the number, in any case, spaced or not
+        ("48900.00 CAD", 48900.0, "CAD"),
+        ("CAD 48,900.00", 48900.0, "CAD"),
+        ("cad48900", 48900.0, "CAD"),
+        ("USD$12,995", 12995.0, "USD"),
+        ("12995 USD", 12995.0, "USD"),
+        ("€ 12.995,00", 12995.0, "EUR"),
+        ("12.995,00 EUR", 12995.0, "EUR"),
+        ("12995€", 12995.0, "EUR"),
+        # A symbol one currency owns names it; a shared one ("$", "£", "kr") names none
+        ("US$12,995", 12995.0, "USD"),
+        ("CA$48,900", 48900.0, "CAD"),
+        ("₹ 5,00,000", 500000.0, "INR"),
+        ("$12,995", 12995.0, None),
+        ("£9,995", 9995.0, None),
+        ("129 900 kr", 129900.0, None),
+        ("12995.00", 12995.0, None),
+    ],
+)
+def test_amounts_keep_the_currency_they_name(tmp_path, text, amount, currency):
+    # Given a price written with or without a currency
+    result = read_values(tmp_path, {"Price": text})
+
+    # Then the amount is read, the vehicle gets the currency the value names, and nothing warns
+    assert result.frame["price"].tolist() == [amount]
+    assert result.frame["currency"].tolist() == [currency]
+    assert result.row_warnings == []
+    assert result.warned_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        # Both separators: the last one is the decimal separator
+        ("1,234.56", 1234.56),
+        ("1.234,56", 1234.56),
+        ("1,234,567.89", 1234567.89),
+        ("1.234.567,89", 1234567.89),
+        # One separator and exactly three digits after one to three leading digits: thousands
+        ("12,995", 12995.0),
+        ("12.995", 12995.0),
+        ("1,234,567", 1234567.0),
+        ("1.234.567", 1234567.0),
+        # One separator otherwise: decimals
+        ("12,50", 12.5),
+        ("12.5", 12.5),
+        ("12995.000", 12995.0),
+        ("12995,5", 12995.5),
+        ("0.500", 0.5),
+        # Spaces and apostrophes group thousands
+        ("12 995,00", 12995.0),
+        ("12\u00a0995,00", 12995.0),
+        ("12'995.00", 12995.0),
+    ],
+)
+def test_decimal_conventions(tmp_path, text, amount):
+    result = read_values(tmp_path, {"Price": text})
+    assert result.frame["price"].tolist() == [amount]
+    assert result.row_warnings == []
+
+
+@pytest.mark.parametrize("text", ["TBD", "tba", "POA", "Price on request", "Contact dealer"])
+def test_no_price_words_are_no_price_without_a_warning(tmp_path, text):
+    result = read_values(tmp_path, {"Price": text})
+    assert result.frame["price"].iloc[0] is pd.NA
+    assert result.row_warnings == []
+    assert result.warned_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "warning"),
+    [
+        ("48900 XYZ", "price '48900 XYZ' is in an unknown currency"),
+        ("abc", "price abc is not an amount"),
+        ("USD 100 CAD", "price 'USD 100 CAD' names two currencies"),
+        ("1,2,3", "price 1,2,3 is not an amount"),
+        ("12.34.56", "price 12.34.56 is not an amount"),
+        ("XY$100", "price XY$100 is not an amount"),
+    ],
+)
+def test_unreadable_amounts_are_left_empty_with_a_warning(tmp_path, text, warning):
+    # Given a price that is not an amount in a known currency
+    result = read_values(tmp_path, {"Price": text})
+
+    # Then the row is imported without a price or currency, and the value is reported
+    assert result.frame["price"].iloc[0] is pd.NA
+    assert result.frame["currency"].tolist() == [None]
+    assert result.row_warnings == [f"Row 1: {warning}"]
+    assert result.warned_rows == 1
+    [dropped] = result.dropped
+    assert (dropped.row_number, dropped.field, dropped.value) == (1, "price", text)
+    assert dropped.values == {"VIN": GOOD_VIN, "Stock #": "A1", "Price": text}
+
+
+def test_currency_column_and_amounts_in_another_currency(tmp_path):
+    # Given a currency column, and amounts that name a currency of their own
+    rows = [
+        ["VIN", "Stock #", "Currency", "Price", "MSRP"],
+        [vin(1), "1", "cad", "48,900", "52000 CAD"],
+        [vin(2), "2", "CAD", "100 USD", "52000 CAD"],
+        [vin(3), "3", "", "$9,995", "10995 USD"],
+        [vin(4), "4", "dollars", "9995", ""],
+    ]
+    result = read(write(tmp_path, csv_text(rows)))
+
+    # Then each vehicle has one currency: its column's, else the first its amounts name, and an
+    # amount in another currency is left empty with a warning
+    assert result.frame["currency"].tolist() == ["CAD", "CAD", "USD", None]
+    assert result.frame["price"].tolist()[0] == 48900.0
+    assert result.frame["price"].isna().tolist() == [False, True, False, False]
+    assert result.frame["msrp"].tolist()[:3] == [52000.0, 52000.0, 10995.0]
+    assert result.row_warnings == [
+        "Row 2: price '100 USD' is not in the vehicle's currency, CAD",
+        "Row 4: currency dollars is not an ISO 4217 currency code",
+    ]
+    assert result.warned_rows == 2
+
+
+# --- VINs that cannot be keys -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("BADVIN", "VIN BADVIN has no digit"),
+        ("TBD", "VIN TBD has no digit"),
+        (
+            "1HGCM/82633A004352",
+            "VIN 1HGCM/82633A004352 has characters other than letters, digits and dashes",
+        ),
+        ("1234", "VIN 1234 is shorter than 5 characters"),
+        ("1HGCM82633A0043521", "VIN 1HGCM82633A0043521 is longer than 17 characters"),
+        ("00000000000000000", "VIN 00000000000000000 is one character repeated"),
+    ],
+)
+def test_a_vin_that_cannot_identify_a_vehicle_rejects_its_row(tmp_path, text, reason):
+    # Given a row whose VIN is a placeholder or garbage, even with a stock number
+    rows = [["VIN", "Stock #", "Year"], [GOOD_VIN, "1", "2020"], [text, "2", "2021"]]
+
+    result = read(write(tmp_path, csv_text(rows)))
+
+    # Then that row is not imported; the rejection names the field, the value and the reason
+    assert result.frame["key"].tolist() == [GOOD_VIN]
+    [rejected] = result.rejected
+    assert (rejected.row_number, rejected.field, rejected.value) == (2, "vin", text)
+    assert rejected.reason == reason
+    assert rejected.values == {"VIN": text, "Stock #": "2", "Year": "2021"}
+
+
+@pytest.mark.parametrize("text", ["BNR32-123456", "12345", "1HGCM82633A00435", "WVWZZZ1JZXW000001"])
+def test_vins_of_older_and_imported_vehicles_stay_keys(tmp_path, text):
+    # Given a Japanese chassis number, a short pre-1981 serial, a VIN one character short and a
+    # European VIN without a check digit
+    result = read(write(tmp_path, csv_text([["VIN", "Stock #"], [text, "1"]])))
+
+    # Then the row is imported under it (at most with a doubt in the warnings)
+    assert result.frame["key"].tolist() == [text]
+    assert result.rejected == []
+    assert result.warned_rows == 0
+
+
+def test_values_left_empty_are_counted_per_row(tmp_path):
+    # Given rows with unreadable values: two in one row, one in another, none in a third
+    rows = [
+        ["VIN", "Stock #", "Year", "Price", "Odometer", "Inventory Date"],
+        [vin(1), "1", "notayear", "abc", "12,000", "01/05/2025"],
+        [vin(2), "2", "2020", "$9,995", "low", "02/30/2025"],
+        [vin(3), "3", "2021", "$8,995", "9,000", "01/06/2025"],
+    ]
+    result = read(write(tmp_path, csv_text(rows)))
+
+    # Then every row is imported, the bad values empty, and each is reported with its field
+    assert result.frame["key"].tolist() == [vin(1), vin(2), vin(3)]
+    assert result.warned_rows == 2
+    assert [(note.row_number, note.field, note.value) for note in result.dropped] == [
+        (1, "year", "notayear"),
+        (1, "price", "abc"),
+        (2, "mileage", "low"),
+        (2, "inStockDate", "02/30/2025"),
+    ]
+    assert result.dropped[0].message.startswith("year notayear is not a model year")
+
+
 # --- mileage ------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""File options: from a file import's ``file`` object (seed 003), and how they steer reading."""
+"""File options: from a file import's ``file`` object, and how they steer reading."""
 
 from __future__ import annotations
 

@@ -44,6 +44,7 @@ def car(key: str, **values: Any) -> dict[str, Any]:
         "msrp": None,
         "invoice": None,
         "book_value": 21_000.5,
+        "currency": None,
         "in_stock_date": "2026-02-14",
         "certified": False,
         "engine": "2.5L I4",

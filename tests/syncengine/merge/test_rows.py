@@ -69,6 +69,7 @@ def test_the_hash_is_the_same_in_every_process():
         {"extra": {"Lot": "A", "Age": "1"}},
         {"extra": {}},
         {"make": "Camry", "model": "Toyota"},
+        {"currency": "CAD"},
     ],
 )
 def test_any_change_changes_the_hash(change):
@@ -80,6 +81,20 @@ def test_any_change_changes_the_hash(change):
 
     # Then they differ
     assert hashes[0] != hashes[1]
+
+
+def test_a_vehicle_without_a_currency_keeps_the_hash_it_was_stored_with():
+    # Given rows hashed before the currency column existed (a frame without it, as an older
+    # parser made them) and the same rows with no currency
+    rows = [car("1HGCM82633A000001"), car("1HGCM82633A000002", price=None)]
+    before = content_hashes(frame(rows).drop(columns=["currency"]))
+
+    # When they are hashed with the column, empty
+    after = content_hashes(frame(rows))
+
+    # Then the hashes are those already stored: an upgrade rewrites no vehicle
+    assert after.tolist() == before.tolist()
+    assert content_hashes(frame([{**rows[0], "currency": "CAD"}]))[0] != after[0]
 
 
 def test_money_is_compared_in_cents():

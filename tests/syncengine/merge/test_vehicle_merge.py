@@ -315,6 +315,23 @@ def test_an_error_inside_apply_leaves_the_store_as_it_was(merge_file, integratio
     assert list(VehicleVersion.objects.values()) == versions_before
 
 
+def test_the_currency_is_stored_and_its_change_recorded(merge_file, integration):
+    # Given a vehicle stored without a currency
+    merge_file(frame([car(VIN_A)]), track_history=True)
+
+    # When the next file says its amounts are in Canadian dollars
+    counts = merge_file(
+        frame([car(VIN_A, currency="CAD")]), now=T0 + timedelta(hours=1), track_history=True
+    )
+
+    # Then the vehicle is updated with its currency, and the change is in its history
+    assert counts == MergeCounts(total=1, updated=1)
+    vehicle = Vehicle.objects.get(integration=integration, key=VIN_A)
+    assert vehicle.currency == "CAD"
+    version = VehicleVersion.objects.get(vehicle=vehicle, change_type="updated")
+    assert version.changes == {"currency": {"old": None, "new": "CAD"}}
+
+
 def test_an_empty_store_and_an_empty_file(merge_file):
     # Given nothing
     # When an empty file is merged
