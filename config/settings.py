@@ -310,15 +310,39 @@ SFTP_MAX_FILE_SIZE = env.int("SFTP_MAX_FILE_SIZE", default=2 * 1024**3)
 SFTP_MAX_SESSIONS_PER_USER = env.int("SFTP_MAX_SESSIONS_PER_USER", default=4)
 SFTP_MAX_SESSIONS = env.int("SFTP_MAX_SESSIONS", default=100)
 SFTP_IDLE_TIMEOUT_SECONDS = env.int("SFTP_IDLE_TIMEOUT_SECONDS", default=600)
-SFTP_LOCKOUT_THRESHOLD = env.int("SFTP_LOCKOUT_THRESHOLD", default=5)
-SFTP_LOCKOUT_SECONDS = env.int("SFTP_LOCKOUT_SECONDS", default=900)
-# Failures are counted over this window; each one is answered after a growing delay.
-SFTP_LOCKOUT_WINDOW_SECONDS = env.int("SFTP_LOCKOUT_WINDOW_SECONDS", default=SFTP_LOCKOUT_SECONDS)
+# Before login, per source address: connections still logging in, and new connections a minute
+# (token bucket, bursts of SFTP_CONNECTION_BURST_PER_ADDRESS). Beyond them a connection is closed
+# at once (and scored by the defender).
+SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS = env.int("SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS", default=10)
+SFTP_CONNECTION_RATE_PER_ADDRESS = env.int("SFTP_CONNECTION_RATE_PER_ADDRESS", default=120)
+SFTP_CONNECTION_BURST_PER_ADDRESS = env.int("SFTP_CONNECTION_BURST_PER_ADDRESS", default=20)
+# The defender (modelled on SFTPGo's): points per event against the source address, counted over
+# the observation window; at the threshold the address is banned, each later ban longer by the
+# increment (percent), up to the maximum. Safelisted CIDRs are never scored, banned or throttled.
+SFTP_DEFENDER_THRESHOLD = env.int("SFTP_DEFENDER_THRESHOLD", default=15)
+SFTP_DEFENDER_SCORE_LOGIN_FAILED = env.int("SFTP_DEFENDER_SCORE_LOGIN_FAILED", default=2)
+SFTP_DEFENDER_SCORE_UNKNOWN_USER = env.int("SFTP_DEFENDER_SCORE_UNKNOWN_USER", default=3)
+SFTP_DEFENDER_SCORE_NO_LOGIN = env.int("SFTP_DEFENDER_SCORE_NO_LOGIN", default=1)
+SFTP_DEFENDER_SCORE_LIMIT_EXCEEDED = env.int("SFTP_DEFENDER_SCORE_LIMIT_EXCEEDED", default=3)
+SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS = env.int(
+    "SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS", default=1800
+)
+SFTP_DEFENDER_BAN_TIME_SECONDS = env.int("SFTP_DEFENDER_BAN_TIME_SECONDS", default=1800)
+SFTP_DEFENDER_BAN_TIME_INCREMENT_PERCENT = env.int(
+    "SFTP_DEFENDER_BAN_TIME_INCREMENT_PERCENT", default=50
+)
+SFTP_DEFENDER_MAX_BAN_TIME_SECONDS = env.int("SFTP_DEFENDER_MAX_BAN_TIME_SECONDS", default=86400)
+SFTP_DEFENDER_SAFELIST = env("SFTP_DEFENDER_SAFELIST", default="")
+# Each failed login is answered after a delay growing with the address's points, capped.
 SFTP_FAILURE_DELAY_SECONDS = env.float("SFTP_FAILURE_DELAY_SECONDS", default=0.5)
 SFTP_FAILURE_DELAY_MAX_SECONDS = env.float("SFTP_FAILURE_DELAY_MAX_SECONDS", default=3.0)
+# Also offer hmac-sha2-256/512 (encrypt-and-MAC, which ssh-audit warns about) for clients without
+# encrypt-then-MAC or AES-GCM, such as libssh2 before 1.11 (curl and PHP on Debian 12).
+SFTP_LEGACY_MACS = env.bool("SFTP_LEGACY_MACS", default=False)
 # How often a live session re-checks that its credential is still valid (revocation latency).
 SFTP_SESSION_RECHECK_SECONDS = env.float("SFTP_SESSION_RECHECK_SECONDS", default=2.0)
-SFTP_LOGIN_GRACE_SECONDS = env.float("SFTP_LOGIN_GRACE_SECONDS", default=60.0)
+# Seconds from a connection's arrival to its login (key exchange included).
+SFTP_LOGIN_GRACE_SECONDS = env.float("SFTP_LOGIN_GRACE_SECONDS", default=20.0)
 SFTP_SHUTDOWN_GRACE_SECONDS = env.float("SFTP_SHUTDOWN_GRACE_SECONDS", default=60.0)
 SFTP_HOST_KEY_PATH = Path(env("SFTP_HOST_KEY_PATH", default=str(DATA_DIR / "sftp_host_key")))
 # Uploads cut off mid-transfer are kept here, outside every partner's root.

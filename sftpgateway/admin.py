@@ -1,14 +1,24 @@
-"""Operator screens: SFTP credentials (never their hash), public keys, the gateway's activity."""
+"""Operator screens: SFTP credentials (never their hash), public keys, the gateway's activity,
+and the defender's addresses (with an action that lifts a ban)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts.services import Actor
 from sftpgateway import services
-from sftpgateway.models import SftpActivity, SftpCredential, SftpKey
+from sftpgateway.models import (
+    DefenderEvent,
+    DefenderHost,
+    SftpActivity,
+    SftpCredential,
+    SftpKey,
+)
 
 
 def _operator(request: HttpRequest) -> Actor:
@@ -38,14 +48,10 @@ class SftpCredentialAdmin(admin.ModelAdmin):
         "created_at",
         "rotated_at",
         "revoked_at",
-        "locked_until",
         "last_login_at",
         "last_login_address",
     ]
-    list_filter = [
-        ("revoked_at", admin.EmptyFieldListFilter),
-        ("locked_until", admin.EmptyFieldListFilter),
-    ]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["username", "integration__name", "account__name"]
     # Everything but password_hash, which no screen shows.
     fields = (
@@ -56,13 +62,12 @@ class SftpCredentialAdmin(admin.ModelAdmin):
         "created_at",
         "rotated_at",
         "revoked_at",
-        "locked_until",
         "last_login_at",
         "last_login_address",
     )
     readonly_fields = fields
     inlines = [SftpKeyInline]
-    actions = ["unlock", "revoke"]
+    actions = ["revoke"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SftpCredential]:
         return super().get_queryset(request).select_related("integration", "account")
@@ -72,12 +77,6 @@ class SftpCredentialAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
-
-    @admin.action(description="Lift the lockout of the selected credentials")
-    def unlock(self, request: HttpRequest, queryset: QuerySet[SftpCredential]) -> None:
-        for credential in queryset:
-            services.credential_unlock(credential=credential, actor=_operator(request))
-        self.message_user(request, f"Unlocked {queryset.count()} credential(s).", messages.SUCCESS)
 
     @admin.action(description="Revoke the selected credentials (disconnects their sessions)")
     def revoke(self, request: HttpRequest, queryset: QuerySet[SftpCredential]) -> None:
@@ -139,3 +138,80 @@ class SftpActivityAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+class DefenderEventInline(admin.TabularInline):
+    model = DefenderEvent
+    fields = ("created_at", "kind", "connections", "score")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class BannedFilter(admin.SimpleListFilter):
+    title = "ban"
+    parameter_name = "banned"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Banned now"), ("no", "Not banned")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[DefenderHost]) -> Any:
+        banned = Q(banned_until__gt=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(banned)
+        if self.value() == "no":
+            return queryset.exclude(banned)
+        return queryset
+
+
+@admin.register(DefenderHost)
+class DefenderHostAdmin(admin.ModelAdmin):
+    """Source addresses the defender has scored or banned; operators lift bans here (or with
+    ``manage.py sftp_bans --lift``)."""
+
+    list_display = [
+        "address",
+        "banned_until",
+        "ban_count",
+        "refused_count",
+        "ban_reason",
+        "last_event_at",
+    ]
+    list_filter = [BannedFilter]
+    search_fields = ["address"]
+    fields = (
+        "address",
+        "banned_until",
+        "banned_at",
+        "ban_count",
+        "ban_reason",
+        "refused_count",
+        "credential",
+        "last_event_at",
+        "created_at",
+    )
+    readonly_fields = fields
+    inlines = [DefenderEventInline]
+    actions = ["lift_ban"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.action(description="Lift the ban of the selected addresses (and forget them)")
+    def lift_ban(self, request: HttpRequest, queryset: QuerySet[DefenderHost]) -> None:
+        operator = f"operator {request.user.get_username()}"
+        addresses = list(queryset.values_list("address", flat=True))
+        lifted = sum(
+            services.defender_ban_lift(address=address, lifted_by=operator) for address in addresses
+        )
+        self.message_user(
+            request,
+            f"Lifted {lifted} ban(s); {len(addresses)} address(es) forgotten.",
+            messages.SUCCESS,
+        )

@@ -6,7 +6,8 @@ class ActivityEvent(models.TextChoices):
 
     LOGIN = "login", "Login"
     LOGIN_FAILED = "login_failed", "Failed login"
-    LOCKOUT = "lockout", "Lockout"
+    BAN = "ban", "Address banned"
+    UNBAN = "unban", "Ban lifted"
     UPLOAD = "upload", "Upload"
     UPLOAD_FAILED = "upload_failed", "Failed upload"
     PARTIAL = "partial", "Partial upload"
@@ -17,3 +18,12 @@ class ActivityEvent(models.TextChoices):
 class AuthMethod(models.TextChoices):
     PASSWORD = "password", "Password"
     PUBLIC_KEY = "publickey", "Public key"
+
+
+class DefenderEventKind(models.TextChoices):
+    """What the defender scores against a source address (each kind has its own setting)."""
+
+    LOGIN_FAILED = "login_failed", "wrong password"
+    UNKNOWN_USER = "unknown_user", "unknown username"
+    NO_LOGIN = "no_login", "connection closed without logging in"
+    LIMIT_EXCEEDED = "limit_exceeded", "connection over the per-address limits"

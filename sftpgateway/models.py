@@ -1,4 +1,5 @@
-"""SFTP credentials of feed integrations, their public keys, and the gateway's activity log."""
+"""SFTP credentials of feed integrations, their public keys, the gateway's activity log, and the
+defender's view of source addresses (scores and bans)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.db import models
 
 from accounts.models import Account
 from integrations.models import Integration
-from sftpgateway.choices import ActivityEvent
+from sftpgateway.choices import ActivityEvent, DefenderEventKind
 
 
 class SftpCredential(models.Model):
@@ -33,9 +34,6 @@ class SftpCredential(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_login_at = models.DateTimeField(null=True, blank=True)
     last_login_address = models.CharField(max_length=64, blank=True)
-    locked_until = models.DateTimeField(
-        null=True, blank=True, help_text="Password logins are refused until then."
-    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -112,3 +110,65 @@ class SftpActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} {self.username} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DefenderHost(models.Model):
+    """A source address the defender has scored: its ban, if any, and how often it was banned.
+
+    Bans are per address, never per username: a partner's login works from its own address
+    whatever others try with its name. The row is the lock that serialises the scoring of one
+    address across gateway processes (``SELECT ... FOR UPDATE``). An address with neither a ban
+    nor a recent event is forgotten after ``SFTP_DEFENDER_MAX_BAN_TIME_SECONDS``, and its ban
+    count with it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    address = models.CharField(max_length=64, unique=True)
+    banned_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    banned_at = models.DateTimeField(null=True, blank=True)
+    ban_count = models.PositiveIntegerField(
+        default=0, help_text="Bans so far; each one lasts longer than the one before."
+    )
+    ban_reason = models.CharField(max_length=300, blank=True)
+    # Whose username the events that led to the ban named, if any: the ban and the refusals
+    # during it then show in that integration's activity, so its owner can see why their
+    # partner cannot connect.
+    credential = models.ForeignKey(
+        SftpCredential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    refused_count = models.PositiveIntegerField(
+        default=0, help_text="Connections refused during the current ban."
+    )
+    refused_activity = models.ForeignKey(
+        SftpActivity, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-banned_until", "-last_event_at"]
+        verbose_name = "SFTP source address"
+        verbose_name_plural = "SFTP source addresses (defender)"
+
+    def __str__(self) -> str:
+        return self.address
+
+
+class DefenderEvent(models.Model):
+    """One scored event of an address; the score is the sum over the observation window."""
+
+    id = models.BigAutoField(primary_key=True)
+    host = models.ForeignKey(DefenderHost, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=DefenderEventKind.choices)
+    score = models.PositiveIntegerField()
+    connections = models.PositiveIntegerField(
+        default=1, help_text="Connections this row counts (those over the limits come in batches)."
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["host", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} +{self.score}"

@@ -1,15 +1,18 @@
-"""Reads of the SFTP gateway: tenant-scoped lookups for the API and the gateway's login checks."""
+"""Reads of the SFTP gateway: tenant-scoped lookups for the API, the gateway's login checks and
+the defender's bans."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
 
 from accounts.models import Account
 from connectors.feeds import FEED_TYPES
 from integrations.models import Integration
-from sftpgateway.models import SftpActivity, SftpCredential, SftpKey
+from sftpgateway.models import DefenderHost, SftpActivity, SftpCredential, SftpKey
 
 
 def feed_integrations(*, account: Account) -> QuerySet[Integration]:
@@ -66,3 +69,17 @@ def session_is_valid(
             Exists(SftpKey.objects.filter(pk=key_id, credential_id=OuterRef("pk")))
         )
     return queryset.exists()
+
+
+def ban_for_address(*, address: str) -> datetime | None:
+    """When the ban of a source address ends, or None if it is not banned (one indexed read)."""
+    return (
+        DefenderHost.objects.filter(address=address, banned_until__gt=timezone.now())
+        .values_list("banned_until", flat=True)
+        .first()
+    )
+
+
+def banned_hosts() -> QuerySet[DefenderHost]:
+    """Addresses banned right now, the longest ban first."""
+    return DefenderHost.objects.filter(banned_until__gt=timezone.now()).order_by("-banned_until")

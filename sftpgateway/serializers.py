@@ -39,7 +39,6 @@ class SftpCredentialSerializer(CamelModelSerializer):
             "revoked_at",
             "last_login_at",
             "last_login_address",
-            "locked_until",
             "key_count",
         ]
         read_only_fields = fields

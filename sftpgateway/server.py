@@ -5,6 +5,13 @@ asks for SFTP, a subsystem thread). The supervisor waits for the login, enforces
 then watches the session: idle timeout, credentials revoked or rotated (re-checked every
 couple of seconds with one indexed query), and a gateway shutdown, which lets running uploads
 finish before it closes the connection.
+
+Before any of that, a connection must get past the defence of its source address, decided in
+the accept thread from memory (``defender.AddressGuard``): a banned address, one opening
+connections faster than its rate, or one with ``SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS``
+connections still logging in is turned away at once, so one address can neither exhaust
+``SFTP_MAX_SESSIONS`` nor make the gateway pay for key exchanges. Every connection must log in
+within ``SFTP_LOGIN_GRACE_SECONDS`` of being accepted.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +44,24 @@ from paramiko import (
 )
 
 from sftpgateway import auth, selectors, services
-from sftpgateway.auth import LoginGrant
-from sftpgateway.choices import ActivityEvent
+from sftpgateway.auth import LoginAttempt, LoginGrant
+from sftpgateway.choices import ActivityEvent, DefenderEventKind
+from sftpgateway.defender import AddressGuard, ban_lookup, turn_away
 from sftpgateway.models import SftpCredential
 from sftpgateway.sftp import GatewaySFTPServer
+from sftpgateway.text import escape_log_records, printable
 
 logger = logging.getLogger(__name__)
+# Client-chosen names (users, files, commands) reach these loggers; none may start a line.
+escape_log_records(
+    "sftpgateway.server",
+    "sftpgateway.sftp",
+    "sftpgateway.auth",
+    "sftpgateway.defender",
+    "sftpgateway.services",
+    "paramiko.transport",
+    "paramiko.transport.sftp",
+)
 
 # PERFORMANCE.md: 44 MB/s with paramiko's default 2 MiB window, 109 MB/s with 128 MiB. The
 # packet size matches OpenSSH's limit, so a 255 KiB SFTP write can travel in one SSH packet.
@@ -51,28 +71,59 @@ SERVER_VERSION = "SSH-2.0-RailyardSFTP"
 # Channels a connection may open over its life, and SFTP sessions it may run at once.
 MAX_CHANNELS_PER_CONNECTION = 64
 MAX_SUBSYSTEMS_PER_CONNECTION = 4
+# Password attempts on one connection (OpenSSH's MaxAuthTries); each one is scored anyway.
+MAX_PASSWORD_ATTEMPTS_PER_CONNECTION = 6
+
+# What paramiko would offer and the gateway does not, through its public ``disabled_algorithms``.
+# What is left (paramiko 5.1): key exchange mlkem768x25519-sha256 (post-quantum hybrid, first)
+# then curve25519-sha256@libssh.org; aes128/192/256-ctr and aes128/256-gcm@openssh.com;
+# hmac-sha2-256/512-etm@openssh.com; host key ssh-ed25519. A paramiko that adds an algorithm
+# offers it until it is listed here, so tests pin the exact lists (and run ssh-audit).
+# chacha20-poly1305@openssh.com is not in paramiko 5.1; it would be offered once it is.
+DISABLED_ALGORITHMS: dict[str, list[str]] = {
+    "kex": [
+        # NIST curves: ssh-audit fails them (constants of unexplained origin).
+        "ecdh-sha2-nistp256",
+        "ecdh-sha2-nistp384",
+        "ecdh-sha2-nistp521",
+        # Finite-field Diffie-Hellman: group14 is 2048 bits (112-bit strength); all of them are
+        # classic only and cost the server a modular exponentiation per connection (DHEat).
+        # Every client that reaches us has curve25519 (OpenSSH 6.5+, PuTTY 0.68+, libssh2 1.9+).
+        "diffie-hellman-group14-sha256",
+        "diffie-hellman-group16-sha512",
+        "diffie-hellman-group-exchange-sha256",
+        "diffie-hellman-group14-sha1",
+        "diffie-hellman-group1-sha1",
+        "diffie-hellman-group-exchange-sha1",
+    ],
+    "ciphers": ["aes128-cbc", "aes192-cbc", "aes256-cbc", "3des-cbc"],
+    "macs": [
+        # Encrypt-and-MAC (SFTP_LEGACY_MACS offers the SHA-2 pair again), SHA-1 and MD5.
+        "hmac-sha2-256",
+        "hmac-sha2-512",
+        "hmac-sha1",
+        "hmac-sha1-96",
+        "hmac-md5",
+        "hmac-md5-96",
+    ],
+}
+# Encrypt-and-MAC, yet the only MACs libssh2 before 1.11 knows (curl and PHP's ssh2 on Debian 12
+# and Ubuntu 22.04), which has no AES-GCM either.
+LEGACY_MACS = ("hmac-sha2-256", "hmac-sha2-512")
 
 
-def _is_weak(name: str) -> bool:
-    """CBC ciphers, 3DES, MD5 and SHA-1 MACs and SHA-1 key exchanges are refused."""
-    lowered = name.lower()
-    return (
-        "-cbc" in lowered
-        or "3des" in lowered
-        or "md5" in lowered
-        or lowered.startswith("hmac-sha1")
-        or lowered.endswith("-sha1")
-        or "sha1@" in lowered
-    )
+def disabled_algorithms() -> dict[str, list[str]]:
+    """``DISABLED_ALGORITHMS``, less the legacy MACs when ``SFTP_LEGACY_MACS`` allows them."""
+    disabled = {kind: list(names) for kind, names in DISABLED_ALGORITHMS.items()}
+    if settings.SFTP_LEGACY_MACS:
+        disabled["macs"] = [name for name in disabled["macs"] if name not in LEGACY_MACS]
+    return disabled
 
 
-def _strong(names: Iterable[str]) -> tuple[str, ...]:
-    return tuple(name for name in names if not _is_weak(name))
-
-
-CIPHERS = _strong(Transport._preferred_ciphers)
-MACS = _strong(Transport._preferred_macs)
-KEX = _strong(Transport._preferred_kex)
+def source_address(address: Any) -> str:
+    """The client's IP address as text; an IPv4 client of a dual-stack socket as plain IPv4."""
+    host = str(address[0]) if address else ""
+    return host.removeprefix("::ffff:") if host.startswith("::ffff:") and "." in host else host
 
 
 def _setting(name: str) -> float:
@@ -117,20 +168,46 @@ def host_key_load_or_create(path: Path) -> Any:
     return PKey.from_path(str(path))
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a connection is turned away, and whether its source address is to blame."""
+
+    reason: str
+    by_address: bool
+
+
 class SessionRegistry:
-    """The live connections, for the total and per-username caps and for shutdown."""
+    """The live connections, for the caps (in total, per address still logging in, per
+    username) and for shutdown."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._sessions: set[Session] = set()
         self._by_username: dict[str, set[Session]] = {}
+        self._logging_in: dict[str, set[Session]] = {}
 
-    def admit(self, session: Session, limit: int) -> bool:
+    def admit(self, session: Session, *, total: int, per_address: int | None) -> Refusal | None:
+        """Register a new connection, or say why not."""
+        address = session.remote_address
         with self._lock:
-            if len(self._sessions) >= limit:
-                return False
+            if len(self._sessions) >= total:
+                return Refusal(f"too many connections (at most {total})", by_address=False)
+            pending = self._logging_in.get(address, set())
+            if per_address is not None and len(pending) >= per_address:
+                return Refusal(
+                    f"{per_address} connections from {address} are logging in already",
+                    by_address=True,
+                )
             self._sessions.add(session)
-            return True
+            self._logging_in.setdefault(address, set()).add(session)
+            return None
+
+    def _logged_in(self, session: Session) -> None:
+        pending = self._logging_in.get(session.remote_address)
+        if pending is not None:
+            pending.discard(session)
+            if not pending:
+                del self._logging_in[session.remote_address]
 
     @staticmethod
     def _live(sessions: Iterable[Session]) -> int:
@@ -148,11 +225,13 @@ class SessionRegistry:
             if self._live(sessions) >= limit:
                 return False
             sessions.add(session)
+            self._logged_in(session)
             return True
 
     def remove(self, session: Session) -> None:
         with self._lock:
             self._sessions.discard(session)
+            self._logged_in(session)
             sessions = self._by_username.get(session.username)
             if sessions is not None:
                 sessions.discard(session)
@@ -171,10 +250,17 @@ class Session:
         self.gateway = gateway
         self.sock = sock
         self.id = secrets.token_hex(4)
-        self.remote_address = str(address[0]) if address else ""
+        self.remote_address = source_address(address)
+        self.accepted_at = time.monotonic()
         self.transport: Any = None
         self.grant: LoginGrant | None = None
         self.logged_in = False
+        # What the defender needs to know when the connection ends: whether it authenticated,
+        # whether a failure was scored already, whether it was turned away for a ban.
+        self.authenticated = False
+        self.password_attempts = 0
+        self.scored = False
+        self.banned = False
         self.last_activity = time.monotonic()
         # Counters changed by paramiko's threads (transport, SFTP sessions) and read here.
         self._counters = threading.Lock()
@@ -211,6 +297,13 @@ class Session:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
+    def login_deadline(self) -> float:
+        return self.accepted_at + _setting("SFTP_LOGIN_GRACE_SECONDS")
+
+    @property
+    def may_still_log_in(self) -> bool:
+        return not self.banned and self.password_attempts <= MAX_PASSWORD_ATTEMPTS_PER_CONNECTION
+
     def root(self) -> Path:
         return Path(settings.SFTP_ROOT_DIR) / self.username
 
@@ -232,6 +325,16 @@ class Session:
             )
         except Exception:
             logger.exception("Could not record SFTP activity %s for %r", event, self)
+
+    def score(self, kind: str) -> None:
+        """Count an event against the source address; a ban ends this connection too."""
+        try:
+            verdict = services.defender_event_record(address=self.remote_address, kind=kind)
+        except Exception:
+            logger.exception("Could not score %s for %r", kind, self)
+            return
+        if verdict.banned_until is not None:
+            self.gateway.guard.remember_ban(self.remote_address, verdict.banned_until)
 
     def count(self, counter: str, delta: int) -> int:
         """Change one of the counters (``open_uploads``, ``channels``, ``subsystems``)."""
@@ -273,9 +376,20 @@ class GatewayServerInterface(ServerInterface):
     def check_auth_none(self, username: str) -> int:
         return AUTH_FAILED
 
-    def _grant(self, grant: LoginGrant | None) -> int:
+    def _answer(self, attempt: LoginAttempt) -> int:
+        session = self.session
+        session.scored = session.scored or attempt.scored
+        if attempt.banned_until is not None:
+            # Banned by this failure or before it: no further attempt on this connection; the
+            # supervisor closes it (closing from paramiko's own thread is not safe).
+            session.banned = True
+            session.gateway.guard.remember_ban(session.remote_address, attempt.banned_until)
+            return AUTH_FAILED
+        grant = attempt.grant
         if grant is None:
             return AUTH_FAILED
+        # Known credentials: whatever follows, this is not a connection that never logs in.
+        session.authenticated = True
         limit = int(settings.SFTP_MAX_SESSIONS_PER_USER)
         if self.session.gateway.registry.user_count(grant.credential.username) >= limit:
             logger.warning(
@@ -293,12 +407,16 @@ class GatewayServerInterface(ServerInterface):
         return AUTH_SUCCESSFUL
 
     def check_auth_password(self, username: str, password: Any) -> int:
+        session = self.session
+        session.password_attempts += 1
+        if not session.may_still_log_in:
+            return AUTH_FAILED
         try:
-            return self._grant(
+            return self._answer(
                 auth.password_check(
                     username=username,
                     password=password,
-                    remote_address=self.session.remote_address,
+                    remote_address=session.remote_address,
                 )
             )
         except Exception:
@@ -308,8 +426,10 @@ class GatewayServerInterface(ServerInterface):
             connections.close_all()
 
     def check_auth_publickey(self, username: str, key: Any) -> int:
+        if self.session.banned:
+            return AUTH_FAILED
         try:
-            return self._grant(
+            return self._answer(
                 auth.publickey_check(
                     username=username,
                     fingerprint=str(key.fingerprint),
@@ -373,11 +493,11 @@ class GatewayServerInterface(ServerInterface):
         return False
 
     def check_port_forward_request(self, address: str, port: int) -> bool:
-        self._refuse(f"port forwarding from {address}:{port}")
+        self._refuse(f"port forwarding from {printable(address)[:200]}:{port}")
         return False
 
     def check_channel_direct_tcpip_request(self, chanid: int, origin: Any, destination: Any) -> int:
-        self._refuse(f"port forwarding to {destination[0]}:{destination[1]}")
+        self._refuse(f"port forwarding to {printable(destination[0])[:200]}:{destination[1]}")
         return OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
     def check_global_request(self, kind: str, msg: Any) -> bool:
@@ -393,6 +513,7 @@ class SftpGateway:
         self.port = port
         self.host_key = host_key
         self.registry = SessionRegistry()
+        self.guard = AddressGuard()
         self.stopping = threading.Event()
         self._listener: socket.socket | None = None
         self._accept_thread: threading.Thread | None = None
@@ -409,6 +530,7 @@ class SftpGateway:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         self._listener = socket.create_server((self.host, self.port), family=family, backlog=128)
         self._listener.settimeout(0.25)
+        self.guard.start()
         self._accept_thread = threading.Thread(
             target=self._accept_loop, name="sftp-accept", daemon=True
         )
@@ -431,27 +553,57 @@ class SftpGateway:
                 logger.exception("SFTP accept failed")
                 time.sleep(0.1)
                 continue
-            session = Session(self, sock, address)
-            if not self.registry.admit(session, int(settings.SFTP_MAX_SESSIONS)):
-                logger.warning("SFTP connection from %s refused: too many sessions", address[0])
-                sock.close()
-                continue
-            session.thread = threading.Thread(
-                target=self._serve, args=(session,), name=f"sftp-{session.id}", daemon=True
-            )
-            session.thread.start()
+            self._admit(sock, address)
+
+    def _admit(self, sock: socket.socket, address: Any) -> None:
+        """Serve a new connection in a thread of its own, or turn it away at once.
+
+        Only memory is consulted here (no query, no handshake), so a flood from one address
+        costs little and delays nobody else's connections.
+        """
+        session = Session(self, sock, address)
+        remote = session.remote_address
+        throttled = not services.address_is_safelisted(remote)
+        if throttled and self.guard.banned(remote):
+            self.guard.count_refused_banned(remote)
+            turn_away(sock)
+            return
+        if throttled and not self.guard.take_token(remote):
+            self.guard.count_over_limits(remote)
+            turn_away(sock)
+            return
+        per_address = int(settings.SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS) if throttled else None
+        refusal = self.registry.admit(
+            session, total=int(settings.SFTP_MAX_SESSIONS), per_address=per_address
+        )
+        if refusal is not None:
+            if refusal.by_address:
+                self.guard.count_over_limits(remote)  # logged and scored in batches
+            else:
+                # The gateway is full: not this address's doing, so not scored.
+                logger.warning("SFTP connection from %s refused: %s", remote, refusal.reason)
+            turn_away(sock)
+            return
+        session.thread = threading.Thread(
+            target=self._serve, args=(session,), name=f"sftp-{session.id}", daemon=True
+        )
+        session.thread.start()
 
     def _transport(self, sock: socket.socket) -> Any:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         transport = Transport(
-            sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE
+            sock,
+            default_window_size=WINDOW_SIZE,
+            default_max_packet_size=MAX_PACKET_SIZE,
+            disabled_algorithms=disabled_algorithms(),
         )
         transport.local_version = SERVER_VERSION
-        options = transport.get_security_options()
-        options.ciphers = CIPHERS
-        options.digests = MACS
-        options.kex = KEX
+        # paramiko waits 15 s for the client's banner and 15 s more for the key exchange; the
+        # whole way to a login gets the login grace, and no more.
+        grace = _setting("SFTP_LOGIN_GRACE_SECONDS")
+        transport.banner_timeout = min(float(transport.banner_timeout), grace)
+        transport.handshake_timeout = min(float(transport.handshake_timeout), grace)
         transport.add_server_key(self.host_key)
         transport.set_subsystem_handler("sftp", GatewaySFTPServer)
         return transport
@@ -465,17 +617,47 @@ class SftpGateway:
             logger.exception("SFTP session %r failed", session)
         finally:
             session.admitted.set()
-            self.registry.remove(session)
             session.close("connection finished")
             session.wait_for_subsystems(timeout=10)
+            if self._never_logged_in(session):
+                session.score(DefenderEventKind.NO_LOGIN)
+            # Last: stop() waits for the sessions in the registry, database writes included.
+            self.registry.remove(session)
             connections.close_all()
 
+    def _never_logged_in(self, session: Session) -> bool:
+        """A connection that ended without credentials ever matching, and was not scored or
+        refused for anything else (a scan, a silent socket, keys nobody registered)."""
+        return not (
+            session.authenticated or session.scored or session.banned or self.stopping.is_set()
+        )
+
     def _run_session(self, session: Session) -> None:
+        banned_until = ban_lookup(session.remote_address)
+        if banned_until is not None:
+            # Banned by another gateway process, or not yet known here.
+            session.banned = True
+            self.guard.remember_ban(session.remote_address, banned_until)
+            self.guard.count_refused_banned(session.remote_address)
+            turn_away(session.sock)
+            return
         transport = session.transport = self._transport(session.sock)
+        negotiated = threading.Event()
         try:
-            transport.start_server(server=GatewayServerInterface(session))
+            transport.start_server(event=negotiated, server=GatewayServerInterface(session))
         except (SSHException, EOFError, OSError) as exc:
             logger.info("SSH negotiation with %s failed: %s", session.remote_address, exc)
+            return
+        while not negotiated.wait(0.2):
+            if time.monotonic() >= session.login_deadline() or self.stopping.is_set():
+                logger.info("SSH negotiation with %s took too long", session.remote_address)
+                return
+        if not transport.is_active():
+            logger.info(
+                "SSH negotiation with %s failed: %s",
+                session.remote_address,
+                transport.get_exception() or "connection closed",
+            )
             return
         if not self._wait_for_login(session):
             return
@@ -496,10 +678,11 @@ class SftpGateway:
         self._watch(session)
 
     def _wait_for_login(self, session: Session) -> bool:
-        """Wait until the client has logged in and opened a channel, within the login grace."""
-        deadline = time.monotonic() + _setting("SFTP_LOGIN_GRACE_SECONDS")
+        """Wait until the client has logged in and opened a channel, within the login grace
+        (counted from the connection's arrival: the key exchange took part of it)."""
+        deadline = session.login_deadline()
         transport = session.transport
-        while transport.is_active() and not self.stopping.is_set():
+        while transport.is_active() and not self.stopping.is_set() and session.may_still_log_in:
             channel = transport.accept(timeout=0.2)
             if channel is not None:
                 # paramiko closes a channel nobody references (Channel.__del__), and until the
@@ -571,3 +754,4 @@ class SftpGateway:
         for session in self.registry.sessions():
             if session.thread is not None:
                 session.thread.join(timeout=5)
+        self.guard.stop()

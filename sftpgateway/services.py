@@ -1,15 +1,21 @@
 """Writes of the SFTP gateway: issuing, rotating and revoking credentials, public keys, the
-activity log, and recording what the gateway receives.
+activity log, recording what the gateway receives, and the defender's scores and bans.
 
 Passwords are generated here, returned once to the caller, and only their hash is stored; audit
 rows never carry a password or a hash.
+
+The defender keeps its state in the database, not in Redis: every gateway process shares it, and
+logins keep working (and keep being defended) while Redis is down.
 """
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import logging
 import secrets
 import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,7 +23,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from accounts.choices import AuditAction
@@ -25,10 +33,16 @@ from accounts.services import Actor, audit_record
 from config.api.errors import Conflict, InvalidInput
 from connectors.feeds import FEED_TYPES
 from integrations.models import Integration
-from sftpgateway import lockout
-from sftpgateway.choices import ActivityEvent
-from sftpgateway.models import SftpActivity, SftpCredential, SftpKey
+from sftpgateway.choices import ActivityEvent, DefenderEventKind
+from sftpgateway.models import (
+    DefenderEvent,
+    DefenderHost,
+    SftpActivity,
+    SftpCredential,
+    SftpKey,
+)
 from sftpgateway.publickeys import PublicKeyError, parse_public_key
+from sftpgateway.text import printable
 from syncengine.services import feed_file_receive
 
 logger = logging.getLogger(__name__)
@@ -139,25 +153,11 @@ def credential_rotate(*, integration: Integration, actor: Actor) -> IssuedSecret
     }
     if credential.revoked_at is not None:
         changes["revokedAt"] = {"before": credential.revoked_at.isoformat(), "after": None}
-    if credential.locked_until is not None:
-        changes["lockedUntil"] = {"before": credential.locked_until.isoformat(), "after": None}
     credential.password_hash = make_password(password)
     credential.secret_version += 1
     credential.rotated_at = now
     credential.revoked_at = None
-    credential.locked_until = None
-    credential.save(
-        update_fields=[
-            "password_hash",
-            "secret_version",
-            "rotated_at",
-            "revoked_at",
-            "locked_until",
-        ]
-    )
-    # Failures counted against the old password say nothing about the new one. (Clearing them
-    # is harmless should this transaction roll back.)
-    lockout.username_unlock(credential.username)
+    credential.save(update_fields=["password_hash", "secret_version", "rotated_at", "revoked_at"])
     _audit_credential(credential, actor, AuditAction.UPDATED, changes)
     return IssuedSecret(credential=credential, password=password)
 
@@ -183,23 +183,6 @@ def integration_deleted_hook(integration: Integration, actor: Actor) -> None:
     credential = SftpCredential.objects.filter(integration=integration).first()
     if credential is not None:
         credential_revoke(credential=credential, actor=actor)
-
-
-@transaction.atomic
-def credential_unlock(*, credential: SftpCredential, actor: Actor) -> SftpCredential:
-    """Lift a username lockout before it expires (operators, from the admin)."""
-    if credential.locked_until is not None:
-        before = credential.locked_until.isoformat()
-        credential.locked_until = None
-        credential.save(update_fields=["locked_until"])
-        _audit_credential(
-            credential,
-            actor,
-            AuditAction.UPDATED,
-            {"lockedUntil": {"before": before, "after": None}},
-        )
-    lockout.username_unlock(credential.username)
-    return credential
 
 
 # --- public keys ---------------------------------------------------------------------------------
@@ -275,20 +258,29 @@ def activity_record(
     feed_file_id: Any = None,
     detail: str = "",
 ) -> SftpActivity:
-    """Append one row to the gateway's activity log (shown by ``GET .../sftp/activity``)."""
+    """Append one row to the gateway's activity log (shown by ``GET .../sftp/activity``).
+
+    The username and the detail are escaped (``text.printable``): both may carry what a client
+    sent, and neither may hide a control character, or a NUL that PostgreSQL would refuse. The
+    path is the file's real name, as the received-file row has it.
+    """
     return SftpActivity.objects.create(
         event=event,
-        username=username[:64] or (credential.username if credential else ""),
+        username=printable(username)[:64] or (credential.username if credential else ""),
         credential=credential,
         account_id=credential.account_id if credential else None,
         integration_id=credential.integration_id if credential else None,
         remote_address=remote_address[:64],
-        path=path[:1024],
+        path=path.replace("\x00", "")[:1024],
         size=size,
         sha256=sha256,
         feed_file_id=feed_file_id,
-        detail=detail[:500],
+        detail=_clip(printable(detail), 500),
     )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 @transaction.atomic
@@ -303,22 +295,6 @@ def login_record(*, credential: SftpCredential, remote_address: str, detail: str
         credential=credential,
         remote_address=remote_address,
         detail=detail,
-    )
-
-
-@transaction.atomic
-def lockout_record(
-    *, username: str, credential: SftpCredential | None, remote_address: str, until: datetime
-) -> None:
-    """Failures reached the threshold: the username and the address are locked until ``until``."""
-    if credential is not None:
-        SftpCredential.objects.filter(pk=credential.pk).update(locked_until=until)
-    activity_record(
-        event=ActivityEvent.LOCKOUT,
-        username=username,
-        credential=credential,
-        remote_address=remote_address,
-        detail=f"Locked out until {until.isoformat()} after repeated failed logins.",
     )
 
 
@@ -363,3 +339,220 @@ def activity_prune(*, older_than_days: int) -> int:
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = SftpActivity.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+# --- the defender ----------------------------------------------------------------------------
+#
+# Modelled on SFTPGo's defender. Each event scores points against the source address (a wrong
+# password, an unknown username, a connection that ends without logging in, connections over
+# the per-address limits); points count for SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS. When an
+# address's points reach SFTP_DEFENDER_THRESHOLD it is banned for SFTP_DEFENDER_BAN_TIME_SECONDS,
+# each further ban SFTP_DEFENDER_BAN_TIME_INCREMENT_PERCENT longer, at most
+# SFTP_DEFENDER_MAX_BAN_TIME_SECONDS. A banned address is turned away before the SSH handshake.
+
+_SCORE_SETTINGS = {
+    DefenderEventKind.LOGIN_FAILED: "SFTP_DEFENDER_SCORE_LOGIN_FAILED",
+    DefenderEventKind.UNKNOWN_USER: "SFTP_DEFENDER_SCORE_UNKNOWN_USER",
+    DefenderEventKind.NO_LOGIN: "SFTP_DEFENDER_SCORE_NO_LOGIN",
+    DefenderEventKind.LIMIT_EXCEEDED: "SFTP_DEFENDER_SCORE_LIMIT_EXCEEDED",
+}
+
+
+@dataclass(frozen=True)
+class DefenderVerdict:
+    """An address's points in the observation window after an event, and its ban if it has one."""
+
+    score: int
+    banned_until: datetime | None = None
+
+
+@functools.lru_cache(maxsize=8)
+def _safelist(raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    try:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in raw.split(",")
+            if item.strip()
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"SFTP_DEFENDER_SAFELIST: {exc}") from None
+
+
+def address_is_safelisted(address: str) -> bool:
+    """Addresses in ``SFTP_DEFENDER_SAFELIST`` are never scored, banned or throttled per address
+    (a monitoring probe, a load balancer that does not pass the client's address on)."""
+    networks = _safelist(str(settings.SFTP_DEFENDER_SAFELIST))
+    if not networks:
+        return False
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(parsed in network for network in networks)
+
+
+def defender_ban_seconds(*, previous_bans: int) -> int:
+    """How long the next ban of an address lasts: longer for each earlier ban, capped."""
+    base = float(settings.SFTP_DEFENDER_BAN_TIME_SECONDS)
+    growth = 1 + float(settings.SFTP_DEFENDER_BAN_TIME_INCREMENT_PERCENT) / 100
+    longest = float(settings.SFTP_DEFENDER_MAX_BAN_TIME_SECONDS)
+    # min() before the power would overflow for an address banned hundreds of times.
+    return int(min(base * growth ** min(previous_bans, 64), longest))
+
+
+def _host_for_update(address: str) -> DefenderHost:
+    # get_or_create survives a concurrent insert of the same address (it retries the get); the
+    # row lock then serialises every scoring of this address, across gateway processes.
+    DefenderHost.objects.get_or_create(address=address)
+    return DefenderHost.objects.select_for_update().get(address=address)
+
+
+def _describe(events: Iterable[Mapping[str, Any]]) -> str:
+    labels = dict(DefenderEventKind.choices)
+    return ", ".join(
+        f"{row['connections']} x {labels.get(row['kind'], row['kind'])}"
+        for row in sorted(events, key=lambda row: -row["points"])
+    )
+
+
+def defender_event_record(
+    *,
+    address: str,
+    kind: str,
+    count: int = 1,
+    credential: SftpCredential | None = None,
+) -> DefenderVerdict:
+    """Score ``count`` events of one kind against ``address``; ban it at the threshold.
+
+    Nothing is scored for a safelisted address, an event whose score is 0, or an address that
+    is banned already (its connections are refused before they can do anything).
+    """
+    points = int(getattr(settings, _SCORE_SETTINGS[DefenderEventKind(kind)])) * count
+    if points <= 0 or not address or address_is_safelisted(address):
+        return DefenderVerdict(score=0)
+    now = timezone.now()
+    window = int(settings.SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS)
+    with transaction.atomic():
+        host = _host_for_update(address)
+        if host.banned_until is not None and host.banned_until > now:
+            return DefenderVerdict(score=0, banned_until=host.banned_until)
+        DefenderEvent.objects.filter(
+            host=host, created_at__lt=now - timedelta(seconds=window)
+        ).delete()
+        DefenderEvent.objects.create(
+            host=host, kind=kind, score=points, connections=count, created_at=now
+        )
+        host.last_event_at = now
+        if credential is not None:
+            host.credential = credential
+        events = list(
+            DefenderEvent.objects.filter(host=host)
+            .values("kind")
+            .annotate(points=Sum("score"), connections=Sum("connections"))
+        )
+        score = sum(int(row["points"]) for row in events)
+        threshold = int(settings.SFTP_DEFENDER_THRESHOLD)
+        if score < threshold:
+            host.save(update_fields=["last_event_at", "credential"])
+            return DefenderVerdict(score=score)
+        seconds = defender_ban_seconds(previous_bans=host.ban_count)
+        host.banned_until = now + timedelta(seconds=seconds)
+        host.banned_at = now
+        host.ban_count += 1
+        host.ban_reason = f"{score} points in {window} s: {_describe(events)}"[:300]
+        host.refused_count = 0
+        host.refused_activity = None
+        host.save()
+        # Points start again from zero when the ban ends.
+        DefenderEvent.objects.filter(host=host).delete()
+        activity_record(
+            event=ActivityEvent.BAN,
+            credential=host.credential,
+            remote_address=address,
+            detail=f"Address banned for {seconds} s, until {host.banned_until.isoformat()} "
+            f"(ban {host.ban_count}): {host.ban_reason}.",
+        )
+    logger.warning(
+        "SFTP defender: banned %s for %d s (ban %d): %s",
+        address,
+        seconds,
+        host.ban_count,
+        host.ban_reason,
+    )
+    return DefenderVerdict(score=score, banned_until=host.banned_until)
+
+
+@transaction.atomic
+def defender_refusals_record(*, address: str, count: int) -> None:
+    """Connections of a banned address were turned away: one activity row per ban says how many.
+
+    The row is written at the first refusal and its count kept current, so a client retrying in
+    a loop fills neither the log nor the database.
+    """
+    host = DefenderHost.objects.select_for_update().filter(address=address).first()
+    if host is None or host.banned_until is None or host.banned_until <= timezone.now():
+        return  # lifted (or over) while these were counted
+    host.refused_count += count
+    detail = printable(
+        f"Connections refused while banned: {host.refused_count} "
+        f"(banned until {host.banned_until.isoformat()})."
+    )
+    if host.refused_activity_id is not None:
+        updated = SftpActivity.objects.filter(pk=host.refused_activity_id).update(detail=detail)
+        if updated:
+            host.save(update_fields=["refused_count"])
+            return
+    host.refused_activity = activity_record(
+        event=ActivityEvent.REFUSED,
+        credential=host.credential,
+        remote_address=address,
+        detail=detail,
+    )
+    host.save(update_fields=["refused_count", "refused_activity"])
+
+
+def defender_ban_lift(*, address: str, lifted_by: str) -> bool:
+    """Lift a ban and forget the address: its points and its ban count start again from zero.
+
+    Gateway processes that cached the ban let the address in again within a few seconds
+    (``defender.BAN_RECHECK_SECONDS``). Returns whether the address was banned.
+    """
+    with transaction.atomic():
+        host = DefenderHost.objects.select_for_update().filter(address=address).first()
+        if host is None:
+            return False
+        was_banned = host.banned_until is not None and host.banned_until > timezone.now()
+        credential = host.credential
+        host.delete()
+        if was_banned:
+            activity_record(
+                event=ActivityEvent.UNBAN,
+                credential=credential,
+                remote_address=address,
+                detail=f"Ban lifted by {lifted_by}.",
+            )
+    if was_banned:
+        logger.info("SFTP defender: ban of %s lifted by %s", address, lifted_by)
+    return was_banned
+
+
+def defender_prune() -> int:
+    """Drop points older than the observation window, and addresses with nothing left to
+    remember: no ban and no event for ``SFTP_DEFENDER_MAX_BAN_TIME_SECONDS``."""
+    now = timezone.now()
+    window = timedelta(seconds=int(settings.SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS))
+    memory = now - timedelta(seconds=int(settings.SFTP_DEFENDER_MAX_BAN_TIME_SECONDS))
+    DefenderEvent.objects.filter(created_at__lt=now - window).delete()
+    forgotten = (
+        DefenderHost.objects.filter(Q(banned_until__isnull=True) | Q(banned_until__lt=memory))
+        .filter(Q(last_event_at__isnull=True) | Q(last_event_at__lt=memory))
+        .filter(~Exists(DefenderEvent.objects.filter(host=OuterRef("pk"))))
+    )
+    return int(forgotten.delete()[1].get(DefenderHost._meta.label, 0))
+
+
+def defender_failure_delay(score: int) -> float:
+    """Seconds to stall a failed login: grows with the address's points, capped."""
+    base = float(settings.SFTP_FAILURE_DELAY_SECONDS)
+    cap = float(settings.SFTP_FAILURE_DELAY_MAX_SECONDS)
+    return min(base * max(score, 1), cap)

@@ -3,10 +3,12 @@
 Paths are resolved like a chroot: the client's ``/`` is ``SFTP_ROOT_DIR/<username>``, ``..``
 stops at it, and every path is resolved (symlinks included) and checked to stay inside it.
 
-A file opened for writing is written to a hidden temporary name next to its real name,
-hashing as it goes. A clean close fsyncs it, renames it into place and, before the close is
-answered, hands it to the sync engine. A session that ends with the file still open (a killed
-client, a dropped connection) never delivers it: the partial file is moved aside for operators.
+A name may have up to 255 bytes (UTF-8), as on the file systems under it; a longer one gets an
+SFTP error that says so. A file opened for writing is written to a hidden temporary name next to
+its real name (cut by bytes to fit), hashing as it goes. A clean close fsyncs it, renames it into
+place and, before the close is answered, hands it to the sync engine. A session that ends with
+the file still open (a killed client, a dropped connection) never delivers it: the partial file
+is moved aside for operators.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from paramiko.sftp import (
 
 from sftpgateway import services
 from sftpgateway.choices import ActivityEvent
+from sftpgateway.text import NAME_MAX_BYTES, cut_bytes, name_bytes, printable
+from syncengine.models import FeedFile
 
 if TYPE_CHECKING:
     from sftpgateway.server import Session
@@ -74,6 +78,7 @@ EXTENSIONS = (
 
 # The gateway's own temporary names: hidden, never listed, never ingested.
 TEMP_NAME = re.compile(r"^\..*\.ry-[0-9a-f]{12}\.part$", re.DOTALL)
+TEMP_NAME_EXTRA_BYTES = len(".") + len(".ry-") + 12 + len(".part")
 # A partner's own temporary names: kept as uploaded, ingested once renamed to a real name.
 NOT_INGESTED_SUFFIXES = (".part", ".tmp", ".filepart")
 HASH_CHUNK = 1024 * 1024
@@ -91,6 +96,15 @@ class PathRefused(Exception):
     """A path that would leave the partner's root (through a symlink) or is not allowed."""
 
 
+class NameRefused(Exception):
+    """A name the gateway cannot store or record; the message is the client's SFTP error."""
+
+
+def _recordable_length() -> int:
+    """The longest relative path a received-file row holds (its ``filename`` column)."""
+    return int(FeedFile._meta.get_field("filename").max_length or 255)
+
+
 class Jail:
     """Maps the client's paths into one root directory and refuses anything that leaves it."""
 
@@ -102,6 +116,12 @@ class Jail:
         """The client's path as an absolute, normalized virtual path (``..`` stops at ``/``)."""
         if "\x00" in path:
             raise PathRefused("NUL byte in path")
+        for part in path.split("/"):
+            if name_bytes(part) > NAME_MAX_BYTES:
+                raise NameRefused(
+                    f"The name {printable(cut_bytes(part, 40))}... has {name_bytes(part)} bytes; "
+                    f"names may have at most {NAME_MAX_BYTES} bytes (UTF-8)."
+                )
         virtual = posixpath.normpath(posixpath.join("/", path))
         # normpath keeps exactly two leading slashes (POSIX allows them a special meaning).
         return "/" + virtual.lstrip("/")
@@ -223,8 +243,10 @@ class UploadHandle(SFTPHandle):
         self.final_path = final_path
         self.virtual_path = virtual_path
         directory, name = os.path.split(final_path)
-        # Names can be up to 255 bytes; the marker and the random part must still fit.
-        self.temp_path = os.path.join(directory, f".{name[:200]}.ry-{secrets.token_hex(6)}.part")
+        # Names can be up to 255 bytes; the marker and the random part must still fit, so the
+        # name is cut by bytes (never inside a character).
+        stem = cut_bytes(name, NAME_MAX_BYTES - TEMP_NAME_EXTRA_BYTES)
+        self.temp_path = os.path.join(directory, f".{stem}.ry-{secrets.token_hex(6)}.part")
         self.fd = os.open(
             self.temp_path,
             os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -371,9 +393,9 @@ class UploadHandle(SFTPHandle):
         self._release()
         username = self.sftp.session.username
         target_dir = partial_dir(username)
-        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
-        name = os.path.basename(self.final_path)
-        target = target_dir / f"{stamp}-{secrets.token_hex(3)}-{name}"
+        prefix = f"{timezone.now():%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}-"
+        name = cut_bytes(os.path.basename(self.final_path), NAME_MAX_BYTES - len(prefix))
+        target = target_dir / f"{prefix}{name}"
         try:
             target_dir.mkdir(parents=True, exist_ok=True)
             size = os.path.getsize(self.temp_path)
@@ -494,8 +516,19 @@ class GatewaySFTPInterface(SFTPServerInterface):
     def canonicalize(self, path: str) -> str:
         try:
             return Jail.normalize(path)
-        except PathRefused:
+        except (PathRefused, NameRefused):
             return "/"
+
+    @staticmethod
+    def check_recordable(virtual_path: str) -> None:
+        """A feed's relative path must fit its received-file row, or it could be stored but
+        never recorded: refuse it before the upload instead."""
+        limit = _recordable_length()
+        if is_ingestable(virtual_path) and len(virtual_path.lstrip("/")) > limit:
+            raise NameRefused(
+                f"The path has {len(virtual_path.lstrip('/'))} characters; a feed's path "
+                f"(directories included) may have at most {limit}."
+            )
 
     @_sftp_errors
     def open(self, path: str, flags: int, attr: Any) -> Any:
@@ -510,6 +543,7 @@ class GatewaySFTPInterface(SFTPServerInterface):
         real = self.jail.real(path, follow=False)
         if virtual == "/" or TEMP_NAME.match(os.path.basename(real)):
             return SFTP_PERMISSION_DENIED
+        self.check_recordable(virtual)
         try:
             existing = os.lstat(real)
         except FileNotFoundError:
@@ -582,6 +616,9 @@ class GatewaySFTPInterface(SFTPServerInterface):
         except PathRefused as exc:
             self.record(ActivityEvent.REFUSED, detail=f"rename: {exc}")
             return SFTP_PERMISSION_DENIED, ""
+        except NameRefused as exc:
+            self.record(ActivityEvent.REFUSED, detail=f"rename: {exc}")
+            return SFTP_FAILURE, str(exc)
         except OSError as exc:
             return SFTPServer.convert_errno(exc.errno), ""
 
@@ -602,6 +639,8 @@ class GatewaySFTPInterface(SFTPServerInterface):
         if target is not None and (stat.S_ISDIR(target.st_mode) or stat.S_ISDIR(source.st_mode)):
             return SFTP_FAILURE, "The new name exists and one of the two is a directory."
         old_virtual, new_virtual = self.jail.virtual(old_real), self.jail.virtual(new_real)
+        if stat.S_ISREG(source.st_mode) and not is_ingestable(old_virtual):
+            self.check_recordable(new_virtual)
         os.replace(old_real, new_real)
         completes_upload = (
             stat.S_ISREG(source.st_mode)
@@ -694,21 +733,28 @@ class GatewaySFTPServer(SFTPServer):
     def _process(self, kind: int, request_number: int, msg: Any) -> None:
         self.session.touch()
         try:
-            if kind == CMD_WRITE:
-                self._write(request_number, msg)
-            elif kind == CMD_CLOSE:
-                self._close(request_number, msg)
-            elif kind == CMD_OPEN and len(self.file_table) >= MAX_OPEN_HANDLES:
-                self._send_status(request_number, SFTP_FAILURE, "Too many open files.")
-            elif kind == CMD_RENAME:
-                oldpath, newpath = msg.get_text(), msg.get_text()
-                self._send_status(request_number, *self.server.rename_with_reason(oldpath, newpath))
-            elif kind == CMD_EXTENDED:
-                self._extended(request_number, msg)
-            else:
-                super()._process(kind, request_number, msg)
+            self._dispatch(kind, request_number, msg)
+        except NameRefused as exc:
+            # paramiko would answer a bare "Failure"; the client is told what is wrong.
+            self.server.record(ActivityEvent.REFUSED, detail=str(exc))
+            self._send_status(request_number, SFTP_FAILURE, str(exc))
         finally:
             self.session.touch()
+
+    def _dispatch(self, kind: int, request_number: int, msg: Any) -> None:
+        if kind == CMD_WRITE:
+            self._write(request_number, msg)
+        elif kind == CMD_CLOSE:
+            self._close(request_number, msg)
+        elif kind == CMD_OPEN and len(self.file_table) >= MAX_OPEN_HANDLES:
+            self._send_status(request_number, SFTP_FAILURE, "Too many open files.")
+        elif kind == CMD_RENAME:
+            oldpath, newpath = msg.get_text(), msg.get_text()
+            self._send_status(request_number, *self.server.rename_with_reason(oldpath, newpath))
+        elif kind == CMD_EXTENDED:
+            self._extended(request_number, msg)
+        else:
+            super()._process(kind, request_number, msg)
 
     def _send_status(self, request_number: int, code: int, desc: str | None = None) -> None:
         # An empty message means "the standard text for this code".

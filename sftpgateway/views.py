@@ -159,8 +159,9 @@ class SftpKeyDetailView(IntegrationSftpMixin, generics.RetrieveDestroyAPIView[Sf
 @extend_schema_view(
     get=extend_schema(
         summary="SFTP activity of a feed integration",
-        description="Logins, failed logins, lockouts, uploads, partial uploads and refused "
-        "requests, newest first. Filter with event=login&event=upload.",
+        description="Logins, failed logins, bans of the partner's address (and the connections "
+        "refused during one), uploads, partial uploads and refused requests, newest first. "
+        "Filter with event=login&event=upload.",
         operation_id="integration_sftp_activity_list",
         parameters=[INTEGRATION_ID],
         tags=TAG,

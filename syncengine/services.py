@@ -32,8 +32,12 @@ logger = logging.getLogger(__name__)
 
 def _storage_path(integration: Integration, filename: str) -> str:
     now = timezone.now()
-    safe_name = Path(filename).name or "upload"
-    return f"{integration.account_id}/{integration.pk}/{now:%Y/%m}/{uuid.uuid4().hex}-{safe_name}"
+    prefix = f"{uuid.uuid4().hex}-"
+    # A name on disk holds 255 bytes, the prefix takes 33: the stored copy's name is cut by
+    # bytes, on a character boundary (the row keeps the whole name).
+    encoded = (Path(filename).name or "upload").encode("utf-8", "surrogateescape")
+    safe_name = encoded[: 255 - len(prefix)].decode("utf-8", "ignore")
+    return f"{integration.account_id}/{integration.pk}/{now:%Y/%m}/{prefix}{safe_name}"
 
 
 def dispatch_ingest(feed_file_id: uuid.UUID | str) -> None:

@@ -78,8 +78,8 @@ class Feed:
         return Path(settings.SFTP_ROOT_DIR) / self.username
 
 
-# Lockouts live in Redis, in the cache. These tests use a Redis database of their own and remove
-# only their own keys, so nothing else using the server can disturb a lockout mid-test.
+# For tests that need a cache no other test touches: a Redis database of their own, from which
+# they remove only their own keys. (The gateway itself keeps nothing in Redis.)
 PRIVATE_REDIS_DB = 15
 
 
@@ -105,16 +105,19 @@ def private_cache(settings):
 
 
 @pytest.fixture
-def sftp_settings(settings, tmp_path, private_cache):
+def sftp_settings(settings, tmp_path):
     settings.SFTP_ROOT_DIR = tmp_path / "sftp"
     settings.SFTP_PARTIAL_DIR = tmp_path / "sftp" / ".partial"
     settings.FEED_STORAGE_DIR = tmp_path / "feeds"
     settings.SFTP_PUBLIC_HOST = HOST
     settings.SFTP_FAILURE_DELAY_SECONDS = 0
     settings.SFTP_SESSION_RECHECK_SECONDS = 0.3
-    settings.SFTP_LOCKOUT_THRESHOLD = 3
-    settings.SFTP_LOCKOUT_SECONDS = 60
-    settings.SFTP_LOCKOUT_WINDOW_SECONDS = 60
+    # Tests connect from 127.0.0.1 back to back; the per-address limits and the defender have
+    # tests of their own, which set them lower.
+    settings.SFTP_CONNECTION_BURST_PER_ADDRESS = 1000
+    settings.SFTP_CONNECTION_RATE_PER_ADDRESS = 60_000
+    settings.SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS = 50
+    settings.SFTP_DEFENDER_THRESHOLD = 1000
     return settings
 
 
@@ -249,6 +252,26 @@ def login_refused(port: int, username: str, password: str, source: str | None = 
             return False
     except paramiko.AuthenticationException:
         return True
+
+
+def first_bytes(port: int, *, source: str | None = None, timeout: float = 5.0) -> bytes:
+    """Connect, say nothing, and return what the gateway sends until it closes or ``timeout``
+    passes: its SSH banner for a connection it serves, a refusal line and the end for one it
+    turns away."""
+    with socket.create_connection(
+        (HOST, port), timeout=timeout, source_address=(source, 0) if source else None
+    ) as sock:
+        received = b""
+        deadline = time.monotonic() + timeout
+        with contextlib.suppress(TimeoutError, ConnectionResetError):
+            while time.monotonic() < deadline:
+                chunk = sock.recv(256)
+                if not chunk:
+                    return received + b"<closed>"
+                received += chunk
+                if received.startswith(b"SSH-") and received.endswith(b"\n"):
+                    return received
+        return received
 
 
 @dataclass

@@ -1,17 +1,14 @@
-"""The operator's screens: no hash anywhere, lockouts lifted and credentials revoked (audited),
+"""The operator's screens: no hash anywhere, bans seen and lifted, credentials revoked (audited),
 the activity log read-only."""
-
-from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
 
 from accounts.models import AuditEntry
-from sftpgateway import lockout, services
-from sftpgateway.choices import ActivityEvent
-from sftpgateway.models import SftpActivity, SftpCredential
+from sftpgateway import services
+from sftpgateway.choices import ActivityEvent, DefenderEventKind
+from sftpgateway.models import DefenderHost, SftpActivity, SftpCredential
 from tests.factories import UserFactory
 from tests.sftpgateway.conftest import create_feed
 
@@ -43,25 +40,45 @@ def test_credential_screens_never_show_the_password_hash(operator, credential):
     assert operator.get(reverse("admin:sftpgateway_sftpcredential_add")).status_code == 403
 
 
-def test_unlock_lifts_a_lockout_and_is_audited(operator, credential, settings, private_cache):
-    settings.SFTP_LOCKOUT_THRESHOLD = 1
-    lockout.failure_register(username=credential.username, address="192.0.2.1")
-    credential.locked_until = timezone.now() + timedelta(minutes=15)
-    credential.save()
+def test_bans_are_listed_and_lifted_by_an_operator(operator, credential, settings):
+    settings.SFTP_DEFENDER_THRESHOLD = 2
+    settings.SFTP_DEFENDER_SCORE_LOGIN_FAILED = 1
+    for _ in range(2):
+        services.defender_event_record(
+            address="192.0.2.1", kind=DefenderEventKind.LOGIN_FAILED, credential=credential
+        )
+    services.defender_event_record(address="192.0.2.9", kind=DefenderEventKind.LOGIN_FAILED)
+    changelist = reverse("admin:sftpgateway_defenderhost_changelist")
 
+    banned = operator.get(changelist, {"banned": "yes"})
     response = operator.post(
-        reverse("admin:sftpgateway_sftpcredential_changelist"),
-        {"action": "unlock", "_selected_action": [credential.pk]},
+        changelist,
+        {
+            "action": "lift_ban",
+            "_selected_action": [DefenderHost.objects.get(address="192.0.2.1").pk],
+        },
         follow=True,
     )
 
+    assert banned.status_code == 200
+    assert "192.0.2.1" in banned.content.decode()
+    assert "192.0.2.9" not in banned.content.decode()
     assert response.status_code == 200
-    credential.refresh_from_db()
-    assert credential.locked_until is None
-    assert lockout.username_locked_until(credential.username) is None
-    entry = AuditEntry.objects.get(resource_type="sftp_credential", action="updated")
-    assert entry.actor_type == "user"
-    assert set(entry.changes) == {"lockedUntil"}
+    assert "Lifted 1 ban(s)" in response.content.decode()
+    assert list(DefenderHost.objects.values_list("address", flat=True)) == ["192.0.2.9"]
+    unban = SftpActivity.objects.get(event=ActivityEvent.UNBAN)
+    assert unban.remote_address == "192.0.2.1"
+    assert unban.credential == credential
+    assert unban.detail.startswith("Ban lifted by operator ")
+
+
+def test_defender_rows_cannot_be_added_or_edited(operator, credential):
+    host = DefenderHost.objects.create(address="192.0.2.1")
+
+    assert operator.get(reverse("admin:sftpgateway_defenderhost_add")).status_code == 403
+    detail = operator.get(reverse("admin:sftpgateway_defenderhost_change", args=[host.pk]))
+    assert detail.status_code == 200
+    assert 'name="address"' not in detail.content.decode()
 
 
 def test_revoke_action_revokes(operator, credential):

@@ -140,7 +140,6 @@ class TestInfoAndRotation:
             "revokedAt": None,
             "lastLoginAt": None,
             "lastLoginAddress": "",
-            "lockedUntil": None,
             "keyCount": 0,
         }
         credential = SftpCredential.objects.get()

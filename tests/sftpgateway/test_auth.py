@@ -1,16 +1,25 @@
-"""Logging into the gateway: passwords, keys, lockouts, rotation, revocation and session limits."""
+"""Logging into the gateway: passwords, keys, the defender's bans, rotation, revocation and
+session limits."""
 
 import io
+import socket
 import time
 
 import paramiko
 import pytest
+import time_machine
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.core.management import call_command
+from django.utils import timezone
 
-from sftpgateway.choices import ActivityEvent
-from sftpgateway.models import SftpActivity, SftpCredential
+from sftpgateway import services
+from sftpgateway.choices import ActivityEvent, DefenderEventKind
+from sftpgateway.defender import REFUSAL_LINE
+from sftpgateway.models import DefenderEvent, DefenderHost, SftpActivity, SftpCredential
 from syncengine.models import FeedFile
 from tests.sftpgateway.conftest import (
+    HOST,
+    first_bytes,
     login_refused,
     make_ed25519_key,
     paramiko_sftp,
@@ -43,49 +52,119 @@ def is_closed(client) -> bool:
     return not client.get_channel().get_transport().is_active()
 
 
-class TestLockout:
-    def test_repeated_failures_lock_out_even_the_right_password(self, feed, port, api):
-        for _ in range(3):
-            assert login_refused(port, feed.username, "wrong password")
+def logs_in(port: int, username: str, password: str, source: str) -> bool:
+    try:
+        with paramiko_sftp(port, username, password=password, source_address=source) as client:
+            return client.listdir(".") == []
+    except (paramiko.SSHException, EOFError, OSError):
+        return False
 
-        assert login_refused(port, feed.username, feed.password)
-        assert events() == ["login_failed", "login_failed", "login_failed", "lockout"]
-        failed = SftpActivity.objects.filter(event=ActivityEvent.LOGIN_FAILED).earliest("id")
-        assert failed.remote_address == "127.0.0.1"
-        assert failed.detail == "Wrong password."
-        info = api.get(f"/api/v1/integrations/{feed.integration.pk}/sftp").json()["data"]
-        assert info["lockedUntil"] is not None
-        activity = api.get(f"/api/v1/integrations/{feed.integration.pk}/sftp/activity")
-        assert activity.json()["data"][0]["event"] == "lockout"
 
-    def test_a_username_lockout_blocks_its_password_everywhere_but_not_its_keys(
-        self, feed, port, api, tmp_path
+def turned_away(port: int, source: str) -> bool:
+    """The gateway closes a connection from ``source`` before its SSH handshake."""
+    return first_bytes(port, source=source) == REFUSAL_LINE + b"<closed>"
+
+
+@pytest.fixture
+def defender(settings):
+    """A small threshold: two wrong passwords, or one unknown username and one wrong password."""
+    settings.SFTP_DEFENDER_THRESHOLD = 4
+    settings.SFTP_DEFENDER_SCORE_LOGIN_FAILED = 2
+    settings.SFTP_DEFENDER_SCORE_UNKNOWN_USER = 3
+    settings.SFTP_DEFENDER_SCORE_NO_LOGIN = 1
+    settings.SFTP_DEFENDER_BAN_TIME_SECONDS = 600
+    return settings
+
+
+class TestDefender:
+    def test_wrong_passwords_ban_the_address_and_never_the_username(
+        self, feed, port, api, tmp_path, defender
     ):
         key = make_ed25519_key(tmp_path)
         add_key(api, feed, key.public_line)
-        for _ in range(3):
-            login_refused(port, feed.username, "wrong", source="127.0.0.2")
 
-        assert login_refused(port, feed.username, feed.password, source="127.0.0.3")
+        assert login_refused(port, feed.username, "wrong", source="127.0.0.2")
+        assert login_refused(port, feed.username, "wrong again", source="127.0.0.2")
+
+        # The guessing address is turned away before the handshake, whatever it offers...
+        assert turned_away(port, "127.0.0.2")
+        # ...while the partner logs in from its own address, with its password or its key.
+        assert not login_refused(port, feed.username, feed.password, source="127.0.0.3")
         with paramiko_sftp(port, feed.username, pkey=key.pkey, source_address="127.0.0.3") as c:
             assert c.listdir(".") == []
-        # The address the guesses came from is locked for keys as well.
-        with (
-            pytest.raises(paramiko.AuthenticationException),
-            paramiko_sftp(port, feed.username, pkey=key.pkey, source_address="127.0.0.2"),
-        ):
-            pass
+        assert events(remote_address="127.0.0.2")[:3] == ["login_failed", "login_failed", "ban"]
+        ban = SftpActivity.objects.get(event=ActivityEvent.BAN)
+        assert "Address banned for 600 s" in ban.detail
+        assert "2 x wrong password" in ban.detail
+        activity = api.get(f"/api/v1/integrations/{feed.integration.pk}/sftp/activity")
+        assert "ban" in [row["event"] for row in activity.json()["data"]]
+        info = api.get(f"/api/v1/integrations/{feed.integration.pk}/sftp").json()["data"]
+        assert "lockedUntil" not in info
 
-    def test_guessing_usernames_locks_the_address(self, feed, port):
-        for number in range(3):
-            assert login_refused(port, f"vauto_guess{number}", "password", source="127.0.0.4")
+    def test_guessing_unknown_usernames_bans_the_address(self, feed, port, defender):
+        assert login_refused(port, "vauto_guess1", "password", source="127.0.0.4")
+        assert login_refused(port, "vauto_guess2", "password", source="127.0.0.4")
 
-        assert login_refused(port, feed.username, feed.password, source="127.0.0.4")
+        assert turned_away(port, "127.0.0.4")
         assert not login_refused(port, feed.username, feed.password, source="127.0.0.5")
         unknown = SftpActivity.objects.filter(username__startswith="vauto_guess")
-        assert [row.event for row in unknown.order_by("id")] == ["login_failed"] * 3 + ["lockout"]
+        assert [row.event for row in unknown.order_by("id")] == ["login_failed"] * 2
         assert all(row.credential is None and row.account is None for row in unknown)
         assert unknown.earliest("id").detail == "Unknown or revoked username."
+        ban = SftpActivity.objects.get(event=ActivityEvent.BAN)
+        assert ban.remote_address == "127.0.0.4"
+        assert ban.credential is None
+        assert "2 x unknown username" in ban.detail
+
+    def test_connections_that_never_log_in_are_scored(self, feed, port, defender):
+        for _ in range(4):
+            socket.create_connection((HOST, port), source_address=("127.0.0.6", 0)).close()
+
+        wait_for(lambda: DefenderHost.objects.filter(banned_until__isnull=False).exists())
+        assert turned_away(port, "127.0.0.6")
+        assert "4 x connection closed without logging in" in (
+            SftpActivity.objects.get(event=ActivityEvent.BAN).detail
+        )
+
+    def test_attempts_during_a_ban_are_counted_in_one_activity_row(self, feed, port, api, defender):
+        login_refused(port, feed.username, "wrong", source="127.0.0.2")
+        login_refused(port, feed.username, "wrong", source="127.0.0.2")
+
+        for _ in range(5):
+            assert turned_away(port, "127.0.0.2")
+
+        refused = wait_for(
+            lambda: SftpActivity.objects.filter(
+                event=ActivityEvent.REFUSED,
+                detail__startswith="Connections refused while banned: 5 ",
+            ).first()
+        )
+        assert refused.detail.startswith("Connections refused while banned: 5 (banned until ")
+        assert SftpActivity.objects.filter(event=ActivityEvent.REFUSED).count() == 1
+        # The partner's owner sees it, with the ban, in the integration's activity.
+        activity = api.get(f"/api/v1/integrations/{feed.integration.pk}/sftp/activity")
+        assert [row["event"] for row in activity.json()["data"]][:2] == ["refused", "ban"]
+
+    def test_an_operator_lifts_a_ban_with_the_command(self, feed, port, defender, monkeypatch):
+        monkeypatch.setattr("sftpgateway.defender.BAN_RECHECK_SECONDS", 0.2)
+        login_refused(port, feed.username, "wrong", source="127.0.0.2")
+        login_refused(port, feed.username, "wrong", source="127.0.0.2")
+        listed = io.StringIO()
+        call_command("sftp_bans", stdout=listed)
+        assert listed.getvalue().startswith("127.0.0.2\tbanned until ")
+
+        lifted = io.StringIO()
+        call_command("sftp_bans", "--lift", "127.0.0.2", stdout=lifted)
+
+        assert lifted.getvalue() == "Lifted the ban of 127.0.0.2\n"
+        wait_for(lambda: logs_in(port, feed.username, feed.password, "127.0.0.2"))
+        assert not DefenderHost.objects.exists()
+        unban = SftpActivity.objects.get(event=ActivityEvent.UNBAN)
+        assert unban.detail.startswith("Ban lifted by ")
+        assert unban.credential is not None
+        empty = io.StringIO()
+        call_command("sftp_bans", stdout=empty)
+        assert empty.getvalue() == "No address is banned.\n"
 
     def test_each_failure_is_stalled(self, feed, port, settings):
         settings.SFTP_FAILURE_DELAY_SECONDS = 0.3
@@ -96,7 +175,87 @@ class TestLockout:
         assert time.monotonic() - started >= 0.3
 
 
+class TestDefenderScores:
+    """The scoring itself, with the clock under control (no network needed)."""
+
+    @pytest.fixture
+    def scoring(self, settings):
+        settings.SFTP_DEFENDER_THRESHOLD = 4
+        settings.SFTP_DEFENDER_SCORE_LOGIN_FAILED = 2
+        settings.SFTP_DEFENDER_OBSERVATION_WINDOW_SECONDS = 600
+        settings.SFTP_DEFENDER_BAN_TIME_SECONDS = 100
+        settings.SFTP_DEFENDER_BAN_TIME_INCREMENT_PERCENT = 50
+        settings.SFTP_DEFENDER_MAX_BAN_TIME_SECONDS = 200
+        return settings
+
+    def fail(self, address="192.0.2.7"):
+        return services.defender_event_record(address=address, kind=DefenderEventKind.LOGIN_FAILED)
+
+    def test_points_expire_after_the_observation_window(self, scoring):
+        with time_machine.travel("2026-01-05 10:00:00Z", tick=False) as clock:
+            assert self.fail().score == 2
+            clock.shift(601)
+
+            verdict = self.fail()
+
+        assert verdict.score == 2
+        assert verdict.banned_until is None
+
+    def test_repeat_offenders_are_banned_longer_up_to_the_maximum(self, scoring):
+        lengths = []
+        with time_machine.travel("2026-01-05 10:00:00Z", tick=False) as clock:
+            for _ in range(4):
+                self.fail()
+                verdict = self.fail()
+                assert verdict.banned_until is not None
+                lengths.append((verdict.banned_until - timezone.now()).total_seconds())
+                clock.shift(lengths[-1] + 1)
+
+        assert lengths == [100, 150, 200, 200]
+        assert DefenderHost.objects.get().ban_count == 4
+
+    def test_events_during_a_ban_are_not_scored(self, scoring):
+        with time_machine.travel("2026-01-05 10:00:00Z", tick=False):
+            self.fail()
+            banned = self.fail()
+
+            again = self.fail()
+
+        assert again.banned_until == banned.banned_until
+        assert not DefenderEvent.objects.exists()
+
+    def test_a_safelisted_address_is_never_scored(self, scoring):
+        scoring.SFTP_DEFENDER_SAFELIST = "192.0.2.0/28, 2001:db8::/32"
+
+        for _ in range(5):
+            assert self.fail("192.0.2.7").score == 0
+            assert self.fail("2001:db8::1").score == 0
+
+        assert self.fail("192.0.2.200").score == 2
+        assert not DefenderHost.objects.filter(banned_until__isnull=False).exists()
+
+    def test_an_address_is_forgotten_once_it_has_nothing_to_remember(self, scoring):
+        with time_machine.travel("2026-01-05 10:00:00Z", tick=False) as clock:
+            self.fail("192.0.2.1")
+            clock.shift(500)
+            self.fail("192.0.2.2")
+            self.fail("192.0.2.2")  # banned for 100 s
+            assert services.defender_prune() == 0
+
+            clock.shift(101)
+            # 192.0.2.1: its points expired, nothing else to remember. 192.0.2.2 is remembered
+            # (a next ban would be longer) for the longest ban time after its ban ended.
+            assert services.defender_prune() == 1
+            assert list(DefenderHost.objects.values_list("address", flat=True)) == ["192.0.2.2"]
+
+            clock.shift(200)
+            assert services.defender_prune() == 1
+
+        assert not DefenderHost.objects.exists()
+
+
 class TestRotationAndRevocation:
+    @requires("sftp", "sshpass")
     def test_after_rotation_the_old_password_fails_the_new_one_works(
         self, feed, port, api, tmp_path
     ):

@@ -1,17 +1,23 @@
 """What the gateway refuses: leaving the root, symlinks, shells, commands, forwarding, weak
-algorithms; and its host key."""
+algorithms, floods of connections before login; and its host key."""
 
+import json
 import os
+import shutil
 import socket
 import stat
 import subprocess
+import sys
+from pathlib import Path
 
 import paramiko
 import pytest
 
+from config import settings as production_settings
 from sftpgateway.choices import ActivityEvent
-from sftpgateway.models import SftpActivity
-from sftpgateway.server import CIPHERS, KEX, MACS, host_key_load_or_create
+from sftpgateway.defender import REFUSAL_LINE
+from sftpgateway.models import DefenderHost, SftpActivity
+from sftpgateway.server import host_key_load_or_create
 from syncengine.models import FeedFile
 from tests.sftpgateway.conftest import (
     HOST,
@@ -21,6 +27,7 @@ from tests.sftpgateway.conftest import (
     paramiko_sftp,
     requires,
     sftp_batch,
+    wait_for,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -172,19 +179,24 @@ class TestOnlySftpForParamiko:
 
 @requires("sftp", "sshpass")
 @pytest.mark.parametrize(
-    "option",
+    "options",
     [
-        "-oCiphers=aes128-cbc",
-        "-oCiphers=3des-cbc",
-        "-oMACs=hmac-sha1",
-        "-oMACs=hmac-md5",
-        "-oKexAlgorithms=diffie-hellman-group14-sha1",
-        "-oKexAlgorithms=diffie-hellman-group-exchange-sha1",
+        ("-oCiphers=aes128-cbc",),
+        ("-oCiphers=3des-cbc",),
+        ("-oMACs=hmac-sha1",),
+        ("-oMACs=hmac-md5",),
+        # Encrypt-and-MAC (GCM has a MAC of its own, so a MAC is only negotiated with CTR).
+        ("-oCiphers=aes128-ctr", "-oMACs=hmac-sha2-256,hmac-sha2-512"),
+        ("-oKexAlgorithms=diffie-hellman-group14-sha1",),
+        ("-oKexAlgorithms=diffie-hellman-group-exchange-sha1",),
+        ("-oKexAlgorithms=diffie-hellman-group14-sha256",),
+        ("-oKexAlgorithms=ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521",),
     ],
+    ids=lambda options: " ".join(options).removeprefix("-o"),
 )
-def test_weak_algorithms_are_refused(feed, port, tmp_path, option):
+def test_weak_algorithms_are_refused(feed, port, tmp_path, options):
     result = sftp_batch(
-        feed.username, port, ["ls"], password=feed.password, cwd=tmp_path, extra=(option,)
+        feed.username, port, ["ls"], password=feed.password, cwd=tmp_path, extra=options
     )
 
     # paramiko ends the handshake before OpenSSH can say "no matching cipher".
@@ -193,14 +205,102 @@ def test_weak_algorithms_are_refused(feed, port, tmp_path, option):
     assert not SftpActivity.objects.filter(event=ActivityEvent.LOGIN).exists()
 
 
-def test_only_strong_algorithms_are_offered():
-    offered = " ".join((*CIPHERS, *MACS, *KEX)).lower()
+@requires("sftp", "sshpass")
+def test_legacy_macs_are_offered_only_when_configured(feed, port, tmp_path, settings):
+    options = ("-oCiphers=aes128-ctr", "-oMACs=hmac-sha2-256")
+    settings.SFTP_LEGACY_MACS = True
 
-    assert CIPHERS
-    assert MACS
-    assert KEX
-    for weak in ("cbc", "3des", "md5", "hmac-sha1", "group1-", "group14-sha1", "exchange-sha1"):
-        assert weak not in offered
+    result = sftp_batch(
+        feed.username, port, ["ls"], password=feed.password, cwd=tmp_path, extra=options
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+@requires("sftp", "sshpass")
+def test_openssh_negotiates_etm_with_ctr_ciphers(feed, port, tmp_path):
+    result = sftp_batch(
+        feed.username,
+        port,
+        ["ls"],
+        password=feed.password,
+        cwd=tmp_path,
+        extra=("-oCiphers=aes256-ctr", "-oMACs=hmac-sha2-512-etm@openssh.com", "-v"),
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "MAC: hmac-sha2-512-etm@openssh.com" in result.stderr
+    assert "kex: algorithm: curve25519-sha256@libssh.org" in result.stderr
+
+
+def _ssh_audit() -> str | None:
+    return shutil.which("ssh-audit") or next(
+        (str(path) for path in [Path(sys.executable).with_name("ssh-audit")] if path.exists()),
+        None,
+    )
+
+
+# The one warning paramiko cannot avoid without locking out every client older than OpenSSH 9.9:
+# its only other post-quantum key exchange would be sntrup761x25519, which paramiko lacks.
+UNAVOIDABLE_WARNINGS = {
+    (
+        "kex",
+        "curve25519-sha256@libssh.org",
+        "does not provide protection against post-quantum attacks",
+    )
+}
+
+
+@pytest.mark.skipif(_ssh_audit() is None, reason="not installed: ssh-audit (pip install ssh-audit)")
+def test_ssh_audit_finds_no_failure_and_only_the_unavoidable_warning(gateway, settings):
+    # The production limits: ssh-audit also measures how fast one address may open connections.
+    for name in (
+        "SFTP_CONNECTION_BURST_PER_ADDRESS",
+        "SFTP_CONNECTION_RATE_PER_ADDRESS",
+        "SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS",
+        "SFTP_DEFENDER_THRESHOLD",
+    ):
+        setattr(settings, name, getattr(production_settings, name))
+
+    result = subprocess.run(  # noqa: S603
+        [_ssh_audit() or "ssh-audit", "-j", "-p", str(gateway.address[1]), HOST],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    audit = json.loads(result.stdout)
+
+    notes = {
+        (section, row["algorithm"], level, text)
+        for section in ("kex", "key", "enc", "mac")
+        for row in audit[section]
+        for level, texts in row.get("notes", {}).items()
+        for text in texts
+    }
+    assert {note for note in notes if note[2] == "fail"} == set()
+    assert {(s, a, t) for s, a, level, t in notes if level == "warn"} == UNAVOIDABLE_WARNINGS
+    kex = [row["algorithm"] for row in audit["kex"]]
+    assert kex[0] == "mlkem768x25519-sha256"
+    assert [name for name in kex if not name.startswith("kex-strict-")] == [
+        "mlkem768x25519-sha256",
+        "curve25519-sha256@libssh.org",
+    ]
+    assert [row["algorithm"] for row in audit["mac"]] == [
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+    ]
+    ciphers = [row["algorithm"] for row in audit["enc"]]
+    assert set(ciphers) - {"chacha20-poly1305@openssh.com"} == {
+        "aes128-ctr",
+        "aes192-ctr",
+        "aes256-ctr",
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+    }
+    assert [row["algorithm"] for row in audit["key"]] == ["ssh-ed25519"]
+    assert audit["cves"] == []
+    assert audit["additional_notes"] == []
 
 
 def test_the_host_key_is_generated_once_with_mode_0600(tmp_path):
@@ -227,3 +327,90 @@ def test_a_silent_connection_is_dropped_after_the_login_grace(gateway, settings)
         transport.join(timeout=5)
 
         assert not transport.is_active()
+
+
+def test_a_connection_that_never_sends_its_banner_is_dropped_after_the_login_grace(
+    gateway, settings
+):
+    settings.SFTP_LOGIN_GRACE_SECONDS = 0.5
+
+    with socket.create_connection((HOST, gateway.address[1]), timeout=10) as sock:
+        received = b""
+        # paramiko alone would wait 15 s for the banner, then 15 s more for the key exchange;
+        # recv() raises TimeoutError if the gateway has not closed the connection in 10 s.
+        while chunk := sock.recv(256):
+            received += chunk
+
+    assert received == b"SSH-2.0-RailyardSFTP\r\n"
+
+
+def silent_connections(port: int, count: int, source: str = HOST) -> list[socket.socket]:
+    return [
+        socket.create_connection((HOST, port), timeout=5, source_address=(source, 0))
+        for _ in range(count)
+    ]
+
+
+def answer(sock: socket.socket) -> bytes:
+    """The SSH banner of a connection being served; the refusal line and the end of one that
+    was turned away."""
+    received = b""
+    while not received.endswith(b"\n") or received == REFUSAL_LINE:
+        try:
+            chunk = sock.recv(256)
+        except ConnectionResetError:
+            chunk = b""
+        if not chunk:
+            return received + b"<closed>"
+        received += chunk
+    return received
+
+
+class TestBeforeLogin:
+    def test_one_address_cannot_take_every_slot(self, feed, port, settings):
+        # Without the per-address cap, the silent connections would take all five slots.
+        settings.SFTP_MAX_SESSIONS = 5
+        settings.SFTP_MAX_UNAUTHENTICATED_PER_ADDRESS = 3
+
+        flood = silent_connections(port, 8)
+        answers = [answer(sock) for sock in flood]
+
+        served = [a for a in answers if a.startswith(b"SSH-2.0-RailyardSFTP")]
+        closed = [a for a in answers if a == REFUSAL_LINE + b"<closed>"]
+        assert (len(served), len(closed)) == (3, 5)
+        with paramiko_sftp(
+            port, feed.username, password=feed.password, source_address="127.0.0.2"
+        ) as client:
+            assert client.listdir(".") == []
+        for sock in flood:
+            sock.close()
+
+    def test_new_connections_beyond_the_rate_are_closed(self, feed, port, settings):
+        settings.SFTP_CONNECTION_BURST_PER_ADDRESS = 3
+        settings.SFTP_CONNECTION_RATE_PER_ADDRESS = 1
+
+        answers = []
+        for _ in range(6):
+            with socket.create_connection((HOST, port), timeout=5) as sock:
+                answers.append(answer(sock))
+
+        assert [a.startswith(b"SSH-2.0-") for a in answers] == [True] * 3 + [False] * 3
+        assert answers[3:] == [REFUSAL_LINE + b"<closed>"] * 3
+        with paramiko_sftp(
+            port, feed.username, password=feed.password, source_address="127.0.0.2"
+        ) as client:
+            assert client.listdir(".") == []
+
+    def test_a_flood_gets_the_address_banned(self, feed, port, settings):
+        settings.SFTP_CONNECTION_BURST_PER_ADDRESS = 2
+        settings.SFTP_CONNECTION_RATE_PER_ADDRESS = 1
+        settings.SFTP_DEFENDER_THRESHOLD = 15
+        settings.SFTP_DEFENDER_SCORE_LIMIT_EXCEEDED = 3
+
+        for sock in silent_connections(port, 7, source="127.0.0.3"):
+            sock.close()
+
+        host = wait_for(lambda: DefenderHost.objects.filter(banned_until__isnull=False).first())
+        assert host.address == "127.0.0.3"
+        assert "5 x connection over the per-address limits" in host.ban_reason
+        assert SftpActivity.objects.get(event=ActivityEvent.BAN).remote_address == "127.0.0.3"

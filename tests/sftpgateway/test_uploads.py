@@ -1,7 +1,11 @@
 """Uploads through the real gateway with real clients: what is ingested, once, and what is not."""
 
 import hashlib
+import io
+import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -13,6 +17,7 @@ from django.conf import settings
 
 from sftpgateway.choices import ActivityEvent
 from sftpgateway.models import SftpActivity
+from syncengine import ingest
 from syncengine.models import FeedFile
 from tests.sftpgateway.conftest import (
     HOST,
@@ -23,6 +28,8 @@ from tests.sftpgateway.conftest import (
     sftp_batch,
     wait_for,
 )
+from tests.syncengine.conftest import vauto_rows
+from tests.syncengine.test_pipeline import ROW_A, ROW_B
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -277,8 +284,19 @@ def test_scp_uploads_over_sftp_and_legacy_scp_is_refused(feed, port, tmp_path):
     ).exists()
 
 
+def _libssh2_version() -> tuple[int, ...]:
+    banner = subprocess.run(  # noqa: S603
+        [shutil.which("curl") or "curl", "-V"], capture_output=True, text=True, check=False
+    ).stdout
+    found = re.search(r"libssh2/(\d+)\.(\d+)", banner)
+    return (int(found[1]), int(found[2])) if found else (0, 0)
+
+
 @requires("curl")
-def test_curl_uploads(feed, port, tmp_path):
+def test_curl_uploads(feed, port, tmp_path, settings):
+    # libssh2 before 1.11 (curl on Debian 12) has neither encrypt-then-MAC nor AES-GCM: such a
+    # partner needs SFTP_LEGACY_MACS, the operator's documented choice.
+    settings.SFTP_LEGACY_MACS = _libssh2_version() < (1, 11)
     (tmp_path / "inventory.csv").write_bytes(b"vin\n2\n")
 
     result = subprocess.run(  # noqa: S603
@@ -349,7 +367,6 @@ def test_many_sessions_upload_concurrently(feed, port, settings):
 
 
 def _bytes(data: bytes):
-    import io
 
     return io.BytesIO(data)
 
@@ -360,3 +377,94 @@ def test_paramiko_sees_the_limits_extension(feed, port):
 
         assert isinstance(transport, paramiko.Transport)
         assert transport.remote_cipher in ("aes128-ctr", "aes256-ctr", "aes128-gcm@openssh.com")
+
+
+FORGED = "2026-01-05 10:00:00,000 INFO sftpgateway.server SFTP login: admin from 203.0.113.9"
+
+
+def test_a_file_name_cannot_forge_a_log_line(feed, port, caplog):
+    caplog.set_level(logging.INFO)
+
+    with paramiko_sftp(port, feed.username, password=feed.password) as client:
+        client.putfo(_bytes(b"vin\n"), f"inventory.csv\n{FORGED}")
+        client.putfo(_bytes(b"vin\n"), f"x\n{FORGED}.part")
+        client.rename(f"x\n{FORGED}.part", "renamed.csv")
+
+    lines = caplog.text.splitlines()
+    assert not [line for line in lines if "SFTP login: admin" in line and "\\n" not in line]
+    received = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Received ")]
+    assert received[0].startswith(f"Received inventory.csv\\n{FORGED} from {feed.username}")
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+    renamed = SftpActivity.objects.get(path="renamed.csv")
+    assert renamed.detail == f"Renamed from x\\n{FORGED}.part."
+    # The received-file row and the activity keep the real name, as the file system has it.
+    assert FeedFile.objects.filter(filename=f"inventory.csv\n{FORGED}").exists()
+
+
+LONG_NAMES = {
+    "ascii-255-bytes": "a" * 251 + ".csv",
+    "two-byte-254-bytes": "\u00e9" * 125 + ".csv",
+    "three-byte-255-bytes": "\u4fa1" * 83 + "ab.csv",
+}
+
+
+@pytest.mark.parametrize("name", LONG_NAMES.values(), ids=LONG_NAMES.keys())
+def test_names_up_to_255_bytes_are_received_recorded_and_ingested(feed, port, name):
+    content = vauto_rows(ROW_A, ROW_B).encode()
+    assert len(name.encode()) <= 255
+
+    with paramiko_sftp(port, feed.username, password=feed.password) as client:
+        client.putfo(_bytes(content), name)
+
+        assert client.listdir(".") == [name]
+    feed_file = FeedFile.objects.get()
+    assert feed_file.filename == name
+    assert stored_bytes(feed_file) == content
+    assert SftpActivity.objects.get(event=ActivityEvent.UPLOAD).path == name
+    ingest.feed_file_ingest(feed_file_id=str(feed_file.pk))
+    feed_file.refresh_from_db()
+    assert feed_file.status == "completed", feed_file.error
+
+
+def test_a_name_over_255_bytes_gets_a_clear_error(feed, port):
+    name = "\u00e9" * 126 + ".csv"  # 256 bytes
+
+    with (
+        paramiko_sftp(port, feed.username, password=feed.password) as client,
+        pytest.raises(OSError, match="has 256 bytes; names may have at most 255 bytes"),
+    ):
+        client.putfo(_bytes(b"vin\n"), name)
+
+    assert everything_under(feed.root) == []
+    assert not FeedFile.objects.exists()
+    refused = SftpActivity.objects.get(event=ActivityEvent.REFUSED)
+    assert "at most 255 bytes" in refused.detail
+
+
+def test_a_feed_path_longer_than_its_row_holds_is_refused_before_upload(feed, port):
+    with paramiko_sftp(port, feed.username, password=feed.password) as client:
+        client.mkdir("d" * 200)
+
+        with pytest.raises(OSError, match="may have at most 255"):
+            client.putfo(_bytes(b"vin\n"), "d" * 200 + "/" + "f" * 60 + ".csv")
+        client.putfo(_bytes(b"vin\n"), "d" * 200 + "/" + "f" * 50 + ".csv")
+
+    assert FeedFile.objects.get().filename == "d" * 200 + "/" + "f" * 50 + ".csv"
+
+
+def test_a_partial_upload_with_a_long_name_is_kept_aside(feed, port):
+    name = "\u00e9" * 125 + ".csv"
+
+    with paramiko_sftp(port, feed.username, password=feed.password) as client:
+        remote = client.open(name, "w")
+        remote.write(b"x" * 10_000)
+        remote.flush()
+        client.get_channel().get_transport().sock.close()
+
+    partial = wait_for(lambda: SftpActivity.objects.filter(event=ActivityEvent.PARTIAL).first())
+    assert partial.path == name
+    kept = list((Path(settings.SFTP_ROOT_DIR) / ".partial" / feed.username).iterdir())
+    assert len(kept) == 1
+    assert len(kept[0].name.encode()) <= 255
+    assert kept[0].name.endswith("\u00e9" * 10)  # cut by bytes, on a character boundary
+    assert everything_under(feed.root) == []
