@@ -53,4 +53,5 @@ RUN SECRET_KEY=collectstatic FIELD_ENCRYPTION_KEY=collectstatic REDIS_URL=redis:
 USER railyard
 EXPOSE 8000 2222
 
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+# Workers, timeouts and request limits: gunicorn.conf.py (the same file the Procfile and compose use).
+CMD ["gunicorn", "config.wsgi:application", "--config", "gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

@@ -43,23 +43,41 @@ class DealershipAdmin(admin.ModelAdmin):
 class ApiKeyAdmin(admin.ModelAdmin):
     """Keys are created here like through the API: the whole key is shown once, in a message."""
 
-    list_display = ["name", "account", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "name",
+        "account",
+        "scope",
+        "prefix",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
+    list_filter = ["scope", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix", "account__name"]
     autocomplete_fields = ["account"]
-    fields = ["account", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["account", "name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [*self.readonly_fields, "account"] if obj else list(self.readonly_fields)
+        # Account and scope are fixed once a key exists: a key that needs more is replaced.
+        return [*self.readonly_fields, "account", "scope"] if obj else list(self.readonly_fields)
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "scope" in form.base_fields:
+            # The select always sends a scope; a scripted POST without one gets the default.
+            form.base_fields["scope"].required = False
+        return form
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
         if change:
             super().save_model(request, obj, form, change)
             return
         api_key, raw_key = services.api_key_create(
-            account=obj.account, name=obj.name, actor=_operator(request)
+            account=obj.account, name=obj.name, scope=obj.scope, actor=_operator(request)
         )
         obj.pk = api_key.pk
         obj.prefix = api_key.prefix

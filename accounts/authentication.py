@@ -14,6 +14,7 @@ from rest_framework.request import Request
 
 from accounts.models import ApiKey
 from accounts.services import hash_api_key, parse_api_key
+from accounts.throttling import auth_failure_record, auth_failures_check, client_address
 
 # Recording last use on every request would turn every read into a write.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -39,27 +40,36 @@ class ApiKeyUser(AnonymousUser):
 
 
 class ApiKeyAuthentication(BaseAuthentication):
+    """``Authorization: Bearer ry_<prefix>_<secret>``.
+
+    Failed attempts are counted per client address and per key prefix, and an address or prefix
+    over its budget is answered 429 before the key is looked at (``accounts.throttling``). A
+    revoked key presented with its right secret is a 401 but not a failed attempt: it guesses
+    nothing.
+    """
+
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
         header = get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword:
             return None
-        if len(header) != 2:
+        address = client_address(request)
+        raw_key = _raw_key(header)
+        parsed = parse_api_key(raw_key) if raw_key else None
+        auth_failures_check(address=address, prefix=parsed[0] if parsed else None)
+        if raw_key is None:
+            auth_failure_record(address=address, prefix=None)
             raise exceptions.AuthenticationFailed(
                 "Authorization header must be 'Bearer <api key>'."
             )
-        try:
-            raw_key = header[1].decode()
-        except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid API key.") from None
-        parsed = parse_api_key(raw_key)
         api_key = (
             ApiKey.objects.select_related("account").filter(prefix=parsed[0]).first()
             if parsed
             else None
         )
         if api_key is None or not hmac.compare_digest(api_key.key_hash, hash_api_key(raw_key)):
+            auth_failure_record(address=address, prefix=api_key.prefix if api_key else None)
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if api_key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
@@ -71,3 +81,13 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+def _raw_key(header: list[bytes]) -> str | None:
+    """The key of a ``Bearer <key>`` header split in words; None if the header is malformed."""
+    if len(header) != 2:
+        return None
+    try:
+        return header[1].decode()
+    except UnicodeDecodeError:
+        return None

@@ -1,14 +1,17 @@
 import django_filters
 
 from accounts.models import AuditEntry, Event
+from config.api.datetimes import IsoDateTimeFilter
 
 
 class EventFilter(django_filters.FilterSet):
     type = django_filters.CharFilter(field_name="type", help_text="Exact event type.")
     integrationId = django_filters.UUIDFilter(field_name="integration_id")
     integration_id = django_filters.UUIDFilter(field_name="integration_id")
-    since = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", help_text="ISO 8601; events at or after it."
+    since = IsoDateTimeFilter(
+        field_name="created_at",
+        lookup_expr="gte",
+        help_text="ISO 8601 (UTC offset at most ±15:59); events at or after it.",
     )
 
     class Meta:
@@ -21,7 +24,11 @@ class AuditEntryFilter(django_filters.FilterSet):
     resourceId = django_filters.CharFilter(field_name="resource_id")
     integrationId = django_filters.UUIDFilter(field_name="integration_id")
     action = django_filters.CharFilter(field_name="action")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    since = IsoDateTimeFilter(
+        field_name="created_at",
+        lookup_expr="gte",
+        help_text="ISO 8601 (UTC offset at most ±15:59); entries at or after it.",
+    )
 
     class Meta:
         model = AuditEntry

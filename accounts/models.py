@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 import zoneinfo
 
@@ -9,11 +10,17 @@ from django.contrib.auth.models import AbstractUser
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from accounts.choices import ActorType
+from accounts.choices import ActorType, ApiKeyScope
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on every call (tens of milliseconds).
+    return frozenset(zoneinfo.available_timezones())
 
 
 def validate_timezone(value: str) -> None:
-    if value not in zoneinfo.available_timezones():
+    if value not in _time_zones():
         raise ValidationError(f"{value!r} is not an IANA time zone (for example America/Chicago).")
 
 
@@ -69,6 +76,8 @@ class ApiKey(models.Model):
 
     The prefix is visible (it identifies the key in lists and logs); the secret is shown once.
     API keys carry 190 bits of randomness, so a fast hash is safe and keeps every request cheap.
+    ``scope`` bounds what the key may do (``ApiKeyScope``: admin ⊇ write ⊇ read); it is fixed at
+    creation, so a key that needs more is replaced, not widened.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -76,6 +85,12 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, default="default")
     prefix = models.CharField(max_length=16, unique=True, editable=False)
     key_hash = models.CharField(max_length=64, editable=False)
+    scope = models.CharField(
+        max_length=10,
+        choices=ApiKeyScope.choices,
+        default=ApiKeyScope.WRITE,
+        help_text="read: safe methods only; write: also changes; admin: also manages API keys.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -90,6 +105,10 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def allows(self, required: str) -> bool:
+        """Whether this key's scope covers ``required`` (an ``ApiKeyScope`` value)."""
+        return ApiKeyScope(self.scope).includes(required)
 
 
 class AuditEntry(models.Model):

@@ -13,5 +13,11 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API key: `Authorization: Bearer ry_<prefix>_<secret>`.",
+            "description": (
+                "An API key: `Authorization: Bearer ry_<prefix>_<secret>`. A key's scope bounds "
+                "what it may do: `read` keys only GET, HEAD and OPTIONS; `write` keys also "
+                "create, change and delete; `admin` keys also manage API keys. A request beyond "
+                "the key's scope is 403 FORBIDDEN with `details.requiredScope`. Repeated failed "
+                "authentications from one address, or for one key, are answered 429."
+            ),
         }

@@ -3,6 +3,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from accounts.choices import ApiKeyScope
 from accounts.models import ApiKey, AuditEntry, Dealership, Event
 from accounts.services import DEALERSHIP_FIELDS
 from config.api.serializers import CamelModelSerializer
@@ -16,15 +17,35 @@ class DealershipSerializer(CamelModelSerializer):
 
 
 class ApiKeySerializer(CamelModelSerializer):
+    """An API key as listed: never its secret. Name and scope are fixed at creation."""
+
     prefix = serializers.SerializerMethodField()
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-        read_only_fields = ["id", "prefix", "created_at", "last_used_at", "revoked_at"]
+        fields = ["id", "name", "scope", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields
 
     def get_prefix(self, api_key: ApiKey) -> str:
         return f"ry_{api_key.prefix}_"
+
+
+class ApiKeyCreateSerializer(CamelModelSerializer):
+    """What a client sends to create an API key."""
+
+    scope = serializers.ChoiceField(
+        choices=ApiKeyScope.choices,
+        default=ApiKeyScope.WRITE,
+        help_text=(
+            "What the key may do; each scope includes the ones before it. `read`: GET, HEAD and "
+            "OPTIONS only. `write`: also create, change and delete resources. `admin`: also "
+            "list, create and revoke the account's API keys. Default `write`."
+        ),
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "scope"]
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

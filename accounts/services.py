@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -13,7 +14,7 @@ from django.db import models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
-from accounts.choices import ActorType, AuditAction
+from accounts.choices import ActorType, ApiKeyScope, AuditAction
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event
 from config.api.errors import Conflict
 
@@ -215,27 +216,44 @@ def account_get_or_create(*, name: str) -> tuple[Account, bool]:
     return Account.objects.get_or_create(name=name)
 
 
+API_KEY_PREFIX_PATTERN = re.compile(r"[0-9a-f]{1,16}")
+
+
 def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
 def parse_api_key(raw_key: str) -> tuple[str, str] | None:
-    """Split ``ry_<prefix>_<secret>`` into (prefix, secret), or None if it is not that shape."""
+    """Split ``ry_<prefix>_<secret>`` into (prefix, secret), or None if it is not that shape.
+
+    A prefix is hexadecimal (``api_key_create`` makes them), so anything else, a NUL byte that
+    PostgreSQL cannot even compare included, never reaches a query.
+    """
     parts = raw_key.split("_")
-    if len(parts) != 3 or parts[0] != "ry" or not parts[1] or not parts[2]:
+    if len(parts) != 3 or parts[0] != "ry" or not parts[2]:
+        return None
+    if not API_KEY_PREFIX_PATTERN.fullmatch(parts[1]):
         return None
     return parts[1], parts[2]
 
 
 @transaction.atomic
 def api_key_create(
-    *, account: Account, name: str = "default", actor: Actor | None = None
+    *,
+    account: Account,
+    name: str = "default",
+    scope: str = ApiKeyScope.WRITE,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create an API key; returns the row and the raw key, which is never available again."""
+    """Create an API key; returns the row and the raw key, which is never available again.
+
+    ``scope`` (an ``ApiKeyScope``) bounds what the key may do; ``write`` unless told otherwise.
+    """
+    scope = ApiKeyScope(scope)
     prefix = secrets.token_hex(4)
     raw_key = f"ry_{prefix}_{secrets.token_urlsafe(24).replace('_', '-')}"
     api_key = ApiKey.objects.create(
-        account=account, name=name, prefix=prefix, key_hash=hash_api_key(raw_key)
+        account=account, name=name, prefix=prefix, key_hash=hash_api_key(raw_key), scope=scope
     )
     audit_record(
         account=account,
@@ -246,6 +264,7 @@ def api_key_create(
         changes={
             "name": {"before": None, "after": name},
             "prefix": {"before": None, "after": prefix},
+            "scope": {"before": None, "after": scope.value},
         },
     )
     return api_key, raw_key
@@ -253,18 +272,26 @@ def api_key_create(
 
 @transaction.atomic
 def api_key_revoke(*, api_key: ApiKey, actor: Actor) -> ApiKey:
-    """Revoke a key at once; requests that present it get 401 from then on."""
-    if api_key.revoked_at is None:
-        api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["revoked_at"])
+    """Revoke a key at once; requests that present it get 401 from then on (the key that makes
+    this request included: authentication reads the key's row on every request).
+
+    Revoking twice is harmless: the conditional update makes one revocation, and one audit row,
+    win even when two requests race.
+    """
+    now = timezone.now()
+    revoked = ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=now)
+    if revoked:
+        api_key.revoked_at = now
         audit_record(
             account=api_key.account,
             actor=actor,
             resource_type="api_key",
             resource_id=api_key.pk,
             action=AuditAction.REVOKED,
-            changes={"revokedAt": {"before": None, "after": api_key.revoked_at.isoformat()}},
+            changes={"revokedAt": {"before": None, "after": now.isoformat()}},
         )
+    else:
+        api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 
 

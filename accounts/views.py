@@ -8,16 +8,19 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from accounts import services
+from accounts.choices import ApiKeyScope
 from accounts.filters import AuditEntryFilter, EventFilter
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event
 from accounts.serializers import (
     ApiKeyCreatedSerializer,
+    ApiKeyCreateSerializer,
     ApiKeySerializer,
     AuditEntrySerializer,
     DealershipSerializer,
     EventSerializer,
 )
 from accounts.viewsets import TenantScopedMixin, TenantViewSet
+from config.api.schema import error_response
 
 
 @extend_schema_view(
@@ -28,6 +31,7 @@ from accounts.viewsets import TenantScopedMixin, TenantViewSet
     destroy=extend_schema(
         summary="Delete a dealership",
         description="409 CONFLICT while integrations still belong to it.",
+        responses={204: None, 409: error_response("CONFLICT: integrations still belong to it.")},
         tags=["dealerships"],
     ),
 )
@@ -55,16 +59,30 @@ class DealershipViewSet(TenantViewSet):
         services.dealership_delete(dealership=instance, actor=self.actor)
 
 
+ADMIN_ONLY = "Needs an API key of scope `admin` (403 FORBIDDEN otherwise)."
+
+
 @extend_schema_view(
-    list=extend_schema(summary="List API keys", tags=["api keys"]),
-    retrieve=extend_schema(summary="Get an API key", tags=["api keys"]),
+    list=extend_schema(summary="List API keys", description=ADMIN_ONLY, tags=["api keys"]),
+    retrieve=extend_schema(summary="Get an API key", description=ADMIN_ONLY, tags=["api keys"]),
     create=extend_schema(
         summary="Create an API key",
-        description="The response holds the whole key; it is never shown again.",
+        description=(
+            "The response holds the whole key; it is never shown again. `scope` defaults to "
+            f"`write`. {ADMIN_ONLY}"
+        ),
+        request=ApiKeyCreateSerializer,
         responses={201: ApiKeyCreatedSerializer},
         tags=["api keys"],
     ),
-    destroy=extend_schema(summary="Revoke an API key", tags=["api keys"]),
+    destroy=extend_schema(
+        summary="Revoke an API key",
+        description=(
+            "Takes effect at once, also for the key making the request: a key that revokes "
+            f"itself gets this 204 and 401 from then on. {ADMIN_ONLY}"
+        ),
+        tags=["api keys"],
+    ),
 )
 class ApiKeyViewSet(
     TenantScopedMixin,
@@ -75,11 +93,15 @@ class ApiKeyViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ApiKeySerializer
+    required_scope = ApiKeyScope.ADMIN
     sort_fields = {"created_at": "created_at", "name": "name", "last_used_at": "last_used_at"}
     default_sort = ["-created_at"]
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[ApiKey]:
         return ApiKey.objects.filter(account=account)
+
+    def get_serializer_class(self) -> type[BaseSerializer[Any]]:
+        return ApiKeyCreateSerializer if self.action == "create" else ApiKeySerializer
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = self.get_serializer(data=request.data)

@@ -21,6 +21,9 @@ class TenantScopedMixin(GenericAPIView[Any]):
     """
 
     lookup_value_regex = UUID_PATTERN
+    # The API key scope every action needs (accounts.permissions.required_scope); None: read for
+    # safe methods, write otherwise. Declared here so ``@action(required_scope=...)`` is accepted.
+    required_scope: str | None = None
 
     @property
     def account(self) -> Account:

@@ -74,6 +74,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: body size and NUL characters are refused before anything reads the request.
+    "config.middleware.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -131,6 +133,9 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="railyard"),
+        # A Redis that accepts connections but does not answer must cost a request a second or
+        # two, not redis-py's default of waiting forever: the callers fail open.
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
     }
 }
 
@@ -154,8 +159,19 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- API --------------------------------------------------------------------------------------
+# Budgets are count/second|minute|hour|day, counted exactly in Redis (accounts.throttling).
 API_RATE_LIMIT = env("API_RATE_LIMIT", default="1200/minute")
+API_AUTH_FAILURE_LIMIT_PER_ADDRESS = env("API_AUTH_FAILURE_LIMIT_PER_ADDRESS", default="20/minute")
+API_AUTH_FAILURE_LIMIT_PER_KEY = env("API_AUTH_FAILURE_LIMIT_PER_KEY", default="100/hour")
+# Reverse proxies in front of the web process that append to X-Forwarded-For (0: the peer's
+# address is the client's; a higher count than the real one lets clients forge their address).
+API_NUM_PROXIES = env.int("API_NUM_PROXIES", default=0)
 API_PAGE_SIZE = 20
+# Request limits (config.middleware, config.api.parsers): a larger body is 413, deeper JSON 400.
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
+API_MAX_JSON_DEPTH = env.int("API_MAX_JSON_DEPTH", default=32)
+# Django's own cap on a body held in memory (form posts of the admin) is the same limit.
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
 API_MAX_PAGE_SIZE = 100
 
 REST_FRAMEWORK = {
@@ -163,13 +179,17 @@ REST_FRAMEWORK = {
         "accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsAccountMember"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "accounts.permissions.IsAccountMember",
+        "accounts.permissions.HasApiKeyScope",
+    ],
     "DEFAULT_THROTTLE_CLASSES": ["accounts.throttling.ApiKeyRateThrottle"],
+    "NUM_PROXIES": API_NUM_PROXIES,
     "DEFAULT_RENDERER_CLASSES": [
         "config.api.renderers.EnvelopeJSONRenderer",
         "config.api.renderers.EnvelopeBrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api.parsers.JSONBodyParser"],
     "DEFAULT_PAGINATION_CLASS": "config.api.pagination.LimitOffsetEnvelopePagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
@@ -197,6 +217,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "ENUM_NAME_OVERRIDES": {
+        "ApiKeyScopeEnum": "accounts.choices.ApiKeyScope",
         "ExportFormatEnum": "exports.choices.ExportFormat",
         "ExportFrequencyEnum": "exports.choices.ExportFrequency",
         "ExportStateEnum": "exports.choices.ExportState",

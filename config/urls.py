@@ -22,5 +22,8 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
 ]
 
+# Django's own error pages, in the API's envelope (DRF views answer through its exception handler).
+handler400 = "config.api.errors.json_bad_request"
+handler403 = "config.api.errors.json_permission_denied"
 handler404 = "config.api.errors.json_not_found"
 handler500 = "config.api.errors.json_server_error"

@@ -103,7 +103,7 @@ class ConnectionInputSerializer(CamelSerializer):
 
 
 class ConnectionTestResultSerializer(CamelSerializer):
-    """What a connection test found (seed 001); ``error`` is present only when it failed."""
+    """What a connection test found; ``error`` is present only when it failed."""
 
     success = serializers.BooleanField(read_only=True)
     latency = serializers.IntegerField(read_only=True, help_text="Milliseconds the test took.")
@@ -115,6 +115,7 @@ class ConnectionTestResultSerializer(CamelSerializer):
         read_only=True,
         help_text='What the credentials allow, e.g. ["read", "write"].',
     )
+    # Not read_only: the schema would then mark it required, and a success answers without it.
     error = serializers.CharField(
-        read_only=True, required=False, help_text="Why the test failed, readable by a person."
+        required=False, help_text="Why the test failed, readable by a person; only on failure."
     )

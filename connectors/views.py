@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.viewsets import TenantViewSet
+from config.api.schema import error_response
 from connectors import selectors, services
 from connectors.filters import ConnectionFilter
 from connectors.models import Connection
@@ -91,6 +92,10 @@ CONNECTION_WRITE_NOTES = (
         summary="Delete a connection",
         operation_id="connections_destroy",
         description="409 CONFLICT while an integration or a file import still uses it.",
+        responses={
+            204: None,
+            409: error_response("CONFLICT: an integration or a file import still uses it."),
+        },
         tags=["connections"],
     ),
 )

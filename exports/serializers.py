@@ -22,6 +22,17 @@ from integrations.models import Integration
 
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
+# Longest value of each destination key: S3 bucket and Azure container names end at 63
+# characters, object keys and paths at 1024, a file name at 255, a connection id is a UUID.
+DESTINATION_MAX_LENGTH = {
+    "bucket": 63,
+    "container": 63,
+    "path": 1024,
+    "prefix": 1024,
+    "fileNameTemplate": 255,
+    "connectionId": 36,
+}
+
 
 @extend_schema_field({"type": "string", "pattern": _CLOCK_TIME.pattern, "example": "02:00"})
 class ClockTimeField(serializers.Field):
@@ -58,7 +69,7 @@ class EntityNameField(serializers.CharField):
         "properties": {
             "type": {"type": "string", "enum": DestinationType.values},
             **{
-                key: {"type": "string"}
+                key: {"type": "string", "maxLength": DESTINATION_MAX_LENGTH[key]}
                 for key in sorted({*DESTINATION_REQUIRED_KEY.values(), *DESTINATION_OPTIONAL_KEYS})
             },
         },
@@ -168,7 +179,12 @@ class ExportSerializer(CamelModelSerializer):
         return value
 
     def validate_destination(self, value: dict[str, Any]) -> dict[str, Any]:
-        if problems := destination_problems(value):
+        problems = destination_problems(value)
+        for key, max_length in DESTINATION_MAX_LENGTH.items():
+            text = value.get(key)
+            if key not in problems and isinstance(text, str) and len(text) > max_length:
+                problems[key] = [f"At most {max_length} characters."]
+        if problems:
             raise serializers.ValidationError(problems)
         return value
 

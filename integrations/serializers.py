@@ -11,6 +11,7 @@ from rest_framework import serializers
 from accounts.models import Dealership, User
 from accounts.serializers import TenantPrimaryKeyRelatedField
 from config.api.serializers import (
+    BoundedJSONField,
     CamelModelSerializer,
     CamelSerializer,
     StrictJSONListField,
@@ -40,20 +41,26 @@ class _MergingField(serializers.Field):
         return parent.instance if parent is not None and parent.partial else None
 
 
+# Every key is optional on the way in (a PATCH merges the keys it sends); the answer always
+# holds the first four and never runNow.
 @extend_schema_field(
     inline_serializer(
         "Schedule",
         {
             "frequencyValue": serializers.IntegerField(
-                allow_null=True, min_value=1, max_value=10_000
+                allow_null=True, min_value=1, max_value=10_000, required=False
             ),
             "frequencyUnit": serializers.ChoiceField(
-                choices=FrequencyUnit.choices, allow_null=True
+                choices=FrequencyUnit.choices, allow_null=True, required=False
             ),
-            "rollingWindowDays": serializers.IntegerField(min_value=0, max_value=3650),
-            "oneOff": serializers.BooleanField(),
+            "rollingWindowDays": serializers.IntegerField(
+                min_value=0, max_value=3650, required=False
+            ),
+            "oneOff": serializers.BooleanField(required=False),
             "runNow": serializers.BooleanField(
-                help_text="Write-only: make the integration due now (nextRunAt = now)."
+                write_only=True,
+                required=False,
+                help_text="Make the integration due now (nextRunAt = now); never answered.",
             ),
         },
     )
@@ -89,16 +96,17 @@ class ScheduleField(_MergingField):
         return {"schedule": validators.normalize_schedule(data, base=base)}
 
 
+# Every key is optional on the way in; the answer holds them all.
 @extend_schema_field(
     inline_serializer(
         "SyncSettings",
         {
-            "strategy": serializers.ChoiceField(choices=SyncStrategy.choices),
-            "soldGraceSyncs": serializers.IntegerField(min_value=0, max_value=1000),
-            "soldGraceHours": serializers.FloatField(min_value=0, max_value=8784),
-            "trackHistory": serializers.BooleanField(),
-            "minRowsRatio": serializers.FloatField(min_value=0, max_value=1),
-            "maxErrorRatio": serializers.FloatField(min_value=0, max_value=1),
+            "strategy": serializers.ChoiceField(choices=SyncStrategy.choices, required=False),
+            "soldGraceSyncs": serializers.IntegerField(min_value=0, max_value=1000, required=False),
+            "soldGraceHours": serializers.FloatField(min_value=0, max_value=8784, required=False),
+            "trackHistory": serializers.BooleanField(required=False),
+            "minRowsRatio": serializers.FloatField(min_value=0, max_value=1, required=False),
+            "maxErrorRatio": serializers.FloatField(min_value=0, max_value=1, required=False),
         },
     )
 )
@@ -124,13 +132,13 @@ class SyncSettingsField(_MergingField):
         },
     )
 )
-class ConfigField(serializers.JSONField):
+class ConfigField(BoundedJSONField):
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         return validators.normalize_config(super().to_internal_value(data))
 
 
 @extend_schema_field(serializers.ListField(child=serializers.DictField()))
-class StepsField(serializers.JSONField):
+class StepsField(BoundedJSONField):
     def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
         return validators.normalize_steps(
             super().to_internal_value(data), field=self.field_name or "steps"
@@ -158,6 +166,21 @@ class StatusField(serializers.Field):
         return {"state": data}
 
 
+class ConnectionAttributeField(serializers.CharField):
+    """One attribute of the integration's source or destination connection; null without one.
+
+    Not ``source="source_connection.name", default=None``: DRF skips a field's default in the
+    answer to a PATCH, so the key would be missing there.
+    """
+
+    def __init__(self, *, attribute: str, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+        self.attribute = attribute
+
+    def to_representation(self, connection: Any) -> str:
+        return str(getattr(connection, self.attribute))
+
+
 # --- integrations ------------------------------------------------------------------------------
 
 
@@ -171,23 +194,17 @@ class IntegrationSerializer(CamelModelSerializer):
         required=False,
         allow_null=True,
     )
-    sourceAppName = serializers.CharField(
-        source="source_connection.name", read_only=True, default=None
-    )
-    sourceAppType = serializers.CharField(
-        source="source_connection.connector_id", read_only=True, default=None
-    )
+    sourceAppName = ConnectionAttributeField(source="source_connection", attribute="name")
+    sourceAppType = ConnectionAttributeField(source="source_connection", attribute="connector_id")
     destinationAppId = TenantPrimaryKeyRelatedField(
         source="destination_connection",
         queryset=Connection.objects.all(),
         required=False,
         allow_null=True,
     )
-    destinationAppName = serializers.CharField(
-        source="destination_connection.name", read_only=True, default=None
-    )
-    destinationAppType = serializers.CharField(
-        source="destination_connection.connector_id", read_only=True, default=None
+    destinationAppName = ConnectionAttributeField(source="destination_connection", attribute="name")
+    destinationAppType = ConnectionAttributeField(
+        source="destination_connection", attribute="connector_id"
     )
     dataType = serializers.ChoiceField(source="data_type", choices=DataType.choices, required=False)
     type = serializers.CharField(required=False, max_length=64)
@@ -203,7 +220,7 @@ class IntegrationSerializer(CamelModelSerializer):
     )
     settings = StrictJSONObjectField(required=False)
     flowGroupings = StrictJSONListField(source="flow_groupings", required=False)
-    aliases = serializers.JSONField(required=False)
+    aliases = BoundedJSONField(required=False)
     installSteps = StepsField(source="install_steps", required=False)
     uninstallSteps = StepsField(source="uninstall_steps", required=False)
 
@@ -332,7 +349,7 @@ class RevisionDetailSerializer(RevisionSerializer):
 
 class StepSubmitSerializer(CamelSerializer):
     step = serializers.CharField(
-        required=False, help_text="Name of the step; defaults to the next one."
+        required=False, max_length=200, help_text="Name of the step; defaults to the next one."
     )
     formData = StrictJSONObjectField(required=False)
     connectionId = TenantPrimaryKeyRelatedField(
@@ -368,8 +385,8 @@ class ShareSerializer(CamelModelSerializer):
 
 
 class ShareCreateSerializer(CamelSerializer):
-    email = serializers.EmailField(required=False)
-    userId = serializers.IntegerField(required=False)
+    email = serializers.EmailField(required=False, max_length=254)
+    userId = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     accessLevel = serializers.ChoiceField(
         choices=ShareAccessLevel.choices, default=ShareAccessLevel.MONITOR
     )
@@ -399,7 +416,7 @@ class TemplateLinkSerializer(serializers.Serializer):
 # --- file imports and flows --------------------------------------------------------------------
 
 
-class _JSONPartField(serializers.JSONField):
+class _JSONPartField(BoundedJSONField):
     normalize: Any = None
 
     def to_internal_value(self, data: Any) -> Any:
@@ -421,10 +438,18 @@ class ImportFtpField(_JSONPartField):
         "ImportMapping",
         {
             "fields": serializers.ListField(
+                required=False,
                 child=inline_serializer(
                     "ImportMappingField",
-                    {"extract": serializers.CharField(), "generate": serializers.CharField()},
-                )
+                    {
+                        "extract": serializers.CharField(
+                            max_length=validators.MAPPING_NAME_MAX_LENGTH
+                        ),
+                        "generate": serializers.CharField(
+                            max_length=validators.MAPPING_NAME_MAX_LENGTH
+                        ),
+                    },
+                ),
             )
         },
     )
@@ -434,7 +459,8 @@ class ImportMappingField(_JSONPartField):
 
 
 class FileImportSerializer(CamelModelSerializer):
-    """Seed 003's import document; ``_connectionId`` and ``_integrationId`` work as aliases."""
+    """A file import: file format, FTP location, field mapping. ``_connectionId`` and
+    ``_integrationId`` are accepted as aliases of ``connectionId`` and ``integrationId``."""
 
     integrationId = TenantPrimaryKeyRelatedField(
         source="integration", queryset=Integration.objects.all(), required=False, allow_null=True
@@ -493,6 +519,8 @@ class FlowSerializer(CamelModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        # A TextField column: the API sets the limit.
+        extra_kwargs = {"description": {"max_length": 2000}}
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         integration = attrs.get("integration") or getattr(self.instance, "integration", None)

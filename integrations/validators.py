@@ -222,7 +222,7 @@ def normalize_steps(data: Any, *, field: str) -> list[dict[str, Any]]:
     return default_steps_progress(steps)
 
 
-# --- file imports (seed 003) -----------------------------------------------------------------
+# --- file imports --------------------------------------------------------------------------
 
 CSV_OPTION_TYPES: dict[str, type] = {
     "columnDelimiter": str,
@@ -265,14 +265,23 @@ def normalize_import_file(data: Any) -> dict[str, Any]:
     return {**data, "type": file_type}
 
 
+# Longest accepted ftp.directoryPath and ftp.fileName (a path, and a name on common file systems).
+FTP_TEXT_MAX_LENGTH = {"directoryPath": 1024, "fileName": 255}
+# Longest column or field name of a mapping entry.
+MAPPING_NAME_MAX_LENGTH = 255
+
+
 def normalize_import_ftp(data: Any) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValidationError({"ftp": ["Must be a JSON object."]})
-    errors = {
-        f"ftp.{key}": ["Must be a string."]
-        for key in ("directoryPath", "fileName")
-        if key in data and not isinstance(data[key], str)
-    }
+    errors: dict[str, list[str]] = {}
+    for key, max_length in FTP_TEXT_MAX_LENGTH.items():
+        if key not in data:
+            continue
+        if not isinstance(data[key], str):
+            errors[f"ftp.{key}"] = ["Must be a string."]
+        elif len(data[key]) > max_length:
+            errors[f"ftp.{key}"] = [f"At most {max_length} characters."]
     if errors:
         raise ValidationError(errors)
     return data
@@ -293,6 +302,10 @@ def normalize_import_mapping(data: Any) -> dict[str, Any]:
         for key in ("extract", "generate"):
             if not isinstance(item.get(key), str) or not item[key]:
                 errors[f"mapping.fields[{index}].{key}"] = ["A non-empty string is required."]
+            elif len(item[key]) > MAPPING_NAME_MAX_LENGTH:
+                errors[f"mapping.fields[{index}].{key}"] = [
+                    f"At most {MAPPING_NAME_MAX_LENGTH} characters."
+                ]
     if errors:
         raise ValidationError(errors)
     return {**data, "fields": fields}

@@ -1,4 +1,4 @@
-"""Thin HTTP glue for integrations (seeds 000, 002, 004), file imports (seed 003) and flows."""
+"""Thin HTTP glue for integrations, file imports and flows."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from accounts.models import Account, AuditEntry
 from accounts.serializers import AuditEntrySerializer, TenantPrimaryKeyRelatedField
 from accounts.viewsets import TenantViewSet
 from config.api.routers import UUID_PATTERN
+from config.api.schema import error_response
 from connectors.models import Connection
 from connectors.serializers import ConnectionSerializer
 from integrations import selectors
@@ -56,6 +57,7 @@ from integrations.services.revisions import revision_create
 TEMPLATE_SALT = "integrations.template"
 TEMPLATE_LINK_LIFETIME = timedelta(hours=1)
 TAG = ["integrations"]
+STEPS_COMPLETE = error_response("CONFLICT: every step is already complete.")
 
 
 def _template_zip(integration: Integration) -> HttpResponse:
@@ -78,7 +80,7 @@ def _steps_document(steps: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class ConnectionIdsSerializer(BaseSerializer[Any]):
-    """A JSON array of connection ids of the caller's account (seed 004's register body)."""
+    """A JSON array of connection ids of the caller's account (the body of a register)."""
 
     def to_internal_value(self, data: Any) -> list[Connection]:
         if not isinstance(data, list) or not data:
@@ -296,7 +298,10 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         summary="Share an integration with a user of the account",
         request=ShareCreateSerializer,
-        responses={201: ShareSerializer},
+        responses={
+            201: ShareSerializer,
+            409: error_response("CONFLICT: the user already has access to it."),
+        },
         tags=TAG,
     )
     @ashares.mapping.post
@@ -402,7 +407,7 @@ class IntegrationViewSet(TenantViewSet):
         summary="Complete the next installation step",
         description="A `form` step takes `formData`; a `connection` step takes `connectionId`.",
         request=StepSubmitSerializer,
-        responses=StepsDocumentSerializer,
+        responses={200: StepsDocumentSerializer, 409: STEPS_COMPLETE},
         tags=TAG,
     )
     @install_steps.mapping.post
@@ -426,7 +431,7 @@ class IntegrationViewSet(TenantViewSet):
         summary="Complete the next uninstallation step",
         description="Completing the last step deletes the integration (soft delete).",
         request=StepSubmitSerializer,
-        responses=StepsDocumentSerializer,
+        responses={200: StepsDocumentSerializer, 409: STEPS_COMPLETE},
         tags=TAG,
     )
     @uninstall_steps.mapping.post

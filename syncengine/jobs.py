@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.services import Actor, audit_record
+from config.api.datetimes import moment_problem
 from config.api.errors import BadRequest, Conflict, InvalidInput
 from connectors.choices import ConnectionStatus, SyncMode
 from connectors.feeds import FEED_TYPES
@@ -115,8 +116,11 @@ def parse_date_range(value: Any) -> dict[str, str] | None:
         if raw is None:
             continue
         moment = parse_moment(raw) if isinstance(raw, str) else None
+        problem = moment_problem(moment) if isinstance(moment, datetime) else None
         if moment is None:
             errors[f"dateRange.{side}"] = ["Must be an ISO 8601 date (2025-01-15) or datetime."]
+        elif problem:
+            errors[f"dateRange.{side}"] = [problem]
         else:
             parsed[side] = moment
     if not errors and "from" in parsed and "to" in parsed:
@@ -157,7 +161,7 @@ def connection_sync_start(
     strategy: str = SyncStrategy.MERGE,
     trigger: str = JobTrigger.MANUAL,
 ) -> SyncJob:
-    """Queue a sync of a connection's entities into its record store (seed 001).
+    """Queue a sync of a connection's entities into its record store.
 
     ``entities`` empty means every entity the connector offers. A ``date_range`` for a
     connector that cannot read by date (``filters_by_date``) is ``InvalidInput``, not a silent
@@ -237,9 +241,9 @@ def integration_sync_start(
     trigger: str = JobTrigger.MANUAL,
     mode: str | None = None,
 ) -> SyncJob:
-    """Queue a run of an integration (seed 002's manual sync).
+    """Queue a run of an integration (a manual sync).
 
-    An inactive integration is refused with seed 002's message; a queued or running job of the
+    An inactive integration is refused with the documented message; a queued or running job of the
     integration is a ``Conflict`` naming it.
     """
     if not integration.is_active:

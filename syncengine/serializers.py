@@ -15,6 +15,7 @@ from config.api.errors import InvalidInput
 from config.api.serializers import CamelModelSerializer, CamelSerializer
 from connectors.choices import SyncMode
 from integrations.choices import SyncStrategy
+from integrations.validators import MAPPING_NAME_MAX_LENGTH
 from syncengine.jobs import parse_date_range
 from syncengine.models import (
     FeedFile,
@@ -183,10 +184,19 @@ class VehicleVersionSerializer(CamelModelSerializer):
 
 class MappingsUpdateSerializer(CamelSerializer):
     mappings = serializers.DictField(
-        child=serializers.CharField(allow_null=True),
+        child=serializers.CharField(allow_null=True, max_length=MAPPING_NAME_MAX_LENGTH),
         allow_empty=False,
-        help_text='{"Source Column": "canonicalField"}; null removes an override.',
+        help_text='{"Source Column": "canonicalField"}; null removes an override. Column names '
+        f"of at most {MAPPING_NAME_MAX_LENGTH} characters.",
     )
+
+    def validate_mappings(self, mappings: dict[str, str | None]) -> dict[str, str | None]:
+        long = [column for column in mappings if len(column) > MAPPING_NAME_MAX_LENGTH]
+        if long:
+            raise serializers.ValidationError(
+                {column[:40]: [f"At most {MAPPING_NAME_MAX_LENGTH} characters."] for column in long}
+            )
+        return mappings
 
 
 class MappedColumnSerializer(CamelSerializer):
@@ -235,11 +245,13 @@ DATE_RANGE_SCHEMA = {
     "properties": {
         "from": {
             "type": "string",
+            "maxLength": 64,
             "description": "ISO 8601 date or datetime.",
             "example": "2025-01-01",
         },
         "to": {
             "type": "string",
+            "maxLength": 64,
             "description": "ISO 8601 date or datetime.",
             "example": "2025-01-15",
         },

@@ -24,7 +24,7 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin
-from config.api.schema import ERROR_COMPONENT
+from config.api.schema import error_response
 from connectors.models import Connection
 from integrations.models import Integration
 from integrations.selectors import integration_get
@@ -146,7 +146,7 @@ class FeedLogViewSet(
 
 
 class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
-    """Seed 000's field mappings: ``/mappings/<integrationId>`` and its preview."""
+    """Field mappings of an integration's feed: ``/mappings/<integrationId>`` and its preview."""
 
     serializer_class = MappingsUpdateSerializer
     lookup_url_kwarg = "integration_id"
@@ -224,12 +224,6 @@ class VehicleViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet[Vehicle]):
 # first, so another account's integration or connection is a 404 before anything else happens.
 
 
-def _error_response(description: str) -> OpenApiResponse:
-    return OpenApiResponse(
-        response={"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}, description=description
-    )
-
-
 CONNECTION_ID = OpenApiParameter(
     "connectionId", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The connection."
 )
@@ -251,7 +245,7 @@ JOB_SORT_FIELDS = {
     "completed_at": "completed_at",
 }
 JOB_DETAIL = OpenApiResponse(response=SYNC_JOB_DETAIL_SCHEMA, description="The job with its log.")
-JOB_CONFLICT = _error_response("CONFLICT: a job is already queued or running; details name it.")
+JOB_CONFLICT = error_response("CONFLICT: a job is already queued or running; details name it.")
 
 
 class _OwnerScopedMixin(TenantScopedMixin):
@@ -317,7 +311,7 @@ class ConnectionSyncViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[SyncJob],
 ):
-    """Seed 001's connection syncs: ``/integrations/connections/:connectionId/sync``."""
+    """Syncs of a connection: ``/integrations/connections/:connectionId/sync``."""
 
     serializer_class = SyncJobSerializer
     filterset_class = SyncJobFilter
@@ -362,7 +356,7 @@ class ConnectionSyncViewSet(
 
 
 class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[SyncJob]):
-    """Seed 002's manual sync: ``POST /integrations/:id/sync``."""
+    """A manual sync of an integration: ``POST /integrations/:id/sync``."""
 
     serializer_class = SyncJobSerializer
 
@@ -439,7 +433,7 @@ class SyncJobViewSet(
             "that already completed or failed."
         ),
         request=None,
-        responses={200: JOB_DETAIL, 409: _error_response("The job already ended.")},
+        responses={200: JOB_DETAIL, 409: error_response("CONFLICT: the job already ended.")},
         tags=["jobs"],
     )
     @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from accounts.choices import ApiKeyScope
 from accounts.models import Account, ApiKey
 from accounts.services import api_key_create
 from connectors.choices import ConnectorCategory, SyncMode
@@ -45,7 +46,8 @@ class Tenant:
 
 def _tenant(name: str) -> Tenant:
     account = AccountFactory(name=name)
-    api_key, raw_key = api_key_create(account=account, name=f"{name} key")
+    # admin: the shared tenants' keys may do everything, managing API keys included.
+    api_key, raw_key = api_key_create(account=account, name=f"{name} key", scope=ApiKeyScope.ADMIN)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
     return Tenant(account=account, api_key=api_key, raw_key=raw_key, client=client)

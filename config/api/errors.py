@@ -12,6 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
@@ -129,6 +136,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(error_body("NOT_FOUND", "Not found."), status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
+    if isinstance(exc, SuspiciousOperation):
+        body, code = refusal(exc)
+        return Response(body, status=code)
     if isinstance(exc, DjangoValidationError):
         details = (
             exc.message_dict if hasattr(exc, "error_dict") else {"nonFieldErrors": exc.messages}
@@ -147,6 +157,51 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     return Response(
         error_body("INTERNAL_ERROR", "An unexpected error occurred; it has been logged."),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def payload_too_large_body() -> dict[str, Any]:
+    limit = settings.API_MAX_BODY_BYTES
+    return error_body(
+        "PAYLOAD_TOO_LARGE",
+        f"The request body is larger than the limit of {limit} bytes.",
+        {"maxBytes": limit},
+    )
+
+
+def refusal(exc: SuspiciousOperation) -> tuple[dict[str, Any], int]:
+    """The envelope and status for Django's own refusals of a request (its SuspiciousOperation
+    family), whether raised inside a DRF view or before one."""
+    if isinstance(exc, RequestDataTooBig):
+        # RequestLimitsMiddleware answers first; this covers a body read some other way.
+        return payload_too_large_body(), status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    if isinstance(exc, DisallowedHost):
+        message = "The Host header names a host this server does not answer to."
+    elif isinstance(exc, TooManyFieldsSent):
+        message = "Too many query or form parameters."
+    else:
+        message = "The request was refused as malformed."
+    logger.warning("Refused a request: %s", exc)
+    return error_body("BAD_REQUEST", message), status.HTTP_400_BAD_REQUEST
+
+
+def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler400``: Django's refusals outside DRF views (a Host not in ALLOWED_HOSTS, for
+    one) in the envelope rather than Django's HTML page."""
+    if isinstance(exception, SuspiciousOperation):
+        body, code = refusal(exception)
+        return JsonResponse(body, status=code)
+    return JsonResponse(
+        error_body("BAD_REQUEST", "The request was refused as malformed."), status=400
+    )
+
+
+def json_permission_denied(
+    request: HttpRequest, exception: Exception | None = None
+) -> JsonResponse:
+    return JsonResponse(
+        error_body("FORBIDDEN", "You do not have permission to perform this action."),
+        status=403,
     )
 
 

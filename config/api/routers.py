@@ -4,7 +4,7 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 
 
 class ApiRouter(SimpleRouter):
-    """Routes that answer with or without a trailing slash (the seed documents use none)."""
+    """Routes that answer with or without a trailing slash (clients usually send none)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,8 +1,15 @@
-"""drf-spectacular post-processing: document the response envelope and the error envelope."""
+"""drf-spectacular post-processing: document the response envelope and the error envelope.
+
+Every operation gets the error answers any request can get (400, 401, 403, 404, 413, 415, 429,
+as they apply); an answer only some operations give (409 CONFLICT) is declared on the view with
+``error_response``, next to the code that raises it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
 
 ERROR_COMPONENT = "ErrorEnvelope"
 ERROR_SCHEMA = {
@@ -25,6 +32,7 @@ ERROR_SCHEMA = {
                         "NOT_ACCEPTABLE",
                         "UNSUPPORTED_MEDIA_TYPE",
                         "CONFLICT",
+                        "PAYLOAD_TOO_LARGE",
                         "RATE_LIMITED",
                         "INTERNAL_ERROR",
                     ],
@@ -40,11 +48,25 @@ ERROR_SCHEMA = {
     },
 }
 ERROR_RESPONSES = {
-    "400": "Malformed JSON, or invalid input (VALIDATION_ERROR with per-field details).",
+    "400": (
+        "Malformed JSON or invalid input (VALIDATION_ERROR with per-field details), a NUL "
+        "character anywhere in the request, JSON nested too deeply, or an invalid query "
+        "parameter."
+    ),
     "401": "Missing, unknown or revoked API key.",
+    "403": "The API key's scope does not cover this request (details name the scope needed).",
     "404": "No such object in this account.",
-    "429": "Rate limit exceeded for this API key.",
+    "413": "The request body is larger than the server's limit (PAYLOAD_TOO_LARGE).",
+    "415": "The request body is not JSON (UNSUPPORTED_MEDIA_TYPE).",
+    "429": "Rate limit exceeded for this API key, or too many failed authentications.",
 }
+
+
+def error_response(description: str) -> OpenApiResponse:
+    """An error answer in the envelope, for ``extend_schema(responses={409: ...})``."""
+    return OpenApiResponse(
+        response={"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}, description=description
+    )
 
 
 def _wrap(schema: dict[str, Any]) -> dict[str, Any]:
@@ -56,12 +78,18 @@ def _wrap(schema: dict[str, Any]) -> dict[str, Any]:
     return {"type": "object", "required": ["data"], "properties": {"data": schema}}
 
 
+def _needs_credentials(operation: dict[str, Any]) -> bool:
+    """drf-spectacular lists ``{}`` among the security options of an operation open to anyone."""
+    security = operation.get("security") or []
+    return bool(security) and {} not in security
+
+
 def postprocess_envelopes(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_COMPONENT] = ERROR_SCHEMA
     error_ref = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
     for path, operations in result.get("paths", {}).items():
-        for method, operation in operations.items():
+        for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
@@ -75,10 +103,12 @@ def postprocess_envelopes(result: dict[str, Any], generator: Any, **kwargs: Any)
             wanted = dict(ERROR_RESPONSES)
             if "{" not in path:
                 wanted.pop("404")
-            if method in ("get", "delete") and "{" in path:
-                wanted.pop("400")
-            if not operation.get("security", True):
-                wanted.pop("401", None)
+            if "requestBody" not in operation:
+                wanted.pop("413")
+                wanted.pop("415")
+            if not _needs_credentials(operation):
+                wanted.pop("401")
+                wanted.pop("403")
             for code, description in wanted.items():
                 responses.setdefault(
                     code,

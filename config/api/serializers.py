@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
+from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from config.api.datetimes import DateTimeField
 
 
 def camel(name: str) -> str:
@@ -38,15 +42,44 @@ class CamelCaseMixin:
 
 
 class CamelModelSerializer(CamelCaseMixin, serializers.ModelSerializer[Any]):
-    pass
+    # Model date-times are accepted with the API's offset rule (config.api.datetimes).
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.DateTimeField: DateTimeField,
+    }
 
 
 class CamelSerializer(CamelCaseMixin, serializers.Serializer[Any]):
     pass
 
 
+# Free-form JSON a client stores with an object (a connection's config, an integration's settings,
+# a flow's settings, an export's filter): at most this many characters as compact JSON. The body
+# limit bounds a whole request; this keeps one stored document to a size every later reader (the
+# worker, the template download, the admin) handles with ease.
+JSON_FIELD_MAX_CHARS = 256 * 1024
+
+
+def json_size_problem(value: Any, *, max_chars: int = JSON_FIELD_MAX_CHARS) -> str | None:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+    if size > max_chars:
+        return f"Too large: {size} characters as JSON; at most {max_chars}."
+    return None
+
+
+class BoundedJSONField(serializers.JSONField):
+    """A free-form JSON value of at most ``JSON_FIELD_MAX_CHARS`` characters."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        problem = json_size_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value
+
+
 @extend_schema_field(OpenApiTypes.OBJECT)
-class StrictJSONObjectField(serializers.JSONField):
+class StrictJSONObjectField(BoundedJSONField):
     """A JSON value that must be an object (dict); user keys pass through unchanged."""
 
     default_error_messages = {"not_object": "Must be a JSON object."}
@@ -59,7 +92,7 @@ class StrictJSONObjectField(serializers.JSONField):
 
 
 @extend_schema_field({"type": "array", "items": {}})
-class StrictJSONListField(serializers.JSONField):
+class StrictJSONListField(BoundedJSONField):
     default_error_messages = {"not_list": "Must be a JSON array."}
 
     def to_internal_value(self, data: Any) -> Any:

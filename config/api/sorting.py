@@ -14,6 +14,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
+from config.api.serializers import camel
+
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
@@ -54,6 +56,8 @@ class SortFilter(BaseFilterBackend):
         fields = sorted(getattr(view, "sort_fields", {}))
         if not fields:
             return []
+        names = sorted({*fields, *(camel(field) for field in fields)})
+        one = f"({'|'.join(re.escape(name) for name in names)})(:(asc|desc))?"
         return [
             {
                 "name": self.param,
@@ -61,6 +65,6 @@ class SortFilter(BaseFilterBackend):
                 "in": "query",
                 "description": "Sort as field:asc|desc, comma-separated. Fields: "
                 + ", ".join(fields),
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "pattern": f"^{one}(,{one})*$"},
             }
         ]

@@ -3,7 +3,7 @@ import stat
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, User
@@ -75,6 +75,41 @@ def test_create_api_key_key_sees_only_its_own_account(other_tenant):
     assert response.json()["data"] == []
 
 
+def test_create_api_key_makes_the_first_key_admin_and_later_ones_write():
+    first, first_stderr = run_command("create_api_key", "--account", "Lakeside Group")
+    second, second_stderr = run_command("create_api_key", "--account", "Lakeside Group")
+
+    assert "scope admin" in first_stderr
+    assert "scope write" in second_stderr
+    assert bearer_client(first.strip()).get("/api/v1/api-keys").status_code == 200
+    refused = bearer_client(second.strip()).get("/api/v1/api-keys")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"]["requiredScope"] == "admin"
+    assert (
+        bearer_client(second.strip())
+        .post("/api/v1/dealerships", {"name": "Lakeside Ford"}, format="json")
+        .status_code
+        == 201
+    )
+
+
+def test_create_api_key_with_scope_read_makes_a_key_that_only_reads():
+    stdout, stderr = run_command("create_api_key", "--account", "Lakeside Group", "--scope", "read")
+
+    reader = bearer_client(stdout.strip())
+    assert "scope read" in stderr
+    assert reader.get("/api/v1/dealerships").status_code == 200
+    assert reader.post("/api/v1/dealerships", {"name": "X"}, format="json").status_code == 403
+    assert ApiKey.objects.get().scope == "read"
+
+
+def test_create_api_key_refuses_an_unknown_scope():
+    with pytest.raises(CommandError, match="invalid choice"):
+        run_command("create_api_key", "--account", "Lakeside Group", "--scope", "root")
+
+    assert not ApiKey.objects.exists()
+
+
 # --- bootstrap_demo ------------------------------------------------------------------------------
 
 
@@ -100,6 +135,8 @@ def test_bootstrap_demo_creates_the_demo_tenant_and_a_private_key_file(data_dir,
     response = bearer_client(raw_key).get("/api/v1/dealerships")
     assert response.status_code == 200
     assert [row["name"] for row in response.json()["data"]] == ["Demo Motors"]
+    assert "scope admin" in stdout
+    assert bearer_client(raw_key).get("/api/v1/api-keys").status_code == 200
     assert not User.objects.exists()
 
 

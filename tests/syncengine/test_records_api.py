@@ -245,7 +245,7 @@ def test_snapshot_records_of_several_entities_need_an_entity(api, owner):
     assert "customers, orders" in error["details"]["entity"][0]
     assert "entity" in assert_error(unknown, 400, "VALIDATION_ERROR")["details"]
     assert assert_error(nul, 400, "VALIDATION_ERROR")["details"]["entity"] == [
-        "It holds no records."
+        "Must not contain NUL (%00) characters."
     ]
     assert customers.status_code == 200, customers.content
     # User data passes through as stored: its keys are not camelCased.

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts.choices import ApiKeyScope
 from accounts.models import Account, ApiKey, Dealership
 from accounts.services import (
     Actor,
@@ -40,7 +41,7 @@ def demo_key_path() -> Path:
 
 
 def _read_valid_key(path: Path, account: Account) -> str | None:
-    """The key stored in ``path`` if it still opens the demo account, else None.
+    """The key stored in ``path`` if it still opens the demo account as ``admin``, else None.
 
     A key file can outlive its database (a PostgreSQL database dropped while DATA_DIR is kept), so
     the file alone is not proof that the key works.
@@ -56,6 +57,7 @@ def _read_valid_key(path: Path, account: Account) -> str | None:
         account=account,
         prefix=parsed[0],
         key_hash=hash_api_key(raw_key),
+        scope=ApiKeyScope.ADMIN,
         revoked_at__isnull=True,
     ).exists()
     return raw_key if is_valid else None
@@ -93,7 +95,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"Created dealership {DEMO_DEALERSHIP!r}.")
             raw_key = _read_valid_key(key_path, account)
             if raw_key is None:
-                _, raw_key = api_key_create(account=account, name=DEMO_KEY_NAME, actor=actor)
+                # admin: the demo key is the one to try everything with, managing keys included.
+                _, raw_key = api_key_create(
+                    account=account, name=DEMO_KEY_NAME, scope=ApiKeyScope.ADMIN, actor=actor
+                )
                 # Written inside the transaction: if the write fails, no orphan key row remains.
                 _write_key(key_path, raw_key)
                 self.stderr.write(f"Created API key {DEMO_KEY_NAME!r}; saved to {key_path}.")
@@ -103,7 +108,7 @@ class Command(BaseCommand):
             "",
             "Railyard demo",
             f"  account:    {account.name} ({account.pk})",
-            f"  API key:    {raw_key}   (also in {key_path})",
+            f"  API key:    {raw_key}   (scope admin; also in {key_path})",
             f"  API:        {BASE_URL}/api/v1/",
             f"  API docs:   {BASE_URL}/api/docs/",
             f"  admin:      {BASE_URL}/admin/" + (f"   ({admin_note})" if admin_note else ""),
