@@ -38,7 +38,7 @@ class ConnectorError(Exception):
 
 @dataclass(frozen=True)
 class TestResult:
-    """What ``Connector.test()`` found (seed 001's connection test answer)."""
+    """What ``Connector.test()`` found (the connection test's answer)."""
 
     success: bool
     latency_ms: int

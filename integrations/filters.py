@@ -1,4 +1,4 @@
-"""Query filters of the list endpoints. Seed 002 spells them snake_case; camelCase works too."""
+"""Query filters of the list endpoints. The documented names are snake_case; camelCase works too."""
 
 import django_filters
 

@@ -60,7 +60,7 @@ class Integration(models.Model):
     data_type = models.CharField(max_length=32, choices=DataType.choices, db_index=True)
     config = models.JSONField(default=default_integration_config, blank=True)
 
-    # Schedule (seed 002); next_run_at is derived and indexed for the scheduler tick.
+    # Schedule; next_run_at is derived and indexed for the scheduler tick.
     frequency_value = models.PositiveIntegerField(null=True, blank=True)
     frequency_unit = models.CharField(max_length=10, choices=FrequencyUnit.choices, blank=True)
     rolling_window_days = models.PositiveIntegerField(default=0)
@@ -96,7 +96,7 @@ class Integration(models.Model):
         Connection, blank=True, related_name="registered_integrations"
     )
 
-    # Fields seed 004 lets PATCH change.
+    # Fields PATCH may change.
     settings = models.JSONField(default=dict, blank=True)
     version = models.CharField(max_length=50, blank=True)
     tag = models.CharField(max_length=100, blank=True)
@@ -104,7 +104,7 @@ class Integration(models.Model):
     flow_groupings = models.JSONField(default=list, blank=True)
     aliases = models.JSONField(default=list, blank=True)
 
-    # Install / uninstall step definitions with their progress (seed 004).
+    # Install / uninstall step definitions with their progress.
     install_steps = models.JSONField(default=list, blank=True)
     uninstall_steps = models.JSONField(default=list, blank=True)
 
@@ -136,7 +136,7 @@ def generate_api_identifier() -> str:
 
 
 class FileImport(models.Model):
-    """A file-import definition (seed 003): file format options, FTP location, field mapping."""
+    """A file-import definition: file format options, FTP location, field mapping."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="file_imports")
@@ -164,7 +164,7 @@ class FileImport(models.Model):
 
 
 class Flow(models.Model):
-    """A step-by-step data flow inside an integration (seed 004), usually around one import."""
+    """A step-by-step data flow inside an integration, usually around one import."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="flows")
@@ -211,7 +211,7 @@ class Revision(models.Model):
 
 
 class IntegrationShare(models.Model):
-    """A user of the account given access to one integration (seed 004's ``ashares``)."""
+    """A user of the account given access to one integration (``ashares``)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="shares")

@@ -1,4 +1,4 @@
-"""Import dependencies (seed 002): an integration with ``dependsOn`` runs on fresh upstream data.
+"""Import dependencies: an integration with ``dependsOn`` runs on fresh upstream data.
 
 Before a run starts, each upstream integration must have completed an import (a file ingested or
 a sync completed) since this integration's last completed run (any time, before its first run).

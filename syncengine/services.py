@@ -184,7 +184,7 @@ def integration_mappings_update(
     *, integration: Integration, actor: Actor, mappings: dict[str, str | None]
 ) -> FileImport:
     """Merge ``{source column: canonical field}`` overrides into the integration's file import
-    (seed 003's ``mapping.fields``); ``None`` removes an override. Applies to the next file and
+    (the import's ``mapping.fields``); ``None`` removes an override. Applies to the next file and
     to reprocessing."""
     unknown = {
         source: [f"{field!r} is not a canonical vehicle field."]

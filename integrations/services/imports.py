@@ -1,4 +1,4 @@
-"""Writes to file imports (seed 003) and flows (seed 004)."""
+"""Writes to file imports and flows."""
 
 from __future__ import annotations
 

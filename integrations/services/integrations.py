@@ -332,7 +332,7 @@ def integration_clone(
     return clone
 
 
-# --- registered connections (seed 004) ---------------------------------------------------------
+# --- registered connections ---------------------------------------------------------
 
 
 @transaction.atomic
@@ -363,7 +363,7 @@ def integration_connection_unregister(
     )
 
 
-# --- shares (seed 004 "ashares") -------------------------------------------------------------
+# --- shares ("ashares") -------------------------------------------------------------
 
 
 @transaction.atomic
@@ -404,7 +404,7 @@ def integration_share_delete(*, share: IntegrationShare, actor: Actor) -> None:
     share.delete()
 
 
-# --- install and uninstall steps (seed 004) ----------------------------------------------------
+# --- install and uninstall steps ----------------------------------------------------
 
 STEP_FIELDS = {"install": "install_steps", "uninstall": "uninstall_steps"}
 

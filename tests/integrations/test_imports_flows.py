@@ -1,4 +1,4 @@
-"""Seed 003's file imports (CRUD and clone) and the flows of an integration."""
+"""File imports (CRUD and clone) and the flows of an integration."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""Seed 004: clone, connections, shares, revisions, install steps, template, dependencies."""
+"""Sub-resources of an integration: clone, connections, shares, revisions, install steps,
+template, dependencies."""
 
 import io
 import json

@@ -1,4 +1,4 @@
-"""Import dependencies (seed 002) and the sweep that keeps jobs from hanging."""
+"""Import dependencies and the sweep that keeps jobs from hanging."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The sync job API: connection syncs (seed 001), integration syncs (seed 002), the account's
+"""The sync job API: connection syncs, integration syncs, the account's
 jobs and cancelling them, the jobs admin — and tenant isolation of each endpoint."""
 
 from datetime import timedelta
