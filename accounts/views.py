@@ -37,6 +37,7 @@ from config.api.schema import error_response
 )
 class DealershipViewSet(TenantViewSet):
     serializer_class = DealershipSerializer
+    lookup_url_kwarg = "dealershipId"
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     sort_fields = {"name": "name", "created_at": "created_at", "updated_at": "updated_at"}
     default_sort = ["name"]
@@ -93,6 +94,7 @@ class ApiKeyViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = ApiKeySerializer
+    lookup_url_kwarg = "apiKeyId"
     required_scope = ApiKeyScope.ADMIN
     sort_fields = {"created_at": "created_at", "name": "name", "last_used_at": "last_used_at"}
     default_sort = ["-created_at"]
@@ -122,6 +124,7 @@ class ApiKeyViewSet(
 )
 class EventViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = EventSerializer
+    lookup_url_kwarg = "eventId"
     filterset_class = EventFilter
     default_sort = ["-created_at"]
 

@@ -84,6 +84,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a finished API update into 204 when the client sent Prefer: return=minimal.
+    "config.api.prefer.PreferReturnMinimalMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"

@@ -4,6 +4,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config.health import healthz
 
+# Every URL of the API comes from an app's ApiRouter; resources of an integration or a connection
+# nest under the parents integrations.urls and connectors.urls declare (config/api/routers.py).
 api_v1 = [
     path("", include("exports.urls")),
     path("", include("connectors.urls")),

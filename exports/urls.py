@@ -1,16 +1,9 @@
-from django.urls import re_path
-
-from config.api.routers import UUID_PATTERN, ApiRouter
+from config.api.routers import ApiRouter
 from exports import views
+from integrations.urls import INTEGRATION
 
 router = ApiRouter()
 router.register("integrations/exports", views.ExportViewSet, basename="export")
+router.register_nested(INTEGRATION, "exports", views.IntegrationExportViewSet, "integration-export")
 
-urlpatterns = [
-    re_path(
-        rf"^integrations/(?P<integrationId>{UUID_PATTERN})/exports/?$",
-        views.IntegrationExportListView.as_view(),
-        name="integration-exports",
-    ),
-    *router.urls,
-]
+urlpatterns = router.urls

@@ -1,18 +1,18 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
 from rest_framework.serializers import BaseSerializer
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin, TenantViewSet
+from config.api.routers import NestedViewSetMixin
 from exports import selectors, services
 from exports.filters import ExportFilter, IntegrationExportFilter
 from exports.models import Export
 from exports.serializers import ExportSerializer
-from integrations.models import Integration
+from integrations.views import IntegrationViewSet
 
 SORT_FIELDS = {
     "created_at": "created_at",
@@ -64,25 +64,22 @@ class ExportViewSet(TenantViewSet):
 
 
 @extend_schema_view(
-    get=extend_schema(
+    list=extend_schema(
         summary="List the exports of an integration",
         operation_id="integration_exports_list",
-        parameters=[OpenApiParameter("integrationId", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         tags=["exports"],
     )
 )
-class IntegrationExportListView(TenantScopedMixin, generics.ListAPIView[Export]):
-    """The exports linked to one live integration of the account."""
+class IntegrationExportViewSet(
+    NestedViewSetMixin, TenantScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Export]
+):
+    """``/integrations/{integrationId}/exports``: the exports linked to one live integration."""
 
+    parent_viewset = IntegrationViewSet
     serializer_class = ExportSerializer
     filterset_class = IntegrationExportFilter
     sort_fields = SORT_FIELDS
     default_sort = ["-created_at"]
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[Export]:
-        if getattr(self, "swagger_fake_view", False):
-            return Export.objects.none()
-        integration = generics.get_object_or_404(
-            Integration.objects.filter(account=account), pk=self.kwargs["integrationId"]
-        )
-        return selectors.integration_exports(integration=integration)
+        return selectors.integration_exports(integration=self.get_parent())

@@ -58,3 +58,9 @@ class FileType(models.TextChoices):
     JSON = "json", "JSON"
     XML = "xml", "XML"
     XLSX = "xlsx", "Excel"
+
+
+# The type of an integration that is a container of flows, imports, exports and connections
+# rather than a feed or a connector's data flow: what a create naming no type, source or
+# destination makes. Its own runs have nothing to read; its flows and connections do the work.
+CONTAINER_TYPE = "container"

@@ -18,6 +18,7 @@ from integrations.choices import (
     IntegrationState,
     IntegrationStatus,
     ShareAccessLevel,
+    SyncStrategy,
 )
 
 
@@ -35,6 +36,33 @@ class AliveIntegrationManager(models.Manager["Integration"]):
 
 def default_integration_config() -> dict[str, Any]:
     return {"global": {}, "tasks": []}
+
+
+# Every sync setting with its default; ``sync_settings`` stores them with these snake_case keys,
+# as the feed documents spell them.
+SYNC_SETTINGS_DEFAULTS: dict[str, Any] = {
+    "strategy": SyncStrategy.MERGE.value,
+    "sold_grace_syncs": 2,
+    "sold_grace_hours": 0,
+    "track_history": False,
+    "min_rows_ratio": 0.5,
+    "max_error_ratio": 0.1,
+}
+
+# Keys of an install or uninstall step that record its progress rather than define it.
+STEP_PROGRESS_KEYS = ("completed", "completedAt", "submitted", "connectionId")
+
+
+def default_steps_progress(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Step definitions with their progress reset (nothing completed, nothing submitted)."""
+    return [
+        {
+            **{key: value for key, value in step.items() if key not in STEP_PROGRESS_KEYS},
+            "completed": False,
+            "completedAt": None,
+        }
+        for step in steps
+    ]
 
 
 class Integration(models.Model):
@@ -130,9 +158,20 @@ class Integration(models.Model):
     def is_active(self) -> bool:
         return self.state == IntegrationState.ACTIVE and self.deleted_at is None
 
+    @property
+    def effective_sync_settings(self) -> dict[str, Any]:
+        """Every sync setting: the stored ones over the defaults."""
+        return {**SYNC_SETTINGS_DEFAULTS, **(self.sync_settings or {})}
+
 
 def generate_api_identifier() -> str:
     return "i" + secrets.token_hex(5)
+
+
+# Longest column or field name of a mapping entry (``mapping.fields[].extract`` / ``generate``).
+MAPPING_NAME_MAX_LENGTH = 255
+# Longest ``ftp.directoryPath`` and ``ftp.fileName`` (a path, and a name on common file systems).
+FTP_TEXT_MAX_LENGTH = {"directoryPath": 1024, "fileName": 255}
 
 
 class FileImport(models.Model):

@@ -12,10 +12,10 @@ from django.db.models import Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import Account
+from config.api.serializers import camel
 from connectors.models import Connection
-from integrations.models import FileImport, Flow, Integration
+from integrations.models import FileImport, Flow, Integration, default_steps_progress
 from integrations.related import related_resources
-from integrations.validators import default_steps_progress, present_sync_settings
 
 TEMPLATE_VERSION = 1
 
@@ -120,7 +120,9 @@ def integration_template(*, integration: Integration) -> dict[str, Any]:
             "oneOff": integration.one_off,
         },
         "historicalSyncStartDate": integration.historical_sync_start_date,
-        "syncSettings": present_sync_settings(integration.sync_settings),
+        "syncSettings": {
+            camel(key): value for key, value in integration.effective_sync_settings.items()
+        },
         "dependsOn": sorted(str(pk) for pk in integration.depends_on.values_list("pk", flat=True)),
         "settings": integration.settings,
         "version": integration.version,

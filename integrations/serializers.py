@@ -4,145 +4,210 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from accounts.models import Dealership, User
 from accounts.serializers import TenantPrimaryKeyRelatedField
 from config.api.serializers import (
+    JSON_FIELD_MAX_CHARS,
     BoundedJSONField,
     CamelModelSerializer,
     CamelSerializer,
+    JSONDocumentListSerializer,
+    JSONDocumentSerializer,
+    StrictBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictIntegerField,
     StrictJSONListField,
     StrictJSONObjectField,
+    StrictKeysSerializer,
+    StrictNumberField,
 )
 from connectors.models import Connection
-from integrations import validators
 from integrations.choices import (
+    CONTAINER_TYPE,
     DataType,
+    FileType,
     FrequencyUnit,
     IntegrationState,
     IntegrationStatus,
     ShareAccessLevel,
     SyncStrategy,
 )
-from integrations.models import FileImport, Flow, Integration, IntegrationShare, Revision
-
-# --- composite fields ------------------------------------------------------------------------
-
-
-class _MergingField(serializers.Field):
-    """A JSON part that a PATCH merges into the stored value and a PUT or POST replaces."""
-
-    @property
-    def base_instance(self) -> Any:
-        parent = self.parent
-        return parent.instance if parent is not None and parent.partial else None
-
-
-# Every key is optional on the way in (a PATCH merges the keys it sends); the answer always
-# holds the first four and never runNow.
-@extend_schema_field(
-    inline_serializer(
-        "Schedule",
-        {
-            "frequencyValue": serializers.IntegerField(
-                allow_null=True, min_value=1, max_value=10_000, required=False
-            ),
-            "frequencyUnit": serializers.ChoiceField(
-                choices=FrequencyUnit.choices, allow_null=True, required=False
-            ),
-            "rollingWindowDays": serializers.IntegerField(
-                min_value=0, max_value=3650, required=False
-            ),
-            "oneOff": serializers.BooleanField(required=False),
-            "runNow": serializers.BooleanField(
-                write_only=True,
-                required=False,
-                help_text="Make the integration due now (nextRunAt = now); never answered.",
-            ),
-        },
-    )
+from integrations.models import (
+    FTP_TEXT_MAX_LENGTH,
+    MAPPING_NAME_MAX_LENGTH,
+    SYNC_SETTINGS_DEFAULTS,
+    FileImport,
+    Flow,
+    Integration,
+    IntegrationShare,
+    Revision,
+    default_steps_progress,
 )
-class ScheduleField(_MergingField):
+
+# --- an integration's JSON parts ---------------------------------------------------------------
+#
+# Each part is a serializer: one declaration validates the request and documents it in the
+# OpenAPI schema (config/api/serializers.py, "JSON documents a client sends").
+
+
+class ScheduleSerializer(StrictKeysSerializer):
     """``schedule``: frequencyValue + frequencyUnit, rollingWindowDays, oneOff, runNow.
 
-    snake_case keys (``frequency_value``) are accepted too."""
+    Every key is optional on the way in, in camelCase or snake_case (``frequency_value``): a PATCH
+    merges the keys it sends into the stored schedule, a POST or PUT fills in the rest with the
+    defaults. The answer always holds the first four and never runNow (a one-time request).
+    """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(source="*", **kwargs)
+    unknown_key_message = "Unknown schedule key; known keys: {known}."
+
+    frequency_value = StrictIntegerField(
+        min_value=1,
+        max_value=10_000,
+        allow_null=True,
+        required=False,
+        message="Must be an integer from 1 to 10000, or null.",
+    )
+    frequency_unit = StrictChoiceField(
+        choices=FrequencyUnit.choices, allow_null=True, allow_blank=True, required=False
+    )
+    rolling_window_days = StrictIntegerField(
+        min_value=0, max_value=3650, required=False, message="Must be an integer from 0 to 3650."
+    )
+    one_off = StrictBooleanField(required=False)
+    run_now = StrictBooleanField(
+        write_only=True,
+        required=False,
+        help_text="Make the integration due now (nextRunAt = now); never answered.",
+    )
 
     def to_representation(self, integration: Integration) -> dict[str, Any]:
-        return {
-            "frequencyValue": integration.frequency_value,
-            "frequencyUnit": integration.frequency_unit or None,
-            "rollingWindowDays": integration.rolling_window_days,
-            "oneOff": integration.one_off,
+        data: dict[str, Any] = super().to_representation(integration)
+        data["frequencyUnit"] = data["frequencyUnit"] or None
+        return data
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The whole schedule, merged, as the service applies it (``{"schedule": {...}}``)."""
+        stored = self.merge_base
+        schedule: dict[str, Any] = {
+            "frequency_value": None,
+            "frequency_unit": "",
+            "rolling_window_days": 0,
+            "one_off": False,
         }
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        instance = self.base_instance
-        base = (
-            {
-                "frequency_value": instance.frequency_value,
-                "frequency_unit": instance.frequency_unit,
-                "rolling_window_days": instance.rolling_window_days,
-                "one_off": instance.one_off,
-            }
-            if instance is not None
-            else None
-        )
-        return {"schedule": validators.normalize_schedule(data, base=base)}
+        if stored is not None:
+            schedule.update({key: getattr(stored, key) for key in schedule})
+        schedule.update(attrs)
+        schedule["frequency_unit"] = schedule["frequency_unit"] or ""
+        schedule["run_now"] = attrs.get("run_now", False)
+        if bool(schedule["frequency_value"]) != bool(schedule["frequency_unit"]):
+            raise serializers.ValidationError(
+                "frequencyValue and frequencyUnit go together: set both or neither."
+            )
+        return {"schedule": schedule}
 
 
-# Every key is optional on the way in; the answer holds them all.
-@extend_schema_field(
-    inline_serializer(
-        "SyncSettings",
-        {
-            "strategy": serializers.ChoiceField(choices=SyncStrategy.choices, required=False),
-            "soldGraceSyncs": serializers.IntegerField(min_value=0, max_value=1000, required=False),
-            "soldGraceHours": serializers.FloatField(min_value=0, max_value=8784, required=False),
-            "trackHistory": serializers.BooleanField(required=False),
-            "minRowsRatio": serializers.FloatField(min_value=0, max_value=1, required=False),
-            "maxErrorRatio": serializers.FloatField(min_value=0, max_value=1, required=False),
-        },
+class SyncSettingsSerializer(StrictKeysSerializer):
+    """``syncSettings``; the documented snake_case keys (``sold_grace_syncs``) are accepted too.
+
+    Every key is optional on the way in: a PATCH merges the keys it sends into the stored
+    settings, a POST or PUT fills in the rest with the defaults. The answer holds them all.
+    """
+
+    unknown_key_message = "Unknown setting; known settings: {known}."
+
+    strategy = StrictChoiceField(choices=SyncStrategy.choices, required=False)
+    sold_grace_syncs = StrictIntegerField(
+        min_value=0,
+        max_value=1000,
+        required=False,
+        message="Must be an integer from 0 to 1000 (0 turns the threshold off).",
     )
-)
-class SyncSettingsField(_MergingField):
-    """``syncSettings``; the documented snake_case keys (``sold_grace_syncs``) are accepted too."""
+    sold_grace_hours = StrictNumberField(
+        min_value=0,
+        max_value=24 * 366,
+        required=False,
+        message="Must be a number of hours from 0 to 8784 (0 turns the threshold off).",
+    )
+    track_history = StrictBooleanField(required=False)
+    min_rows_ratio = StrictNumberField(
+        min_value=0, max_value=1, required=False, message="Must be a number from 0 to 1."
+    )
+    max_error_ratio = StrictNumberField(
+        min_value=0, max_value=1, required=False, message="Must be a number from 0 to 1."
+    )
 
     def to_representation(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return validators.present_sync_settings(stored)
+        return dict(super().to_representation({**SYNC_SETTINGS_DEFAULTS, **(stored or {})}))
 
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        instance = self.base_instance
-        return validators.normalize_sync_settings(
-            data, base=instance.sync_settings if instance is not None else None
-        )
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        stored = self.merge_base
+        return {**SYNC_SETTINGS_DEFAULTS, **(stored.sync_settings if stored else {}), **attrs}
 
 
-@extend_schema_field(
-    inline_serializer(
-        "IntegrationConfig",
-        {
-            "global": serializers.DictField(),
-            "tasks": serializers.ListField(child=serializers.DictField()),
-        },
+class IntegrationConfigTaskSerializer(JSONDocumentSerializer):
+    """One task of ``config.tasks``: its ``task_type``, and its own settings kept as sent."""
+
+    max_chars = None
+
+    task_type = StrictCharField(
+        max_length=200, require_text=True, message="A non-empty task_type is required."
     )
-)
-class ConfigField(BoundedJSONField):
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        return validators.normalize_config(super().to_internal_value(data))
 
 
-@extend_schema_field(serializers.ListField(child=serializers.DictField()))
-class StepsField(BoundedJSONField):
-    def to_internal_value(self, data: Any) -> list[dict[str, Any]]:
-        return validators.normalize_steps(
-            super().to_internal_value(data), field=self.field_name or "steps"
-        )
+class IntegrationConfigSerializer(JSONDocumentSerializer):
+    """``config``: ``{"global": {...}, "tasks": [{"task_type": ...}, ...]}``; other keys are
+    kept as sent."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # "global" is a Python keyword: it cannot be declared as a class attribute.
+        return {
+            "global": StrictJSONObjectField(default=dict),
+            "tasks": IntegrationConfigTaskSerializer(
+                many=True,
+                default=list,
+                error_messages={"not_a_list": "Must be a JSON array of task objects."},
+            ),
+        }
+
+
+STEP_TYPES = ("form", "connection", "url", "action")
+
+
+class StepListSerializer(JSONDocumentListSerializer):
+    """Install or uninstall step definitions: names unique, progress reset."""
+
+    max_chars = JSON_FIELD_MAX_CHARS
+    default_error_messages = {"not_a_list": "Must be a JSON array of step objects."}
+
+    def validate(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        for index, step in enumerate(steps):
+            if step["name"] in seen:
+                raise serializers.ValidationError(
+                    {f"[{index}].name": [f"Step names must be unique; {step['name']!r} repeats."]}
+                )
+            seen.add(step["name"])
+        return default_steps_progress(steps)
+
+
+class StepSerializer(JSONDocumentSerializer):
+    """One step: ``name``, ``type`` (form by default), a ``form`` definition for form steps, and
+    any other keys (``description``, ``connectorId``, ``url``) kept as sent."""
+
+    max_chars = None
+
+    name = StrictCharField(
+        max_length=200, require_text=True, message="A non-empty name is required."
+    )
+    type = StrictChoiceField(choices=[(kind, kind) for kind in STEP_TYPES], default="form")
+    form = StrictJSONObjectField(required=False)
+
+    class Meta:
+        list_serializer_class = StepListSerializer
 
 
 @extend_schema_field(
@@ -207,11 +272,21 @@ class IntegrationSerializer(CamelModelSerializer):
         source="destination_connection", attribute="connector_id"
     )
     dataType = serializers.ChoiceField(source="data_type", choices=DataType.choices, required=False)
-    type = serializers.CharField(required=False, max_length=64)
+    type = serializers.CharField(
+        required=False,
+        max_length=64,
+        help_text=(
+            "vauto, homenet, elead or custom: an inventory feed with an SFTP login; a connector "
+            "id: a data flow of that connector (taken from sourceAppId or destinationAppId when "
+            f"absent); {CONTAINER_TYPE}: a container of flows, imports, exports and connections "
+            "(the default when the body names no type, source or destination). Fixed once "
+            "created."
+        ),
+    )
     name = serializers.CharField(required=False, max_length=200)
-    config = ConfigField(required=False)
-    schedule = ScheduleField(required=False)
-    syncSettings = SyncSettingsField(source="sync_settings", required=False)
+    config = IntegrationConfigSerializer(required=False)
+    schedule = ScheduleSerializer(source="*", required=False)
+    syncSettings = SyncSettingsSerializer(source="sync_settings", required=False)
     status = StatusField()
     isActive = serializers.BooleanField(source="is_active", read_only=True)
     lastError = serializers.SerializerMethodField()
@@ -221,8 +296,8 @@ class IntegrationSerializer(CamelModelSerializer):
     settings = StrictJSONObjectField(required=False)
     flowGroupings = StrictJSONListField(source="flow_groupings", required=False)
     aliases = BoundedJSONField(required=False)
-    installSteps = StepsField(source="install_steps", required=False)
-    uninstallSteps = StepsField(source="uninstall_steps", required=False)
+    installSteps = StepSerializer(source="install_steps", many=True, required=False)
+    uninstallSteps = StepSerializer(source="uninstall_steps", many=True, required=False)
 
     class Meta:
         model = Integration
@@ -416,46 +491,69 @@ class TemplateLinkSerializer(serializers.Serializer):
 # --- file imports and flows --------------------------------------------------------------------
 
 
-class _JSONPartField(BoundedJSONField):
-    normalize: Any = None
+class ImportCsvOptionsSerializer(JSONDocumentSerializer):
+    """``file.csv``: how the file is split into rows and columns."""
 
-    def to_internal_value(self, data: Any) -> Any:
-        return type(self).normalize(super().to_internal_value(data))
+    max_chars = None
 
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class ImportFileField(_JSONPartField):
-    normalize = staticmethod(validators.normalize_import_file)
-
-
-@extend_schema_field(OpenApiTypes.OBJECT)
-class ImportFtpField(_JSONPartField):
-    normalize = staticmethod(validators.normalize_import_ftp)
-
-
-@extend_schema_field(
-    inline_serializer(
-        "ImportMapping",
-        {
-            "fields": serializers.ListField(
-                required=False,
-                child=inline_serializer(
-                    "ImportMappingField",
-                    {
-                        "extract": serializers.CharField(
-                            max_length=validators.MAPPING_NAME_MAX_LENGTH
-                        ),
-                        "generate": serializers.CharField(
-                            max_length=validators.MAPPING_NAME_MAX_LENGTH
-                        ),
-                    },
-                ),
-            )
-        },
+    columnDelimiter = StrictCharField(
+        min_length=1,
+        max_length=1,
+        required=False,
+        message="Must be a single character.",
+        error_messages={"max_length": "Must be a single character."},
     )
-)
-class ImportMappingField(_JSONPartField):
-    normalize = staticmethod(validators.normalize_import_mapping)
+    rowDelimiter = StrictChoiceField(
+        choices=[("\n", "LF"), ("\r\n", "CRLF"), ("\r", "CR")],
+        required=False,
+        message='Must be "\\n", "\\r\\n" or "\\r".',
+    )
+    includeHeader = StrictBooleanField(required=False)
+    wrapWithQuotes = StrictBooleanField(required=False)
+    replaceTabWithSpace = StrictBooleanField(required=False)
+    replaceNewlineWithSpace = StrictBooleanField(required=False)
+
+
+class ImportFileSerializer(JSONDocumentSerializer):
+    """``file``: the file's format and options."""
+
+    type = StrictChoiceField(choices=FileType.choices, default=FileType.CSV.value)
+    skipAggregation = StrictBooleanField(required=False)
+    lookups = StrictJSONListField(required=False)
+    csv = ImportCsvOptionsSerializer(required=False)
+
+
+class ImportFtpSerializer(JSONDocumentSerializer):
+    """``ftp``: where the file goes; ``fileName`` may hold templates such as ``{{timestamp}}``."""
+
+    directoryPath = StrictCharField(
+        max_length=FTP_TEXT_MAX_LENGTH["directoryPath"], allow_blank=True, required=False
+    )
+    fileName = StrictCharField(
+        max_length=FTP_TEXT_MAX_LENGTH["fileName"], allow_blank=True, required=False
+    )
+
+
+class ImportMappingFieldSerializer(JSONDocumentSerializer):
+    """One entry of ``mapping.fields``: the source column (``extract``) and the field it fills
+    (``generate``)."""
+
+    max_chars = None
+
+    extract = StrictCharField(
+        max_length=MAPPING_NAME_MAX_LENGTH, message="A non-empty string is required."
+    )
+    generate = StrictCharField(
+        max_length=MAPPING_NAME_MAX_LENGTH, message="A non-empty string is required."
+    )
+
+
+class ImportMappingSerializer(JSONDocumentSerializer):
+    """``mapping``: ``{"fields": [{"extract": "source", "generate": "target"}, ...]}``."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # Declared here: a class attribute named "fields" reads like the serializer's own.
+        return {"fields": ImportMappingFieldSerializer(many=True, default=list)}
 
 
 class FileImportSerializer(CamelModelSerializer):
@@ -468,9 +566,9 @@ class FileImportSerializer(CamelModelSerializer):
     connectionId = TenantPrimaryKeyRelatedField(
         source="connection", queryset=Connection.objects.all(), required=False, allow_null=True
     )
-    file = ImportFileField(required=False)
-    ftp = ImportFtpField(required=False)
-    mapping = ImportMappingField(required=False)
+    file = ImportFileSerializer(required=False)
+    ftp = ImportFtpSerializer(required=False)
+    mapping = ImportMappingSerializer(required=False)
 
     class Meta:
         model = FileImport

@@ -1,18 +1,27 @@
-from django.urls import path
+"""Integrations, file imports and flows; the resources nested under an integration.
+
+``INTEGRATION`` is the parent other apps nest their resources under (exports, the SFTP login,
+feed logs, jobs, the record store): see config/api/routers.py for the convention.
+"""
 
 from config.api.routers import ApiRouter
 from integrations import views
 
 router = ApiRouter()
-router.register("integrations", views.IntegrationViewSet, basename="integration")
+INTEGRATION = router.register_parent("integrations", views.IntegrationViewSet, "integration")
+router.register_nested(INTEGRATION, "flows", views.IntegrationFlowViewSet, "integration-flow")
+router.register_nested(INTEGRATION, "imports", views.IntegrationImportViewSet, "integration-import")
+router.register_nested(
+    INTEGRATION, "connections", views.IntegrationConnectionViewSet, "integration-connection"
+)
+router.register_nested(INTEGRATION, "ashares", views.IntegrationShareViewSet, "integration-share")
+router.register_nested(
+    INTEGRATION, "revisions", views.IntegrationRevisionViewSet, "integration-revision"
+)
+router.register_nested(INTEGRATION, "audit", views.IntegrationAuditViewSet, "integration-audit")
 router.register("imports", views.FileImportViewSet, basename="import")
 router.register("flows", views.FlowViewSet, basename="flow")
+# A signed link to an integration's template: the token is the credential, not an id.
+router.register("templates", views.TemplateDownloadViewSet, basename="integration-template")
 
-urlpatterns = [
-    path(
-        "templates/<str:token>",
-        views.TemplateDownloadView.as_view(),
-        name="integration-template-download",
-    ),
-    *router.urls,
-]
+urlpatterns = router.urls

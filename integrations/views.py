@@ -1,4 +1,4 @@
-"""Thin HTTP glue for integrations, file imports and flows."""
+"""Thin HTTP glue for integrations, the resources nested under one, file imports and flows."""
 
 from __future__ import annotations
 
@@ -16,25 +16,25 @@ from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
-from rest_framework.views import APIView
 
 from accounts.models import Account, AuditEntry
 from accounts.serializers import AuditEntrySerializer, TenantPrimaryKeyRelatedField
-from accounts.viewsets import TenantViewSet
-from config.api.routers import UUID_PATTERN
+from accounts.viewsets import TenantScopedMixin, TenantViewSet
+from config.api.routers import NestedViewSetMixin
 from config.api.schema import error_response
+from connectors import selectors as connection_selectors
 from connectors.models import Connection
 from connectors.serializers import ConnectionSerializer
 from integrations import selectors
 from integrations.filters import FileImportFilter, FlowFilter, IntegrationFilter
-from integrations.models import FileImport, Flow, Integration, IntegrationShare
+from integrations.models import FileImport, Flow, Integration, IntegrationShare, Revision
 from integrations.serializers import (
     CloneSerializer,
     FileImportSerializer,
@@ -104,7 +104,14 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
     list=extend_schema(summary="List integrations", tags=TAG),
     create=extend_schema(
         summary="Create an integration",
-        description="A feed integration (vauto, homenet, elead, custom) gets an SFTP login.",
+        description=(
+            "What the body names decides the kind of integration: a feed `type` (vauto, homenet, "
+            "elead, custom; needs `dealershipId`) gets an SFTP login, shown once in `sftp`; a "
+            "`sourceAppId` or `destinationAppId` (or a connector id as `type`, with `dataType`) "
+            'makes a connector integration; a body with neither, such as `{"name": ...}`, '
+            "creates an integration container (`type: container`, `dataType: records` unless "
+            "sent, no SFTP login) that groups flows, imports, exports and connections."
+        ),
         responses={201: IntegrationCreatedSerializer},
         tags=TAG,
     ),
@@ -129,8 +136,13 @@ class ConnectionIdsSerializer(BaseSerializer[Any]):
     ),
 )
 class IntegrationViewSet(TenantViewSet):
+    """Integrations, and the verbs and documents of one (its own fields): clone, template,
+    dependencies, install and uninstall steps. The rows that belong to an integration are
+    resources nested under it (``Integration*ViewSet`` below and in other apps)."""
+
     serializer_class = IntegrationSerializer
     filterset_class = IntegrationFilter
+    lookup_url_kwarg = "integrationId"
     sort_fields = {
         "created_at": "created_at",
         "updated_at": "updated_at",
@@ -163,12 +175,6 @@ class IntegrationViewSet(TenantViewSet):
     def perform_destroy(self, instance: Integration) -> None:
         services.integration_delete(integration=instance, actor=self.actor)
 
-    def _paginated(self, queryset: QuerySet[Any], serializer_class: Any) -> Response:
-        page = self.paginate_queryset(queryset)
-        return self.get_paginated_response(
-            serializer_class(page, many=True, context=self.get_serializer_context()).data
-        )
-
     @extend_schema(
         summary="Clone an integration",
         request=CloneSerializer,
@@ -176,7 +182,7 @@ class IntegrationViewSet(TenantViewSet):
         tags=TAG,
     )
     @action(detail=True, methods=["post"])
-    def clone(self, request: Request, pk: str) -> Response:
+    def clone(self, request: Request, **kwargs: Any) -> Response:
         body = CloneSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         clone = services.integration_clone(
@@ -184,197 +190,6 @@ class IntegrationViewSet(TenantViewSet):
         )
         data = {**self.get_serializer(clone).data, **getattr(clone, "provisioned", {})}
         return Response(data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(summary="Flows of an integration", responses=FlowSerializer(many=True), tags=TAG)
-    @action(
-        detail=True,
-        methods=["get"],
-        filterset_class=None,
-        sort_fields={},
-        default_sort=["created_at"],
-    )
-    def flows(self, request: Request, pk: str) -> Response:
-        return self._paginated(self.get_object().flows.order_by("created_at", "pk"), FlowSerializer)
-
-    @extend_schema(
-        summary="File imports of an integration",
-        responses=FileImportSerializer(many=True),
-        tags=TAG,
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def imports(self, request: Request, pk: str) -> Response:
-        return self._paginated(
-            self.get_object().file_imports.order_by("-created_at", "pk"), FileImportSerializer
-        )
-
-    @extend_schema(
-        summary="Connections of an integration",
-        description="Its source, its destination and the connections registered with it.",
-        responses=ConnectionSerializer(many=True),
-        tags=TAG,
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def connections(self, request: Request, pk: str) -> Response:
-        integration = self.get_object()
-        return self._paginated(
-            selectors.integration_connections(integration=integration).order_by("name", "pk"),
-            ConnectionSerializer,
-        )
-
-    @extend_schema(
-        operation_id="integrations_connections_register_many",
-        summary="Register connections with an integration",
-        request={
-            "application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}
-        },
-        responses=ConnectionSerializer(many=True),
-        tags=TAG,
-    )
-    @action(
-        detail=True,
-        methods=["put"],
-        url_path="connections/register",
-        filterset_class=None,
-        sort_fields={},
-    )
-    def register_connections(self, request: Request, pk: str) -> Response:
-        integration = self.get_object()
-        body = ConnectionIdsSerializer(data=request.data, context=self.get_serializer_context())
-        body.is_valid(raise_exception=True)
-        services.integration_connections_register(
-            integration=integration, actor=self.actor, connections=body.validated_data
-        )
-        return self._paginated(
-            selectors.integration_connections(integration=integration).order_by("name", "pk"),
-            ConnectionSerializer,
-        )
-
-    @extend_schema(
-        operation_id="integrations_connection_register",
-        summary="Register a connection with an integration",
-        request=None,
-        responses=ConnectionSerializer,
-        tags=TAG,
-    )
-    @action(
-        detail=True,
-        methods=["put"],
-        url_path=f"connections/(?P<connection_id>{UUID_PATTERN})/register",
-    )
-    def register_connection(self, request: Request, pk: str, connection_id: str) -> Response:
-        integration = self.get_object()
-        connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
-        services.integration_connections_register(
-            integration=integration, actor=self.actor, connections=[connection]
-        )
-        return Response(ConnectionSerializer(connection).data)
-
-    @extend_schema(
-        operation_id="integrations_connection_unregister",
-        summary="Unregister a connection from an integration",
-        request=None,
-        responses={204: None},
-        tags=TAG,
-    )
-    @register_connection.mapping.delete
-    def unregister_connection(self, request: Request, pk: str, connection_id: str) -> Response:
-        integration = self.get_object()
-        connection = get_object_or_404(Connection, pk=connection_id, account=self.account)
-        services.integration_connection_unregister(
-            integration=integration, actor=self.actor, connection=connection
-        )
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Users with access to an integration",
-        responses=ShareSerializer(many=True),
-        tags=TAG,
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def ashares(self, request: Request, pk: str) -> Response:
-        shares = self.get_object().shares.select_related("user").order_by("created_at", "pk")
-        return self._paginated(shares, ShareSerializer)
-
-    @extend_schema(
-        summary="Share an integration with a user of the account",
-        request=ShareCreateSerializer,
-        responses={
-            201: ShareSerializer,
-            409: error_response("CONFLICT: the user already has access to it."),
-        },
-        tags=TAG,
-    )
-    @ashares.mapping.post
-    def share(self, request: Request, pk: str) -> Response:
-        integration = self.get_object()
-        body = ShareCreateSerializer(data=request.data, context=self.get_serializer_context())
-        body.is_valid(raise_exception=True)
-        share = services.integration_share_create(
-            integration=integration, actor=self.actor, **body.validated_data
-        )
-        return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Remove a user's access to an integration",
-        request=None,
-        responses={204: None},
-        tags=TAG,
-    )
-    @action(detail=True, methods=["delete"], url_path=f"ashares/(?P<share_id>{UUID_PATTERN})")
-    def unshare(self, request: Request, pk: str, share_id: str) -> Response:
-        share = get_object_or_404(IntegrationShare, pk=share_id, integration=self.get_object())
-        services.integration_share_delete(share=share, actor=self.actor)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Create a revision (snapshot) of an integration",
-        description=(
-            "With `ignoreIfNoChanges=true` the snapshot is skipped (204) when the definition "
-            "equals the latest revision; with false (the default) a snapshot is always taken."
-        ),
-        parameters=[OpenApiParameter("ignoreIfNoChanges", OpenApiTypes.BOOL, default=False)],
-        request=RevisionCreateSerializer,
-        responses={201: RevisionDetailSerializer, 204: None},
-        tags=TAG,
-    )
-    @action(
-        detail=True,
-        methods=["post"],
-        url_path="revisions/create",
-        filterset_class=None,
-        sort_fields={},
-    )
-    def create_revision(self, request: Request, pk: str) -> Response:
-        integration = self.get_object()
-        raw_flag = request.query_params.get("ignoreIfNoChanges", "false").lower()
-        if raw_flag not in ("true", "false", "1", "0", ""):
-            raise ValidationError({"ignoreIfNoChanges": ["Must be true or false."]})
-        body = RevisionCreateSerializer(data=request.data or {})
-        body.is_valid(raise_exception=True)
-        revision = revision_create(
-            integration=integration,
-            actor=self.actor,
-            description=body.validated_data.get("description", ""),
-            ignore_if_no_changes=raw_flag in ("true", "1", ""),
-        )
-        if revision is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(RevisionDetailSerializer(revision).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        summary="Revisions of an integration", responses=RevisionSerializer(many=True), tags=TAG
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def revisions(self, request: Request, pk: str) -> Response:
-        return self._paginated(self.get_object().revisions.order_by("-number"), RevisionSerializer)
-
-    @extend_schema(
-        summary="One revision with its snapshot", responses=RevisionDetailSerializer, tags=TAG
-    )
-    @action(detail=True, methods=["get"], url_path=f"revisions/(?P<revision_id>{UUID_PATTERN})")
-    def revision(self, request: Request, pk: str, revision_id: str) -> Response:
-        revision = get_object_or_404(self.get_object().revisions, pk=revision_id)
-        return Response(RevisionDetailSerializer(revision).data)
 
     def _steps(self, kind: str) -> Response:
         integration = self.get_object()
@@ -397,10 +212,8 @@ class IntegrationViewSet(TenantViewSet):
     @extend_schema(
         summary="Installation steps and progress", responses=StepsDocumentSerializer, tags=TAG
     )
-    @action(
-        detail=True, methods=["get"], url_path="installSteps", filterset_class=None, sort_fields={}
-    )
-    def install_steps(self, request: Request, pk: str) -> Response:
+    @action(detail=True, methods=["get"], url_path="installSteps")
+    def install_steps(self, request: Request, **kwargs: Any) -> Response:
         return self._steps("install")
 
     @extend_schema(
@@ -411,20 +224,14 @@ class IntegrationViewSet(TenantViewSet):
         tags=TAG,
     )
     @install_steps.mapping.post
-    def submit_install_step(self, request: Request, pk: str) -> Response:
+    def submit_install_step(self, request: Request, **kwargs: Any) -> Response:
         return self._submit_step(request, "install")
 
     @extend_schema(
         summary="Uninstallation steps and progress", responses=StepsDocumentSerializer, tags=TAG
     )
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path="uninstallSteps",
-        filterset_class=None,
-        sort_fields={},
-    )
-    def uninstall_steps(self, request: Request, pk: str) -> Response:
+    @action(detail=True, methods=["get"], url_path="uninstallSteps")
+    def uninstall_steps(self, request: Request, **kwargs: Any) -> Response:
         return self._steps("uninstall")
 
     @extend_schema(
@@ -435,19 +242,8 @@ class IntegrationViewSet(TenantViewSet):
         tags=TAG,
     )
     @uninstall_steps.mapping.post
-    def submit_uninstall_step(self, request: Request, pk: str) -> Response:
+    def submit_uninstall_step(self, request: Request, **kwargs: Any) -> Response:
         return self._submit_step(request, "uninstall")
-
-    @extend_schema(
-        summary="Audit log of an integration (newest first)",
-        responses=AuditEntrySerializer(many=True),
-        tags=TAG,
-    )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def audit(self, request: Request, pk: str) -> Response:
-        integration = self.get_object()
-        entries = AuditEntry.objects.filter(account=self.account, integration_id=integration.pk)
-        return self._paginated(entries.order_by("-created_at", "-id"), AuditEntrySerializer)
 
     @extend_schema(
         summary="Download an integration's template",
@@ -458,8 +254,8 @@ class IntegrationViewSet(TenantViewSet):
         responses={(200, "application/zip"): OpenApiTypes.BINARY},
         tags=TAG,
     )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def template(self, request: Request, pk: str) -> HttpResponse:
+    @action(detail=True, methods=["get"])
+    def template(self, request: Request, **kwargs: Any) -> HttpResponse:
         return _template_zip(self.get_object())
 
     @extend_schema(
@@ -470,36 +266,255 @@ class IntegrationViewSet(TenantViewSet):
         tags=TAG,
     )
     @template.mapping.post
-    def template_link(self, request: Request, pk: str) -> Response:
+    def template_link(self, request: Request, **kwargs: Any) -> Response:
         integration = self.get_object()
         token = signing.dumps(
             {"i": str(integration.pk), "a": str(self.account.pk)}, salt=TEMPLATE_SALT
         )
-        url = request.build_absolute_uri(reverse("integration-template-download", args=[token]))
+        url = request.build_absolute_uri(
+            reverse("integration-template-detail", kwargs={"token": token})
+        )
         expires_at = timezone.now() + TEMPLATE_LINK_LIFETIME
         return Response({"signedURL": url, "key": f"{integration.pk}.zip", "expiresAt": expires_at})
 
     @extend_schema(
         summary="Resources used by or using an integration", responses=OpenApiTypes.OBJECT, tags=TAG
     )
-    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def dependencies(self, request: Request, pk: str) -> Response:
+    @action(detail=True, methods=["get"])
+    def dependencies(self, request: Request, **kwargs: Any) -> Response:
         return Response(selectors.integration_dependencies(integration=self.get_object()))
 
 
-class TemplateDownloadView(APIView):
+class IntegrationNestedMixin(NestedViewSetMixin, TenantScopedMixin):
+    """A resource nested under ``/integrations/{integrationId}``: the integration is found among
+    the caller's live integrations first (``get_parent()``), another account's is a 404."""
+
+    parent_viewset = IntegrationViewSet
+    # Lists of an integration's rows are short: no filters, one fixed order.
+    filterset_class = None
+    sort_fields: dict[str, str] = {}
+
+
+@extend_schema_view(list=extend_schema(summary="Flows of an integration", tags=TAG))
+class IntegrationFlowViewSet(
+    IntegrationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Flow]
+):
+    serializer_class = FlowSerializer
+    default_sort = ["created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Flow]:
+        return Flow.objects.filter(integration=self.get_parent())
+
+
+@extend_schema_view(list=extend_schema(summary="File imports of an integration", tags=TAG))
+class IntegrationImportViewSet(
+    IntegrationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[FileImport]
+):
+    serializer_class = FileImportSerializer
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[FileImport]:
+        return FileImport.objects.filter(integration=self.get_parent())
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Connections of an integration",
+        description="Its source, its destination and the connections registered with it.",
+        tags=TAG,
+    )
+)
+class IntegrationConnectionViewSet(
+    IntegrationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[Connection]
+):
+    serializer_class = ConnectionSerializer
+    lookup_url_kwarg = "connectionId"
+    default_sort = ["name"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Connection]:
+        return selectors.integration_connections(integration=self.get_parent())
+
+    def _account_connection(self) -> Connection:
+        """The connection of the URL among the account's (registering one that is not yet
+        registered is the point)."""
+        return get_object_or_404(
+            connection_selectors.connection_list(account=self.account),
+            pk=self.kwargs["connectionId"],
+        )
+
+    @extend_schema(
+        operation_id="integrations_connections_register_many",
+        summary="Register connections with an integration",
+        request={
+            "application/json": {"type": "array", "items": {"type": "string", "format": "uuid"}}
+        },
+        responses=ConnectionSerializer(many=True),
+        tags=TAG,
+    )
+    @action(detail=False, methods=["put"], url_path="register")
+    def register_many(self, request: Request, **kwargs: Any) -> Response:
+        integration = self.get_parent()
+        body = ConnectionIdsSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        services.integration_connections_register(
+            integration=integration, actor=self.actor, connections=body.validated_data
+        )
+        return self.list(request)
+
+    @extend_schema(
+        operation_id="integrations_connection_register",
+        summary="Register a connection with an integration",
+        request=None,
+        responses=ConnectionSerializer,
+        tags=TAG,
+    )
+    @action(detail=True, methods=["put"], url_path="register")
+    def register(self, request: Request, **kwargs: Any) -> Response:
+        integration = self.get_parent()
+        connection = self._account_connection()
+        services.integration_connections_register(
+            integration=integration, actor=self.actor, connections=[connection]
+        )
+        return Response(ConnectionSerializer(connection).data)
+
+    @extend_schema(
+        operation_id="integrations_connection_unregister",
+        summary="Unregister a connection from an integration",
+        request=None,
+        responses={204: None},
+        tags=TAG,
+    )
+    @register.mapping.delete
+    def unregister(self, request: Request, **kwargs: Any) -> Response:
+        integration = self.get_parent()
+        connection = self._account_connection()
+        services.integration_connection_unregister(
+            integration=integration, actor=self.actor, connection=connection
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Users with access to an integration", tags=TAG),
+    create=extend_schema(
+        summary="Share an integration with a user of the account",
+        request=ShareCreateSerializer,
+        responses={
+            201: ShareSerializer,
+            409: error_response("CONFLICT: the user already has access to it."),
+        },
+        tags=TAG,
+    ),
+    destroy=extend_schema(summary="Remove a user's access to an integration", tags=TAG),
+)
+class IntegrationShareViewSet(
+    IntegrationNestedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[IntegrationShare],
+):
+    """``/integrations/{integrationId}/ashares``: the users an integration is shared with."""
+
+    serializer_class = ShareSerializer
+    lookup_url_kwarg = "shareId"
+    default_sort = ["created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[IntegrationShare]:
+        return IntegrationShare.objects.filter(integration=self.get_parent()).select_related("user")
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        integration = self.get_parent()
+        body = ShareCreateSerializer(data=request.data, context=self.get_serializer_context())
+        body.is_valid(raise_exception=True)
+        share = services.integration_share_create(
+            integration=integration, actor=self.actor, **body.validated_data
+        )
+        return Response(ShareSerializer(share).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance: IntegrationShare) -> None:
+        services.integration_share_delete(share=instance, actor=self.actor)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Revisions of an integration", tags=TAG),
+    retrieve=extend_schema(summary="One revision with its snapshot", tags=TAG),
+)
+class IntegrationRevisionViewSet(
+    IntegrationNestedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[Revision],
+):
+    lookup_url_kwarg = "revisionId"
+    default_sort = ["-number"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[Revision]:
+        return Revision.objects.filter(integration=self.get_parent())
+
+    def get_serializer_class(self) -> type[RevisionSerializer]:
+        return RevisionSerializer if self.action == "list" else RevisionDetailSerializer
+
+    @extend_schema(
+        summary="Create a revision (snapshot) of an integration",
+        description=(
+            "With `ignoreIfNoChanges=true` the snapshot is skipped (204) when the definition "
+            "equals the latest revision; with false (the default) a snapshot is always taken."
+        ),
+        parameters=[OpenApiParameter("ignoreIfNoChanges", OpenApiTypes.BOOL, default=False)],
+        request=RevisionCreateSerializer,
+        responses={201: RevisionDetailSerializer, 204: None},
+        tags=TAG,
+    )
+    @action(detail=False, methods=["post"], url_path="create")
+    def create_revision(self, request: Request, **kwargs: Any) -> Response:
+        integration = self.get_parent()
+        raw_flag = request.query_params.get("ignoreIfNoChanges", "false").lower()
+        if raw_flag not in ("true", "false", "1", "0", ""):
+            raise ValidationError({"ignoreIfNoChanges": ["Must be true or false."]})
+        body = RevisionCreateSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        revision = revision_create(
+            integration=integration,
+            actor=self.actor,
+            description=body.validated_data.get("description", ""),
+            ignore_if_no_changes=raw_flag in ("true", "1", ""),
+        )
+        if revision is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(RevisionDetailSerializer(revision).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Audit log of an integration (newest first)", tags=TAG)
+)
+class IntegrationAuditViewSet(
+    IntegrationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[AuditEntry]
+):
+    serializer_class = AuditEntrySerializer
+    default_sort = ["-created_at", "-id"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[AuditEntry]:
+        # The trail outlives its integration; the URL reaches it only while the integration lives.
+        return AuditEntry.objects.filter(account=account, integration_id=self.get_parent().pk)
+
+
+class TemplateDownloadViewSet(viewsets.ViewSet):
     """The target of a signed template link: no API key, the signature is the credential."""
 
     authentication_classes: list[Any] = []
     permission_classes = [AllowAny]
+    lookup_field = "token"
+    lookup_value_regex = "[^/]+"
 
     @extend_schema(
         summary="Download a template through a signed link",
         auth=[],
+        parameters=[OpenApiParameter("token", OpenApiTypes.STR, OpenApiParameter.PATH)],
         responses={(200, "application/zip"): OpenApiTypes.BINARY},
         tags=TAG,
     )
-    def get(self, request: Request, token: str) -> HttpResponse:
+    def retrieve(self, request: Request, token: str) -> HttpResponse:
         try:
             claims = signing.loads(token, salt=TEMPLATE_SALT, max_age=TEMPLATE_LINK_LIFETIME)
         except signing.BadSignature:
@@ -519,6 +534,7 @@ class TemplateDownloadView(APIView):
 class FileImportViewSet(TenantViewSet):
     serializer_class = FileImportSerializer
     filterset_class = FileImportFilter
+    lookup_url_kwarg = "importId"
     sort_fields = {"created_at": "created_at", "last_modified": "last_modified", "name": "name"}
     default_sort = ["-created_at"]
 
@@ -546,7 +562,7 @@ class FileImportViewSet(TenantViewSet):
         tags=["imports"],
     )
     @action(detail=True, methods=["post"])
-    def clone(self, request: Request, pk: str) -> Response:
+    def clone(self, request: Request, **kwargs: Any) -> Response:
         body = CloneSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         clone = import_services.file_import_clone(
@@ -566,6 +582,7 @@ class FileImportViewSet(TenantViewSet):
 class FlowViewSet(TenantViewSet):
     serializer_class = FlowSerializer
     filterset_class = FlowFilter
+    lookup_url_kwarg = "flowId"
     sort_fields = {"created_at": "created_at", "updated_at": "updated_at", "name": "name"}
     default_sort = ["created_at"]
 

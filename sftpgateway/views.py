@@ -1,7 +1,8 @@
 """Thin HTTP glue for a feed integration's SFTP login: info, rotation, public keys, activity.
 
-Every route sits under ``/api/v1/integrations/<integrationId>/sftp``; the integration must be a
-live feed integration of the caller's account, anything else is a 404.
+Every route is a resource nested under ``/api/v1/integrations/{integrationId}`` (the login itself
+at ``sftp``, its keys and activity below it); the integration must be a live feed integration of
+the caller's account, anything else is a 404.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import generics, status
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin
 from config.api.errors import NotFound
+from config.api.routers import NestedViewSetMixin
 from integrations.models import Integration
+from integrations.views import IntegrationViewSet
 from sftpgateway import selectors, services
 from sftpgateway.filters import SftpActivityFilter
 from sftpgateway.models import SftpActivity, SftpCredential, SftpKey
@@ -31,20 +34,19 @@ from sftpgateway.serializers import (
 )
 
 TAG = ["sftp"]
-INTEGRATION_ID = OpenApiParameter("integrationId", OpenApiTypes.UUID, OpenApiParameter.PATH)
-KEY_ID = OpenApiParameter("keyId", OpenApiTypes.UUID, OpenApiParameter.PATH)
 
 
-class IntegrationSftpMixin(TenantScopedMixin):
-    """Finds the feed integration of the URL within the caller's account, and its credential."""
+class IntegrationSftpMixin(NestedViewSetMixin, TenantScopedMixin):
+    """Nested under a feed integration of the caller's account (any other is a 404), whose
+    SFTP credential it reaches."""
 
-    def get_integration(self) -> Integration:
-        return generics.get_object_or_404(
-            selectors.feed_integrations(account=self.account), pk=self.kwargs["integrationId"]
-        )
+    parent_viewset = IntegrationViewSet
+
+    def get_parent_queryset(self) -> QuerySet[Integration]:
+        return selectors.feed_integrations(account=self.account)
 
     def get_credential(self) -> SftpCredential:
-        credential = selectors.credential_for_integration(integration=self.get_integration())
+        credential = selectors.credential_for_integration(integration=self.get_parent())
         if credential is None:
             raise NotFound(
                 "This integration has no SFTP credentials; POST .../sftp/rotate issues them."
@@ -56,62 +58,74 @@ class IntegrationSftpMixin(TenantScopedMixin):
 
 
 @extend_schema_view(
-    get=extend_schema(
+    retrieve=extend_schema(
         summary="Get the SFTP login of a feed integration",
         description="Host, port, username and status; never the password.",
         operation_id="integration_sftp_retrieve",
-        parameters=[INTEGRATION_ID],
         tags=TAG,
     )
 )
-class SftpCredentialView(IntegrationSftpMixin, generics.GenericAPIView[SftpCredential]):
+class IntegrationSftpViewSet(
+    IntegrationSftpMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[SftpCredential]
+):
+    """``/integrations/{integrationId}/sftp``: the one SFTP login of a feed integration."""
+
     serializer_class = SftpCredentialSerializer
 
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(self.get_serializer(self.get_credential()).data)
+    def get_object(self) -> SftpCredential:
+        return self.get_credential()
 
-
-@extend_schema_view(
-    post=extend_schema(
+    @extend_schema(
         summary="Rotate the SFTP password",
         description="Issues a new password, shown in this answer only. The old one stops working "
         "at once and sessions that logged in with it are disconnected.",
         operation_id="integration_sftp_rotate",
-        parameters=[INTEGRATION_ID],
         request=None,
         responses={200: SftpSecretSerializer},
         tags=TAG,
     )
-)
-class SftpRotateView(IntegrationSftpMixin, generics.GenericAPIView[SftpCredential]):
-    serializer_class = SftpSecretSerializer
-
-    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        issued = services.credential_rotate(integration=self.get_integration(), actor=self.actor)
+    @action(detail=True, methods=["post"])
+    def rotate(self, request: Request, **kwargs: Any) -> Response:
+        issued = services.credential_rotate(integration=self.get_parent(), actor=self.actor)
         return Response(issued.as_response(), status=status.HTTP_200_OK)
 
 
 @extend_schema_view(
-    get=extend_schema(
-        summary="List the SFTP public keys",
-        operation_id="integration_sftp_keys_list",
-        parameters=[INTEGRATION_ID],
-        tags=TAG,
+    list=extend_schema(
+        summary="List the SFTP public keys", operation_id="integration_sftp_keys_list", tags=TAG
     ),
-    post=extend_schema(
+    create=extend_schema(
         summary="Add an SFTP public key",
         description="Ed25519, ECDSA or RSA (2048 bits or more); the key then logs in as the "
         "integration's username.",
         operation_id="integration_sftp_keys_create",
-        parameters=[INTEGRATION_ID],
         request=SftpKeyCreateSerializer,
         responses={201: SftpKeySerializer},
         tags=TAG,
     ),
+    retrieve=extend_schema(
+        summary="Get an SFTP public key", operation_id="integration_sftp_key_retrieve", tags=TAG
+    ),
+    destroy=extend_schema(
+        summary="Remove an SFTP public key",
+        description="Sessions that logged in with it are disconnected.",
+        operation_id="integration_sftp_key_destroy",
+        tags=TAG,
+    ),
 )
-class SftpKeyListView(IntegrationSftpMixin, generics.ListCreateAPIView[SftpKey]):
+class IntegrationSftpKeyViewSet(
+    IntegrationSftpMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet[SftpKey],
+):
+    """``/integrations/{integrationId}/sftp/keys[/{keyId}]``: public keys of the SFTP login."""
+
     serializer_class = SftpKeySerializer
     filterset_class = None
+    lookup_url_kwarg = "keyId"
     sort_fields = {"created_at": "created_at", "name": "name"}
     default_sort = ["-created_at"]
 
@@ -127,53 +141,29 @@ class SftpKeyListView(IntegrationSftpMixin, generics.ListCreateAPIView[SftpKey])
         key = services.key_add(credential=credential, actor=self.actor, **body.validated_data)
         return Response(self.get_serializer(key).data, status=status.HTTP_201_CREATED)
 
-
-@extend_schema_view(
-    get=extend_schema(
-        summary="Get an SFTP public key",
-        operation_id="integration_sftp_key_retrieve",
-        parameters=[INTEGRATION_ID, KEY_ID],
-        tags=TAG,
-    ),
-    delete=extend_schema(
-        summary="Remove an SFTP public key",
-        description="Sessions that logged in with it are disconnected.",
-        operation_id="integration_sftp_key_destroy",
-        parameters=[INTEGRATION_ID, KEY_ID],
-        tags=TAG,
-    ),
-)
-class SftpKeyDetailView(IntegrationSftpMixin, generics.RetrieveDestroyAPIView[SftpKey]):
-    serializer_class = SftpKeySerializer
-    lookup_url_kwarg = "keyId"
-
-    def get_tenant_queryset(self, account: Account) -> QuerySet[SftpKey]:
-        if getattr(self, "swagger_fake_view", False):
-            return SftpKey.objects.none()
-        return selectors.credential_keys(credential=self.get_credential())
-
     def perform_destroy(self, instance: SftpKey) -> None:
         services.key_delete(key=instance, actor=self.actor)
 
 
 @extend_schema_view(
-    get=extend_schema(
+    list=extend_schema(
         summary="SFTP activity of a feed integration",
         description="Logins, failed logins, bans of the partner's address (and the connections "
         "refused during one), uploads, partial uploads and refused requests, newest first. "
         "Filter with event=login&event=upload.",
         operation_id="integration_sftp_activity_list",
-        parameters=[INTEGRATION_ID],
         tags=TAG,
     )
 )
-class SftpActivityListView(IntegrationSftpMixin, generics.ListAPIView[SftpActivity]):
+class IntegrationSftpActivityViewSet(
+    IntegrationSftpMixin, mixins.ListModelMixin, viewsets.GenericViewSet[SftpActivity]
+):
+    """``/integrations/{integrationId}/sftp/activity``: what the gateway saw of this login."""
+
     serializer_class = SftpActivitySerializer
     filterset_class = SftpActivityFilter
     sort_fields = {"created_at": "created_at"}
     default_sort = ["-created_at", "-id"]
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[SftpActivity]:
-        if getattr(self, "swagger_fake_view", False):
-            return SftpActivity.objects.none()
-        return selectors.integration_activity(integration=self.get_integration())
+        return selectors.integration_activity(integration=self.get_parent())

@@ -36,31 +36,30 @@ from syncengine.models import (
 )
 from tests.factories import UserFactory
 
-# The previous path segment names the kind of a plain ``{id}``.
-_KIND_BY_COLLECTION = {
-    "api-keys": "api_key",
-    "dealerships": "dealership",
-    "events": "event",
-    "flows": "flow",
-    "imports": "import",
-    "integrations": "integration",
-    "logs": "feed_file",
-    "jobs": "job",
-    "vehicles": "vehicle",
-}
+# Path parameters are named after what they identify (config/api/routers.py).
 _KIND_BY_PARAMETER = {
-    "integrationId": "integration",
-    "integration_id": "integration",
+    "apiKeyId": "api_key",
     "connectionId": "connection",
-    "connection_id": "connection",
-    "exportId": "export",
-    "keyId": "sftp_key",
-    "share_id": "share",
-    "revision_id": "revision",
-    "syncId": "connection_job",
     "connectorId": "connector",
+    "dealershipId": "dealership",
+    "eventId": "event",
+    "exportId": "export",
+    "flowId": "flow",
+    "importId": "import",
+    "integrationId": "integration",
+    "jobId": "job",
+    "keyId": "sftp_key",
+    "logId": "feed_file",
+    "revisionId": "revision",
+    "shareId": "share",
+    "syncId": "connection_job",
     "token": "template_token",
+    "vehicleId": "vehicle",
 }
+# The spellings of the routes syncengine has not moved to the convention yet: a plain ``{id}``
+# named by the previous path segment, and ``{integration_id}``.
+_LEGACY_KIND_BY_COLLECTION = {"logs": "feed_file", "jobs": "job", "vehicles": "vehicle"}
+_LEGACY_KIND_BY_PARAMETER = {"integration_id": "integration"}
 
 
 def kind_of(path: str, parameter: str) -> str | None:
@@ -71,11 +70,11 @@ def kind_of(path: str, parameter: str) -> str | None:
         return None
     position = segments.index(placeholder)
     if parameter == "id":
-        return _KIND_BY_COLLECTION.get(segments[position - 1])
+        return _LEGACY_KIND_BY_COLLECTION.get(segments[position - 1])
     if parameter == "snapshotId":
         owner = "connection" if "{connectionId}" in segments[:position] else "integration"
         return f"{owner}_snapshot"
-    return _KIND_BY_PARAMETER.get(parameter)
+    return _KIND_BY_PARAMETER.get(parameter) or _LEGACY_KIND_BY_PARAMETER.get(parameter)
 
 
 def _created(response: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ NOT_WALKED = {
         "The connector catalog is defined in code and the same for every account; a connector "
         "id names no tenant's object."
     ),
-    "/api/v1/templates/{token}": (
+    "/api/v1/templates/{token}/": (
         "A signed template link is its own credential (it works without an API key, for an "
         "hour); its signature, not the caller's account, decides (tests/integrations)."
     ),

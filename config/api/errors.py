@@ -102,6 +102,9 @@ def flatten_validation_detail(detail: Any, prefix: str = "") -> dict[str, list[s
     flat: dict[str, list[str]] = {}
     if isinstance(detail, dict):
         for key, value in detail.items():
+            if isinstance(key, int):  # a ListSerializer's errors, by the index of each item
+                flat.update(flatten_validation_detail(value, f"{prefix}[{key}]"))
+                continue
             name = "nonFieldErrors" if key in ("non_field_errors", "nonFieldErrors") else str(key)
             if name == "nonFieldErrors" and prefix:
                 name = ""

@@ -1,4 +1,5 @@
-"""drf-spectacular post-processing: document the response envelope and the error envelope.
+"""drf-spectacular post-processing: document the response envelope and the error envelope, and
+the ``Prefer: return=minimal`` header every update honours (config.api.prefer).
 
 Every operation gets the error answers any request can get (400, 401, 403, 404, 413, 415, 429,
 as they apply); an answer only some operations give (409 CONFLICT) is declared on the view with
@@ -11,7 +12,15 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
 
+from config.api.prefer import (
+    MINIMAL_RESPONSE_DESCRIPTION,
+    PREFER_HEADER_DESCRIPTION,
+    UPDATE_METHODS,
+)
+from config.api.routers import UUID_PATTERN
+
 ERROR_COMPONENT = "ErrorEnvelope"
+UUID_REGEX = f"^{UUID_PATTERN}$"
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error"],
@@ -84,15 +93,35 @@ def _needs_credentials(operation: dict[str, Any]) -> bool:
     return bool(security) and {} not in security
 
 
+def _document_prefer(operation: dict[str, Any]) -> None:
+    """The ``Prefer: return=minimal`` header of an update and its 204 (config.api.prefer)."""
+    operation.setdefault("parameters", []).append(
+        {
+            "in": "header",
+            "name": "Prefer",
+            "required": False,
+            "schema": {"type": "string", "enum": ["return=minimal", "return=representation"]},
+            "description": PREFER_HEADER_DESCRIPTION,
+        }
+    )
+    operation["responses"].setdefault("204", {"description": MINIMAL_RESPONSE_DESCRIPTION})
+
+
 def postprocess_envelopes(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas[ERROR_COMPONENT] = ERROR_SCHEMA
     error_ref = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
     for path, operations in result.get("paths", {}).items():
-        for operation in operations.values():
+        for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses = operation["responses"]
+            if method.upper() in UPDATE_METHODS and "200" in responses:
+                _document_prefer(operation)
+            for parameter in operation.get("parameters", []):
+                # Ids in paths are UUIDs (config.api.routers): say so, not only by the pattern.
+                if parameter["in"] == "path" and parameter["schema"].get("pattern") == UUID_REGEX:
+                    parameter["schema"]["format"] = "uuid"
             for code, response in responses.items():
                 if not code.startswith("2"):
                     continue

@@ -15,11 +15,17 @@ from config.api.errors import BadRequest, Conflict, InvalidInput
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector
-from integrations.choices import DataType, IntegrationState, IntegrationStatus
+from integrations.choices import CONTAINER_TYPE, DataType, IntegrationState, IntegrationStatus
 from integrations.hooks import run_created_hooks, run_deleted_hooks
-from integrations.models import FileImport, Flow, Integration, IntegrationShare
+from integrations.models import (
+    SYNC_SETTINGS_DEFAULTS,
+    FileImport,
+    Flow,
+    Integration,
+    IntegrationShare,
+    default_steps_progress,
+)
 from integrations.scheduling import compute_next_run_at
-from integrations.validators import SYNC_SETTINGS_DEFAULTS, default_steps_progress
 
 AUDIT_FIELDS = [
     "name",
@@ -138,20 +144,33 @@ def _apply_schedule(integration: Integration, schedule: dict[str, Any]) -> None:
         )
 
 
+TYPES_HINT = f"vauto, homenet, elead, custom, {CONTAINER_TYPE} or a connector id"
+
+
 def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
-    """Fill in ``type``, ``dataType`` and ``name`` of a new integration, or say what is missing."""
+    """Fill in ``type``, ``dataType`` and ``name`` of a new integration, or say what is missing.
+
+    The body decides the kind: a feed type (an SFTP feed of a dealership), a connector id or a
+    source / destination connection (a data flow), or none of these: an integration container,
+    which groups flows, imports, exports and connections, has no feed (no SFTP login is issued)
+    and needs only a name.
+    """
     source: Connection | None = values.get("source_connection")
     destination: Connection | None = values.get("destination_connection")
     integration_type = values.get("type") or (source or destination or Connection()).connector_id
     errors: dict[str, list[str]] = {}
-    if not integration_type:
-        errors["type"] = [
-            "Give a type (vauto, homenet, elead, custom or a connector id), "
-            "or a sourceAppId / destinationAppId to take it from."
-        ]
+    if not integration_type or integration_type == CONTAINER_TYPE:
+        integration_type = CONTAINER_TYPE
+        if not values.get("name"):
+            errors["name"] = [
+                "Name the integration container, or give a type "
+                f"({TYPES_HINT}) or a sourceAppId / destinationAppId."
+            ]
+        values.setdefault("data_type", DataType.RECORDS)
     elif integration_type not in FEED_TYPES and get_connector(integration_type) is None:
         errors["type"] = [
-            f"Unknown type {integration_type!r}; see GET /api/v1/integrations/connectors."
+            f"Unknown type {integration_type!r}; use {TYPES_HINT} "
+            "(GET /api/v1/integrations/connectors)."
         ]
     elif integration_type in FEED_TYPES:
         if values.get("dealership") is None:

@@ -108,6 +108,24 @@ def test_invalid_import_is_400(api, patch, field):
     assert not FileImport.objects.exists()
 
 
+def test_a_patch_checks_the_import_documents_as_a_whole(tenant, api):
+    file_import = FileImport.objects.create(account=tenant.account, name="Feed")
+
+    missing = api.patch(
+        f"/api/v1/imports/{file_import.pk}",
+        {"mapping": {"fields": [{"extract": "Stock #"}]}},
+        format="json",
+    )
+    replaced = api.patch(
+        f"/api/v1/imports/{file_import.pk}", {"file": {"skipAggregation": True}}, format="json"
+    )
+
+    assert missing.status_code == 400
+    assert list(missing.json()["error"]["details"]) == ["mapping.fields[0].generate"]
+    assert replaced.status_code == 200, replaced.content
+    assert replaced.json()["data"]["file"] == {"skipAggregation": True, "type": "csv"}
+
+
 def test_flows_crud_and_listing_by_integration(tenant, api):
     integration = IntegrationFactory(account=tenant.account)
     file_import = FileImport.objects.create(

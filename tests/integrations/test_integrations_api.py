@@ -7,6 +7,7 @@ import time_machine
 
 from accounts.models import AuditEntry, Event
 from integrations.models import Integration
+from sftpgateway.models import SftpCredential
 from tests.factories import ConnectionFactory, DealershipFactory, IntegrationFactory
 
 pytestmark = pytest.mark.django_db
@@ -113,7 +114,7 @@ def test_run_now_makes_the_integration_due_now(api, dealership):
     [
         ({"type": "vauto"}, "dealershipId"),
         ({"type": "nope"}, "type"),
-        ({"name": "no type at all"}, "type"),
+        ({}, "name"),
         ({"type": "vauto", "dealershipId": "not-a-uuid"}, "dealershipId"),
         ({"type": "vauto", "dealershipId": 42}, "dealershipId"),
         ({"type": "vauto", "syncSettings": {"strategy": "replace"}}, "syncSettings.strategy"),
@@ -524,3 +525,158 @@ class TestTenantIsolation:
         assert stored.deleted_at is None
         assert not AuditEntry.objects.filter(integration_id=theirs.pk).exists()
         assert Integration.all_objects.count() == 1
+
+
+class TestContainers:
+    """An integration that groups flows, imports, exports and connections (no feed, no source)."""
+
+    def test_a_name_alone_creates_an_integration_container(self, tenant, api):
+        response = api.post(URL, {"name": "Acme Connector"}, format="json")
+
+        assert response.status_code == 201, response.content
+        data = response.json()["data"]
+        assert data["name"] == "Acme Connector"
+        assert data["type"] == "container"
+        assert data["dataType"] == "records"
+        assert data["dealershipId"] is None
+        assert data["sourceAppId"] is None
+        assert data["destinationAppId"] is None
+        assert data["state"] == "active"
+        assert data["status"] == "pending"
+        assert data["nextRunAt"] is None
+        # A container has no feed: no SFTP login is issued, shown or stored.
+        assert "sftp" not in data
+        assert not SftpCredential.objects.exists()
+        assert api.get(f"{URL}/{data['id']}/sftp").status_code == 404
+        assert Event.objects.filter(type="integration.created", integration_id=data["id"]).exists()
+
+    def test_a_container_keeps_a_data_type_it_is_given(self, api):
+        response = api.post(URL, {"name": "Billing", "dataType": "invoices"}, format="json")
+
+        assert response.status_code == 201, response.content
+        assert response.json()["data"]["type"] == "container"
+        assert response.json()["data"]["dataType"] == "invoices"
+
+    def test_a_container_groups_connections_and_flows(self, tenant, api):
+        container = api.post(URL, {"name": "Acme Connector"}, format="json").json()["data"]
+        connection = ConnectionFactory(account=tenant.account)
+
+        registered = api.put(f"{URL}/{container['id']}/connections/{connection.pk}/register")
+        flow = api.post(
+            "/api/v1/flows", {"integrationId": container["id"], "name": "Orders"}, format="json"
+        )
+
+        assert registered.status_code == 200, registered.content
+        assert flow.status_code == 201, flow.content
+        assert [f["name"] for f in api.get(f"{URL}/{container['id']}/flows").json()["data"]] == [
+            "Orders"
+        ]
+        connections = api.get(f"{URL}/{container['id']}/connections").json()["data"]
+        assert [c["connectionId"] for c in connections] == [str(connection.pk)]
+
+    def test_nothing_to_name_a_container_is_a_400_saying_what_to_send(self, api):
+        response = api.post(URL, {"dataType": "events"}, format="json")
+
+        assert response.status_code == 400
+        details = response.json()["error"]["details"]
+        assert list(details) == ["name"]
+        assert "sourceAppId" in details["name"][0]
+        assert not Integration.all_objects.exists()
+
+    def test_a_container_has_nothing_to_sync_itself(self, api):
+        container = api.post(URL, {"name": "Acme Connector"}, format="json").json()["data"]
+
+        response = api.post(f"{URL}/{container['id']}/sync")
+
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "BAD_REQUEST"
+
+
+class TestPreferReturnMinimal:
+    def test_patch_with_prefer_return_minimal_is_204_and_applied(self, tenant, api):
+        integration = IntegrationFactory(account=tenant.account, name="Before")
+
+        response = api.patch(
+            f"{URL}/{integration.pk}",
+            {"name": "After", "tag": "beta"},
+            format="json",
+            HTTP_PREFER="return=minimal",
+        )
+
+        assert response.status_code == 204
+        assert response.content == b""
+        assert response["Preference-Applied"] == "return=minimal"
+        assert not response.has_header("Content-Type")
+        integration.refresh_from_db()
+        assert (integration.name, integration.tag) == ("After", "beta")
+        assert AuditEntry.objects.filter(integration_id=integration.pk, action="updated").exists()
+
+    def test_put_with_prefer_return_minimal_is_204(self, tenant, api):
+        integration = IntegrationFactory(account=tenant.account)
+
+        response = api.put(
+            f"{URL}/{integration.pk}",
+            {"name": "Replaced", "dealershipId": str(integration.dealership_id)},
+            format="json",
+            HTTP_PREFER="return=minimal",
+        )
+
+        assert response.status_code == 204, response.content
+        integration.refresh_from_db()
+        assert integration.name == "Replaced"
+
+    @pytest.mark.parametrize("prefer", [None, "return=representation", "handling=lenient"])
+    def test_without_the_preference_the_update_answers_the_object(self, tenant, api, prefer):
+        integration = IntegrationFactory(account=tenant.account)
+        headers = {"HTTP_PREFER": prefer} if prefer else {}
+
+        response = api.patch(f"{URL}/{integration.pk}", {"name": "After"}, format="json", **headers)
+
+        assert response.status_code == 200
+        assert response.json()["data"]["name"] == "After"
+        assert not response.has_header("Preference-Applied")
+
+    def test_a_refused_update_still_answers_its_error(self, tenant, api):
+        integration = IntegrationFactory(account=tenant.account, name="Kept")
+
+        response = api.patch(
+            f"{URL}/{integration.pk}",
+            {"syncSettings": {"strategy": "replace"}},
+            format="json",
+            HTTP_PREFER="return=minimal",
+        )
+
+        assert response.status_code == 400
+        assert "syncSettings.strategy" in response.json()["error"]["details"]
+        integration.refresh_from_db()
+        assert integration.sync_settings.get("strategy") != "replace"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"config": {"tasks": [{"no": "type"}]}}, "config.tasks[0].task_type"),
+        ({"installSteps": [{"type": "form"}]}, "installSteps[0].name"),
+        ({"uninstallSteps": [{"name": "a"}, {"name": "a"}]}, "uninstallSteps[1].name"),
+        ({"schedule": {"frequencyValue": 3}}, "schedule"),
+        ({"syncSettings": {"soldGraceSyncs": "2"}}, "syncSettings.soldGraceSyncs"),
+    ],
+)
+def test_a_patch_checks_each_json_part_as_a_whole(tenant, api, body, field):
+    integration = IntegrationFactory(account=tenant.account)
+
+    response = api.patch(f"{URL}/{integration.pk}", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert list(response.json()["error"]["details"]) == [field]
+
+
+def test_a_patched_config_gets_its_defaults(tenant, api):
+    integration = IntegrationFactory(
+        account=tenant.account, config={"global": {"a": 1}, "tasks": [{"task_type": "x"}]}
+    )
+
+    response = api.patch(f"{URL}/{integration.pk}", {"config": {"region": "eu"}}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["data"]["config"] == {"region": "eu", "global": {}, "tasks": []}

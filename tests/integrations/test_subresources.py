@@ -3,6 +3,7 @@ template, dependencies."""
 
 import io
 import json
+import re
 import zipfile
 
 import pytest
@@ -292,6 +293,7 @@ class TestTemplate:
         assert link.status_code == 200
         data = link.json()["data"]
         assert data["key"] == f"{integration.pk}.zip"
+        assert re.fullmatch(r"http://testserver/api/v1/templates/[^/]+", data["signedURL"])
         downloaded = anon_client.get(data["signedURL"])
         assert downloaded.status_code == 200
         assert downloaded["Content-Type"] == "application/zip"
