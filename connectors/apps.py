@@ -8,9 +8,12 @@ class ConnectorsConfig(AppConfig):
     def ready(self) -> None:
         # Importing the modules registers their connectors in the catalog.
         from connectors import (
+            azure_blob,  # noqa: F401
             feeds,  # noqa: F401
             http_json,  # noqa: F401
             postgres,  # noqa: F401
+            s3,  # noqa: F401
+            sftp,  # noqa: F401
             sftp_pull,  # noqa: F401
             stripe,  # noqa: F401
         )

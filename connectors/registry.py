@@ -126,6 +126,9 @@ class Connector:
     # A source of files rather than records: it feeds an inventory integration's file pipeline
     # (``syncengine.pull``), so its connections do not sync into a record store of their own.
     feeds_files: ClassVar[bool] = False
+    # A destination of files rather than records: it delivers whole files atomically through
+    # ``upload()`` (see ``connectors.files.FileDestination``), for exports and file imports.
+    writes_files: ClassVar[bool] = False
 
     def __init__(self, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
         self.config = config

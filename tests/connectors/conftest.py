@@ -34,3 +34,7 @@ class PaymentsApi(Connector):
 def payments_connector(monkeypatch) -> type[Connector]:
     monkeypatch.setitem(registry._REGISTRY, PaymentsApi.id, PaymentsApi)
     return PaymentsApi
+
+
+# The real storage servers (moto's S3, Azurite, OpenSSH sshd), each started once per test run.
+from tests.servers import azurite, moto_s3, sshd  # noqa: E402, F401
