@@ -27,3 +27,21 @@ class ApiKeyScope(models.TextChoices):
         """Whether a key of this scope may do what ``required`` allows."""
         order = list(ApiKeyScope)
         return order.index(self) >= order.index(ApiKeyScope(required))
+
+
+class EventType(models.TextChoices):
+    """The domain events written to the outbox (``accounts.models.Event``), by name."""
+
+    INTEGRATION_CREATED = "integration.created", "Integration created"
+    INTEGRATION_UPDATED = "integration.updated", "Integration updated"
+    INTEGRATION_DELETED = "integration.deleted", "Integration deleted"
+    INTEGRATION_RESTORED = "integration.restored", "Integration restored"
+    INTEGRATION_INSTALLED = "integration.installed", "Integration installed"
+    INTEGRATION_UNINSTALLED = "integration.uninstalled", "Integration uninstalled"
+    INTEGRATION_CONNECTED = "integration.connected", "Connection tested and connected"
+    INTEGRATION_PAUSED = "integration.paused", "Integration paused after failed runs"
+    SYNC_STARTED = "integration.sync.started", "Run started"
+    SYNC_COMPLETED = "integration.sync.completed", "Run completed"
+    SYNC_FAILED = "integration.sync.failed", "Run failed"
+    FILE_RECEIVED = "integration.file.received", "Feed file received"
+    FILE_REJECTED = "integration.file.rejected", "Feed file rejected"

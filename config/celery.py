@@ -1,12 +1,14 @@
 """The Celery application: queues, routing by task module, and reliability defaults.
 
 Every task is ``acks_late`` with ``reject_on_worker_lost``: a worker that dies mid-task leaves the
-message on the broker for another worker, so tasks must be (and are) idempotent.
+message on the broker for another worker, so tasks must be (and are) idempotent. The tasks that
+run a job row are ``RunTask``s: one that cannot reach the database is retried, with a backoff.
 """
 
 import os
 
-from celery import Celery
+from celery import Celery, Task
+from django.db import InterfaceError, OperationalError
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -23,6 +25,21 @@ TASK_ROUTES = {
     "integrations.tasks.webhook_*": {"queue": "webhooks"},
     "*": {"queue": "default"},
 }
+
+
+class RunTask(Task):
+    """A task that works a job row (``syncengine.lifecycle``). When it cannot reach the database
+    (before or during its claim: a refused connection, a dropped one), nothing is written, so
+    Celery sends it again after a growing, jittered delay (2 s doubling to 5 min), for as long
+    as it takes, instead of acknowledging the message and leaving the run to the sweep, which
+    could land on the same worker. Everything else a run meets is the lifecycle's to handle."""
+
+    autoretry_for = (OperationalError, InterfaceError)
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = None
+
 
 app = Celery("railyard")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -243,17 +243,13 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=55 * 60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=60 * 60)
 CELERY_BEAT_SCHEDULE = {
-    "redispatch-feed-files": {
-        "task": "syncengine.tasks.feed_files_redispatch",
-        "schedule": 60.0,
-    },
     "schedules-tick": {
         "task": "syncengine.tasks.schedules_tick",
         "schedule": float(env.int("SCHEDULER_TICK_SECONDS", default=15)),
     },
-    "sweep-sync-jobs": {
-        "task": "syncengine.tasks.sync_jobs_sweep",
-        "schedule": 60.0,
+    "sweep-jobs": {
+        "task": "syncengine.tasks.jobs_sweep",
+        "schedule": float(env.int("JOB_SWEEP_SECONDS", default=20)),
     },
     "prune-sftp-activity": {
         "task": "sftpgateway.tasks.activity_prune",
@@ -294,12 +290,6 @@ _egress_rules_check()
 # --- feeds ------------------------------------------------------------------------------------
 # Received feed files are kept here (immutable copies; reprocessing reads them again).
 FEED_STORAGE_DIR = Path(env("FEED_STORAGE_DIR", default=str(DATA_DIR / "feeds")))
-# A file left "received" this long (its task was lost, say Redis was down) is dispatched again.
-FEED_REDISPATCH_AFTER_SECONDS = env.int("FEED_REDISPATCH_AFTER_SECONDS", default=120)
-# A running file job whose heartbeat is older than this lost its worker; it is queued again,
-# at most FEED_MAX_ATTEMPTS times in all.
-FEED_STALE_JOB_SECONDS = env.int("FEED_STALE_JOB_SECONDS", default=600)
-FEED_MAX_ATTEMPTS = env.int("FEED_MAX_ATTEMPTS", default=3)
 
 # --- sync jobs and schedules -----------------------------------------------------------------
 # Records a connector read returns per batch; a batch is committed with its cursor, and a cancel
@@ -308,15 +298,20 @@ SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=5000)
 # The same for the bulk path (PostgreSQL tables into a PostgreSQL store, see syncengine.bulk),
 # whose batches cost far less per record.
 SYNC_BULK_BATCH_SIZE = env.int("SYNC_BULK_BATCH_SIZE", default=50_000)
-# Attempts of a job in all when its errors are retryable (timeouts, 5xx, 429), waiting
-# SYNC_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1) between them, at most the _MAX.
-SYNC_MAX_ATTEMPTS = env.int("SYNC_MAX_ATTEMPTS", default=5)
-SYNC_RETRY_BACKOFF_SECONDS = env.int("SYNC_RETRY_BACKOFF_SECONDS", default=30)
-SYNC_RETRY_BACKOFF_MAX_SECONDS = env.int("SYNC_RETRY_BACKOFF_MAX_SECONDS", default=3600)
-# A running job without a heartbeat for this long lost its worker: the sweep retries or fails it.
-SYNC_HEARTBEAT_TIMEOUT_SECONDS = env.int("SYNC_HEARTBEAT_TIMEOUT_SECONDS", default=600)
-# A queued job whose task has not started this long after it was due is dispatched again.
-SYNC_REDISPATCH_AFTER_SECONDS = env.int("SYNC_REDISPATCH_AFTER_SECONDS", default=300)
+# Every run (syncs, feed files): attempts in all when its errors are retryable (timeouts, 5xx,
+# 429, a lost database connection, a lost worker), waiting
+# JOB_RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1) between them, at most the _MAX.
+JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=5)
+JOB_RETRY_BACKOFF_SECONDS = env.int("JOB_RETRY_BACKOFF_SECONDS", default=30)
+JOB_RETRY_BACKOFF_MAX_SECONDS = env.int("JOB_RETRY_BACKOFF_MAX_SECONDS", default=3600)
+# A running run beats its heartbeat this often (from a thread). One silent for
+# JOB_HEARTBEAT_TIMEOUT_SECONDS lost its worker: a re-delivered task or the sweep takes it over
+# (at once when its worker process is known to be gone from this machine).
+JOB_HEARTBEAT_SECONDS = env.int("JOB_HEARTBEAT_SECONDS", default=10)
+JOB_HEARTBEAT_TIMEOUT_SECONDS = env.int("JOB_HEARTBEAT_TIMEOUT_SECONDS", default=60)
+# The first run waiting in an integration's (or connection's) queue, due and free to start, whose
+# task was sent this long ago (or never: the broker was down) is sent again by the sweep.
+JOB_REDISPATCH_AFTER_SECONDS = env.int("JOB_REDISPATCH_AFTER_SECONDS", default=120)
 # Consecutive failed runs after which an integration is paused (state inactive).
 AUTO_PAUSE_AFTER_FAILURES = env.int("AUTO_PAUSE_AFTER_FAILURES", default=10)
 # Import dependencies: first re-check delay (doubling, at most 10 minutes) and the longest wait.

@@ -25,6 +25,7 @@ class FeedFileAdmin(admin.ModelAdmin):
         "filename",
         "integration",
         "status",
+        "attempts",
         "received_at",
         "processed_at",
         "records_total",
@@ -71,6 +72,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "id",
         "integration",
         "connection",
+        "kind",
         "trigger",
         "mode",
         "status",
@@ -79,7 +81,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         "started_at",
         "completed_at",
     ]
-    list_filter = ["status", "trigger", "mode"]
+    list_filter = ["status", "kind", "trigger", "mode"]
     list_select_related = ["integration", "connection"]
     search_fields = ["id", "integration__name", "connection__name", "account__name"]
     date_hierarchy = "created_at"

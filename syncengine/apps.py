@@ -12,3 +12,6 @@ class SyncEngineConfig(AppConfig):
         from syncengine.scheduler import integration_created_hook
 
         on_integration_created(integration_created_hook)
+
+        # The kinds of run this app works register themselves with the lifecycle.
+        from syncengine import ingest, sync  # noqa: F401

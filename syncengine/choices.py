@@ -9,6 +9,14 @@ class JobStatus(models.TextChoices):
     CANCELLED = "CANCELLED", "Cancelled"
 
 
+class JobKind(models.TextChoices):
+    """What a run does. Each kind supplies its work and the side effects of its transitions
+    (``syncengine.lifecycle.RunKind``); the lifecycle is the same for all."""
+
+    SYNC = "sync", "Connector sync"
+    FILE = "file", "Feed file"
+
+
 class JobTrigger(models.TextChoices):
     FILE = "file", "File received"
     MANUAL = "manual", "Manual"
@@ -28,6 +36,7 @@ class FeedFileStatus(models.TextChoices):
     COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors"
     FAILED = "failed", "Failed"
     REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
     PARTIAL = "partial", "Partial upload"
 
 

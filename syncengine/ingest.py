@@ -1,8 +1,13 @@
-"""The file feed pipeline: claim a received file, parse it in chunks, map and validate its rows,
-merge them with the integration's strategy, and log what happened.
+"""The file feed pipeline, a kind of run (``syncengine.lifecycle``): parse a received file in
+chunks, map and validate its rows, merge them with the integration's strategy, and log what
+happened on the file's row.
 
-A broken file fails alone with a readable log entry and touches nothing; an unexpected error
-marks the file, the job and the integration failed, and is recorded as an event.
+A file's run is created QUEUED when the file is received; the files of one integration are applied
+in the order they were received (the lifecycle's per-owner queue). The merge is staged chunk by
+chunk and applied in the transaction that ends the run, after the lifecycle has checked that the
+claim is still this run's: a file is applied exactly once, never half, however many workers it
+passed through. A broken file fails alone with a readable log entry and touches nothing; an
+unexpected error marks the file, the job and the integration failed, and is recorded as an event.
 
 Values that cannot be read are never dropped silently. A row the reader rejects (a malformed
 row, no VIN and no stock number, a VIN that cannot identify a vehicle) is not imported: it counts
@@ -18,32 +23,23 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
+from accounts.choices import EventType
 from accounts.services import event_record
-from integrations.choices import IntegrationStatus
 from integrations.models import FileImport, Integration
 from integrations.validators import SYNC_SETTINGS_DEFAULTS
-from syncengine.choices import (
-    FEED_FILE_PROCESSED,
-    FeedFileSource,
-    FeedFileStatus,
-    JobStatus,
-    JobTrigger,
-)
+from syncengine import lifecycle
+from syncengine.choices import FEED_FILE_PROCESSED, FeedFileStatus, JobKind, JobStatus
 from syncengine.feeds.frames import RejectedRow, RowNote
 from syncengine.feeds.reader import FeedFileError, FeedOptions, open_feed
+from syncengine.lifecycle import GO, Gate, Outcome, Run, RunFailure, RunKind
 from syncengine.merge import MergeCounts, VehicleMerge
 from syncengine.models import FeedFile, SyncJob
-from syncengine.outcomes import (
-    feed_file_outcome,
-    integration_run_failed,
-    integration_run_succeeded,
-)
+from syncengine.outcomes import feed_file_outcome
 
 logger = logging.getLogger(__name__)
 
@@ -53,10 +49,6 @@ WARNING_LIMIT = 200
 # Rows per parsed chunk: large enough for vectorised parsing to pay, small enough that a chunk
 # (photo lists included) stays near 100 MB next to the merge's state of the whole inventory.
 CHUNK_ROWS = 50_000
-
-
-class IntegrationBusy(Exception):
-    """Another job of the same integration is running; the file waits for its turn."""
 
 
 @dataclass
@@ -95,47 +87,6 @@ def feed_settings(integration: Integration) -> FeedSettings:
         timezone=integration.dealership.timezone if integration.dealership else "UTC",
         sync={**SYNC_SETTINGS_DEFAULTS, **integration.sync_settings},
     )
-
-
-def _claim(feed_file_id: str) -> FeedFile | None:
-    """Take a received file for processing; None if another worker has it or it is done."""
-    claimed = FeedFile.objects.filter(pk=feed_file_id, status=FeedFileStatus.RECEIVED).update(
-        status=FeedFileStatus.PROCESSING, attempts=F("attempts") + 1
-    )
-    if not claimed:
-        return None
-    return FeedFile.objects.select_related("integration", "integration__dealership").get(
-        pk=feed_file_id
-    )
-
-
-def _start_job(feed_file: FeedFile) -> SyncJob:
-    trigger = (
-        JobTrigger.REPROCESS if feed_file.source == FeedFileSource.REPROCESS else JobTrigger.FILE
-    )
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            job = SyncJob.objects.create(
-                account_id=feed_file.account_id,
-                integration_id=feed_file.integration_id,
-                trigger=trigger,
-                entities=["vehicles"],
-                status=JobStatus.RUNNING,
-                attempts=1,
-                started_at=now,
-                heartbeat_at=now,
-            )
-    except IntegrityError:
-        # The partial unique index allows one running job per integration.
-        FeedFile.objects.filter(pk=feed_file.pk).update(status=FeedFileStatus.RECEIVED)
-        raise IntegrationBusy(str(feed_file.integration_id)) from None
-    FeedFile.objects.filter(pk=feed_file.pk).update(job=job)
-    Integration.all_objects.filter(pk=feed_file.integration_id).update(
-        status=IntegrationStatus.RUNNING, latest_job_id=job.pk
-    )
-    feed_file.job = job
-    return job
 
 
 def _previous_total(feed_file: FeedFile) -> int | None:
@@ -191,75 +142,6 @@ def _dropped_sample(note: RowNote) -> dict[str, Any]:
     }
 
 
-def _finish(
-    feed_file: FeedFile,
-    *,
-    status: str,
-    started: float,
-    error: str = "",
-    counts: MergeCounts | None = None,
-) -> None:
-    """Write the outcome to the file's log row, its job and its integration, in one transaction."""
-    now = timezone.now()
-    succeeded = status in FEED_FILE_PROCESSED
-    feed_file.status = status
-    feed_file.processed_at = now
-    feed_file.duration_ms = int((time.monotonic() - started) * 1000)
-    feed_file.error = error
-    if counts is not None:
-        feed_file.records_created = counts.created
-        feed_file.records_updated = counts.updated
-        feed_file.records_unchanged = counts.unchanged
-        feed_file.records_removed = counts.removed
-        feed_file.records_sold = counts.sold
-        feed_file.records_skipped = counts.skipped
-    stats = {
-        "vehicles": {
-            "created": feed_file.records_created,
-            "updated": feed_file.records_updated,
-            "unchanged": feed_file.records_unchanged,
-            "deleted": feed_file.records_removed,
-            "sold": feed_file.records_sold,
-            "skipped": feed_file.records_skipped,
-            "errors": feed_file.records_errors,
-            "warned": feed_file.records_warnings,
-        }
-    }
-    with transaction.atomic():
-        feed_file.save()
-        if feed_file.job_id:
-            SyncJob.objects.filter(pk=feed_file.job_id).update(
-                status=JobStatus.COMPLETED if succeeded else JobStatus.FAILED,
-                completed_at=now,
-                stats=stats,
-                error=error,
-                progress={"done": feed_file.records_total, "total": feed_file.records_total},
-            )
-        if succeeded:
-            integration = integration_run_succeeded(
-                integration_id=feed_file.integration_id, now=now
-            )
-        else:
-            integration = integration_run_failed(
-                integration_id=feed_file.integration_id, error=f"{feed_file.filename}: {error}"
-            )
-        if status == FeedFileStatus.REJECTED:
-            event_record(
-                account=integration.account,
-                type="integration.file.rejected",
-                integration_id=integration.pk,
-                payload=_payload(feed_file, reason=error),
-            )
-        event_record(
-            account=integration.account,
-            type="integration.sync.completed" if succeeded else "integration.sync.failed",
-            integration_id=integration.pk,
-            payload=_payload(
-                feed_file, status=status, stats=stats["vehicles"], error=error or None
-            ),
-        )
-
-
 def _guard_row_count(feed_file: FeedFile, rows: int, settings: FeedSettings) -> str | None:
     """Refuse a file much smaller than the last one: a truncated export must not wipe a lot."""
     if feed_file.force or settings.sync["strategy"] not in ("overwrite", "merge"):
@@ -274,30 +156,129 @@ def _guard_row_count(feed_file: FeedFile, rows: int, settings: FeedSettings) -> 
     return None
 
 
-def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
-    """Process one received feed file; idempotent (a file is claimed once).
+@dataclass
+class FileResult:
+    """What a file's run found, for the hooks that write it on the file's row."""
 
-    Raises ``IntegrationBusy`` when another job of the integration runs (the task retries).
-    """
-    feed_file = _claim(feed_file_id)
-    if feed_file is None:
-        return None
-    started = time.monotonic()
-    integration = feed_file.integration
-    job = _start_job(feed_file)
-    if integration.deleted_at is not None:
-        _finish(
-            feed_file,
-            status=FeedFileStatus.FAILED,
-            started=started,
-            error="The integration was deleted.",
+    feed_file: FeedFile
+    status: str  # FeedFileStatus the file ends with when its run ends as planned
+    started: float | None = None  # time.monotonic() when its work started
+    counts: MergeCounts | None = None
+
+
+def _vehicle_stats(feed_file: FeedFile) -> dict[str, int]:
+    return {
+        "created": feed_file.records_created,
+        "updated": feed_file.records_updated,
+        "unchanged": feed_file.records_unchanged,
+        "deleted": feed_file.records_removed,
+        "sold": feed_file.records_sold,
+        "skipped": feed_file.records_skipped,
+        "errors": feed_file.records_errors,
+        "warned": feed_file.records_warnings,
+    }
+
+
+class FileRuns(RunKind):
+    """Ingestion of one received feed file (its ``FeedFile`` row names the run as ``job``)."""
+
+    kind = JobKind.FILE
+    task = "syncengine.tasks.ingest_feed_file"
+
+    def gate(self, job: SyncJob, now: datetime) -> Gate:
+        if job.integration is not None and job.integration.deleted_at is not None:
+            return Gate(end=True, reason="The integration was deleted.")
+        return GO
+
+    def work(self, run: Run) -> Outcome:
+        feed_file = FeedFile.objects.select_related("integration", "integration__dealership").get(
+            job_id=run.job.pk
         )
-        return feed_file
-    settings = feed_settings(integration)
+        return _file_work(run, feed_file)
+
+    def classify(self, error: Exception) -> RunFailure:
+        logger.exception("Feed file run failed")
+        return RunFailure(f"Processing failed: {type(error).__name__}: {error}", retryable=False)
+
+    def claimed(self, job: SyncJob) -> None:
+        FeedFile.objects.filter(job=job).update(
+            status=FeedFileStatus.PROCESSING, attempts=job.attempts
+        )
+
+    def released(self, job: SyncJob) -> None:
+        FeedFile.objects.filter(job=job).update(status=FeedFileStatus.RECEIVED)
+
+    def ended(self, job: SyncJob, outcome: Outcome, status: str) -> None:
+        """The file's row gets its outcome: counts, status, duration, error."""
+        result = outcome.detail if isinstance(outcome.detail, FileResult) else None
+        if result is None:
+            feed_file = FeedFile.objects.select_related("integration").filter(job=job).first()
+            if feed_file is None:
+                return
+            result = FileResult(feed_file=feed_file, status=FeedFileStatus.FAILED)
+            outcome.detail = result
+        feed_file = result.feed_file
+        if status == JobStatus.CANCELLED:
+            feed_file.status = FeedFileStatus.CANCELLED
+            feed_file.error = "Cancelled before it was applied; nothing was changed."
+        elif status == JobStatus.FAILED:
+            feed_file.status = (
+                result.status if result.status not in FEED_FILE_PROCESSED else FeedFileStatus.FAILED
+            )
+            feed_file.error = outcome.error
+        else:
+            feed_file.status = result.status
+            feed_file.error = ""
+        counts = result.counts
+        if counts is not None:
+            feed_file.records_created = counts.created
+            feed_file.records_updated = counts.updated
+            feed_file.records_unchanged = counts.unchanged
+            feed_file.records_removed = counts.removed
+            feed_file.records_sold = counts.sold
+            feed_file.records_skipped = counts.skipped
+        feed_file.processed_at = timezone.now()
+        if result.started is not None:
+            feed_file.duration_ms = int((time.monotonic() - result.started) * 1000)
+        feed_file.attempts = job.attempts
+        feed_file.save()
+        outcome.stats = {"vehicles": _vehicle_stats(feed_file)}
+        outcome.progress = {"done": feed_file.records_total, "total": feed_file.records_total}
+        if feed_file.status == FeedFileStatus.REJECTED:
+            event_record(
+                account=job.account,
+                type=EventType.FILE_REJECTED,
+                integration_id=feed_file.integration_id,
+                payload=_payload(feed_file, reason=feed_file.error),
+            )
+
+    def payload(self, job: SyncJob, outcome: Outcome, status: str) -> dict[str, Any]:
+        assert isinstance(outcome.detail, FileResult)  # ended() made sure
+        feed_file = outcome.detail.feed_file
+        return _payload(
+            feed_file,
+            status=feed_file.status,
+            stats=_vehicle_stats(feed_file),
+            error=feed_file.error or None,
+        )
+
+    def integration_error(self, job: SyncJob, outcome: Outcome) -> str:
+        if isinstance(outcome.detail, FileResult):
+            return f"{outcome.detail.feed_file.filename}: {outcome.error}"
+        return outcome.error
+
+
+FILE_RUNS = lifecycle.kind_register(FileRuns())
+
+
+def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
+    """Read and stage the file; the merge is applied by the run's ending (``Outcome.commit``)."""
+    started = time.monotonic()
+    settings = feed_settings(feed_file.integration)
     merge: VehicleMerge | None = None
     try:
         merge = VehicleMerge(
-            integration=integration,
+            integration=feed_file.integration,
             feed_file=feed_file,
             strategy=settings.sync["strategy"],
             sold_grace_syncs=int(settings.sync["sold_grace_syncs"]),
@@ -327,11 +308,10 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
                 rejected_samples.extend(map(_rejected_sample, chunk.rejected[:room]))
                 room = max(0, WARNING_SAMPLE_LIMIT - len(dropped_samples))
                 dropped_samples.extend(map(_dropped_sample, chunk.dropped[:room]))
-                SyncJob.objects.filter(pk=job.pk).update(
-                    progress={"done": total}, heartbeat_at=timezone.now()
-                )
                 # Let the chunk go before the reader builds the next one.
                 del chunk
+                run.checkpoint(progress={"done": total})
+                run.stop_if_cancelled()
         feed_file.records_total = total
         feed_file.records_errors = errors
         feed_file.records_warnings = warned
@@ -345,32 +325,51 @@ def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
             )
         feed_file.warnings = warnings[:WARNING_LIMIT]
         refusal = _guard_row_count(feed_file, merge.rows_staged, settings)
-        if refusal:
-            merge.discard()
-            _finish(feed_file, status=FeedFileStatus.REJECTED, started=started, error=refusal)
-            return feed_file
-        counts = merge.apply()
     except FeedFileError as exc:
         if merge is not None:
             merge.discard()
-        _finish(feed_file, status=FeedFileStatus.REJECTED, started=started, error=str(exc))
-        return feed_file
-    except Exception as exc:
-        logger.exception("Feed file %s failed", feed_file.pk)
+        rejected = FileResult(feed_file=feed_file, status=FeedFileStatus.REJECTED, started=started)
+        return Outcome(status=JobStatus.FAILED, error=str(exc), detail=rejected)
+    except BaseException:
         if merge is not None:
             merge.discard()
-        _finish(
-            feed_file,
-            status=FeedFileStatus.FAILED,
-            started=started,
-            error=f"Processing failed: {type(exc).__name__}: {exc}",
-        )
-        return feed_file
+        raise
+    if refusal:
+        merge.discard()
+        rejected = FileResult(feed_file=feed_file, status=FeedFileStatus.REJECTED, started=started)
+        return Outcome(status=JobStatus.FAILED, error=refusal, detail=rejected)
     if feed_file.records_errors:
         status = FeedFileStatus.COMPLETED_WITH_ERRORS
     elif feed_file.records_warnings:
         status = FeedFileStatus.COMPLETED_WITH_WARNINGS
     else:
         status = FeedFileStatus.COMPLETED
-    _finish(feed_file, status=status, started=started, counts=counts)
-    return feed_file
+    result = FileResult(feed_file=feed_file, status=status, started=started)
+    staged = merge
+
+    def apply() -> None:
+        result.counts = staged.apply()
+
+    return Outcome(status=JobStatus.COMPLETED, commit=apply, cleanup=staged.discard, detail=result)
+
+
+def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:
+    """Apply one received file in this process, as its task does. Returns the file's row when
+    this call ran it; None when it did not (it ended already, another worker has it, or it
+    waits for an earlier run of its integration)."""
+    row = FeedFile.objects.filter(pk=feed_file_id).values_list("job_id", "attempts").first()
+    if row is None or row[0] is None:
+        return None
+    job = lifecycle.run_execute(row[0])
+    if job is None or job.attempts == row[1]:
+        return None
+    return FeedFile.objects.select_related("integration").get(pk=feed_file_id)
+
+
+def file_run_id(value: str) -> str:
+    """The run a task of the ingest queue names: a run's id, or (tasks sent before runs were
+    created with their file) a received file's."""
+    if SyncJob.objects.filter(pk=value).exists():
+        return value
+    job_id = FeedFile.objects.filter(pk=value).values_list("job_id", flat=True).first()
+    return str(job_id) if job_id else value

@@ -1,22 +1,17 @@
-"""Sync jobs: create them, dispatch them, cancel them.
+"""Sync jobs as the API and the admin ask for them: validate a request, queue the run, cancel it.
 
-A job is a row first and a Celery task second. The row is committed before the task is sent
-(``transaction.on_commit``), so a broker failure never loses a run: the sweep
-(``syncengine.tasks.sync_jobs_sweep``) dispatches queued jobs whose task never started.
+The run itself, from QUEUED to its end, belongs to ``syncengine.lifecycle``: a row committed
+first, its task sent after the commit, so a broker failure never loses a run (the sweep sends
+it again).
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
 
 from accounts.services import Actor, audit_record
 from config.api.datetimes import moment_problem
@@ -25,54 +20,17 @@ from connectors.choices import ConnectionStatus, SyncMode
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector
-from integrations.choices import IntegrationStatus, SyncStrategy
+from integrations.choices import SyncStrategy
 from integrations.models import Integration
 from integrations.validators import SYNC_SETTINGS_DEFAULTS
-from syncengine.choices import JobStatus, JobTrigger
+from syncengine import lifecycle
+from syncengine.choices import JobKind, JobTrigger
+from syncengine.lifecycle import active_job
 from syncengine.models import SyncJob
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
 INACTIVE_MESSAGE = "Cannot trigger sync for an inactive integration. Resume the integration first."
-LOG_LIMIT = 500
-
-
-def job_log(
-    job: SyncJob, message: str, *, level: str = "info", save: bool = True, fresh: bool = False
-) -> None:
-    """Append a line to the job's log (kept to the last LOG_LIMIT lines).
-
-    Several processes write to one log (the runner, a cancel request, the sweep), so ``save``
-    appends to the stored lines under a row lock, and ``fresh`` starts from the stored lines when
-    the caller saves the row itself."""
-    line = {"at": timezone.now().isoformat(), "level": level, "message": message}
-    if not save:
-        if fresh:
-            job.log = SyncJob.objects.filter(pk=job.pk).values_list("log", flat=True).first() or []
-        job.log = [*job.log[-(LOG_LIMIT - 1) :], line]
-        return
-    with transaction.atomic():
-        stored = (
-            SyncJob.objects.select_for_update()
-            .filter(pk=job.pk)
-            .values_list("log", flat=True)
-            .first()
-        )
-        job.log = [*(stored or [])[-(LOG_LIMIT - 1) :], line]
-        SyncJob.objects.filter(pk=job.pk).update(log=job.log)
-
-
-def active_job(
-    *, integration: Integration | None = None, connection: Connection | None = None
-) -> SyncJob | None:
-    """The queued or running job of an integration or a connection, if there is one."""
-    jobs = SyncJob.objects.filter(status__in=ACTIVE_STATUSES)
-    if integration is not None:
-        jobs = jobs.filter(integration=integration)
-    if connection is not None:
-        jobs = jobs.filter(connection=connection)
-    return jobs.order_by("created_at").first()
 
 
 def _busy(job: SyncJob, owner: str) -> Conflict:
@@ -212,7 +170,9 @@ def connection_sync_start(
         running = active_job(connection=connection)
         if running is not None:
             raise _busy(running, "connection")
-        job = SyncJob.objects.create(
+        job = lifecycle.run_create(
+            kind=JobKind.SYNC,
+            message=f"Queued by {actor.name or actor.type}: {mode} sync.",
             account_id=connection.account_id,
             connection=connection,
             trigger=trigger,
@@ -221,7 +181,6 @@ def connection_sync_start(
             entities=entities,
             date_range=date_range,
         )
-        job_log(job, f"Queued by {actor.name or actor.type}: {mode} sync.", save=True)
         audit_record(
             account=connection.account,
             actor=actor,
@@ -230,7 +189,6 @@ def connection_sync_start(
             action="sync",
             changes={"jobId": str(job.pk), "mode": mode, "entities": entities},
         )
-        transaction.on_commit(lambda: sync_job_dispatch(job.pk))
     return job
 
 
@@ -261,16 +219,16 @@ def integration_sync_start(
         running = active_job(integration=integration)
         if running is not None:
             raise _busy(running, "integration")
-        job = SyncJob.objects.create(
+        job = lifecycle.run_create(
+            kind=JobKind.SYNC,
+            message=f"Queued by {actor.name or actor.type}.",
             account_id=integration.account_id,
             integration=integration,
             trigger=trigger,
             mode=mode or integration_default_mode(integration),
             strategy=integration_strategy(integration),
         )
-        job_log(job, f"Queued by {actor.name or actor.type}.", save=True)
         Integration.all_objects.filter(pk=integration.pk).update(latest_job_id=job.pk)
-        transaction.on_commit(lambda: sync_job_dispatch(job.pk))
     return job
 
 
@@ -287,79 +245,8 @@ def integration_default_mode(integration: Integration) -> str:
     return SyncMode.FULL
 
 
-def sync_job_dispatch(job_id: uuid.UUID | str, *, countdown: float | None = None) -> None:
-    """Send a job's task (queue ``sync``). A broker failure is logged, not raised: the job row
-    is committed and the sweep dispatches it again."""
-    sync_jobs_dispatch([job_id], countdown=countdown)
-
-
-def sync_jobs_dispatch(
-    job_ids: Iterable[uuid.UUID | str], *, countdown: float | None = None
-) -> int:
-    """Send the tasks of many committed jobs; returns how many were sent."""
-    from syncengine.tasks import run_sync_job
-
-    sent: list[str] = []
-    try:
-        # One producer (one broker connection) for the batch: acquiring one per message costs
-        # about a third of each send.
-        with run_sync_job.app.producer_or_acquire() as producer:
-            for job_id in job_ids:
-                run_sync_job.apply_async(
-                    (str(job_id),), countdown=countdown or 0, producer=producer
-                )
-                sent.append(str(job_id))
-    except Exception:
-        logger.exception(
-            "Could not enqueue sync jobs after %d sent; the sweep will retry", len(sent)
-        )
-    if sent:
-        SyncJob.objects.filter(pk__in=sent).update(dispatched_at=timezone.now())
-    return len(sent)
-
-
 def sync_job_cancel(*, job: SyncJob, actor: Actor) -> SyncJob:
-    """Cancel a job: a queued one never starts; a running one stops at its next batch boundary,
-    keeps what it committed and ends CANCELLED. Cancelling a cancelled job changes nothing; a
-    finished one is a ``Conflict``."""
-    now = timezone.now()
-    with transaction.atomic():
-        locked = SyncJob.objects.select_for_update().get(pk=job.pk)
-        if locked.status == JobStatus.CANCELLED:
-            return locked
-        if locked.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-            raise Conflict(
-                f"The job already ended {locked.status}; there is nothing to cancel.",
-                details={"status": [locked.status]},
-            )
-        who = actor.name or actor.type
-        if locked.status == JobStatus.QUEUED:
-            locked.status = JobStatus.CANCELLED
-            locked.completed_at = now
-            locked.cancel_requested_at = now
-            job_log(locked, f"Cancelled by {who} before it started.", save=False)
-            locked.save(update_fields=["status", "completed_at", "cancel_requested_at", "log"])
-        elif locked.cancel_requested_at is None:
-            locked.cancel_requested_at = now
-            job_log(
-                locked, f"Cancel requested by {who}; stopping after the current batch.", save=False
-            )
-            locked.save(update_fields=["cancel_requested_at", "log"])
-        if locked.integration_id and locked.status == JobStatus.CANCELLED:
-            Integration.all_objects.filter(
-                pk=locked.integration_id, status=IntegrationStatus.RUNNING
-            ).update(status=IntegrationStatus.PENDING)
-    return locked
-
-
-def retry_delay(attempt: int) -> timedelta:
-    """Exponential backoff before attempt ``attempt + 1``: base * 2 ** (attempt - 1), capped."""
-    seconds = settings.SYNC_RETRY_BACKOFF_SECONDS * 2 ** max(0, attempt - 1)
-    return timedelta(seconds=min(seconds, settings.SYNC_RETRY_BACKOFF_MAX_SECONDS))
-
-
-def queued_jobs_due(now: datetime) -> Q:
-    """Queued jobs that should be running by now (their backoff, if any, is over)."""
-    return Q(status=JobStatus.QUEUED) & (
-        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    )
+    """Cancel a job (``lifecycle.run_cancel``): a queued one never starts; a running one stops
+    at its next checkpoint, keeps what it committed and ends CANCELLED. Cancelling a cancelled
+    job changes nothing; a finished one is a ``Conflict``."""
+    return lifecycle.run_cancel(job=job, actor=actor)

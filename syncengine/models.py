@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from syncengine.choices import (
     ChangeType,
     FeedFileSource,
     FeedFileStatus,
+    JobKind,
     JobStatus,
     JobTrigger,
     VehicleCondition,
@@ -27,11 +29,14 @@ from syncengine.fields import JSONTextField
 
 
 class SyncJob(models.Model):
-    """One run: a row first, a Celery task second. Claimed with a conditional update.
+    """One run of any kind (a connector sync, a feed file's ingestion): a row first, a Celery
+    task second. ``syncengine.lifecycle`` is the only writer of its status.
 
     A job belongs to an integration (file ingestion, integration syncs) or to a connection
-    (connection syncs). At most one job per integration and one per connection is
-    RUNNING at a time: partial unique indexes guarantee it, not a check-then-act.
+    (connection syncs), its owner. At most one job per integration and one per connection is
+    RUNNING at a time: partial unique indexes guarantee it, not a check-then-act. The others
+    wait in the order they were created. ``attempts`` counts claims, and is the fencing token
+    of the current one: every write of a running run is conditional on it.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -42,6 +47,7 @@ class SyncJob(models.Model):
     connection = models.ForeignKey(
         Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_jobs"
     )
+    kind = models.CharField(max_length=10, choices=JobKind.choices, default=JobKind.SYNC)
     trigger = models.CharField(max_length=10, choices=JobTrigger.choices)
     mode = models.CharField(max_length=12, choices=SyncMode.choices, default=SyncMode.FULL)
     strategy = models.CharField(max_length=12, blank=True)
@@ -65,13 +71,23 @@ class SyncJob(models.Model):
     dependency_status = models.CharField(max_length=10, blank=True)
     dependency_checks = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When its task was last sent (with a countdown, when that task is due).",
+    )
     next_attempt_at = models.DateTimeField(
         null=True, blank=True, help_text="A queued job does not start before this (backoff)."
     )
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    claimant = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The worker process holding the claim (host, pid, and what tells a live "
+        "process from a dead one on the same machine).",
+    )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -264,8 +280,10 @@ class PulledFile(models.Model):
 class FeedFile(models.Model):
     """A received feed file and the log of its processing (the feed's sync log).
 
-    The row is committed before the uploader is told the upload succeeded, so it doubles as the
-    outbox of the ingestion queue: a sweep re-dispatches rows left ``received``.
+    The row and its run (``job``, QUEUED) are committed before the uploader is told the upload
+    succeeded: the run row is the outbox of the ingestion queue, and the files of one
+    integration are applied in the order they were received. ``status`` and ``attempts``
+    mirror the run, in the file's own words.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -294,8 +312,9 @@ class FeedFile(models.Model):
         db_index=True,
     )
     processed_at = models.DateTimeField(null=True, blank=True)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(
+        default=0, help_text="Times a worker started applying the file (waiting is not one)."
+    )
     records_total = models.PositiveIntegerField(default=0)
     records_created = models.PositiveIntegerField(default=0)
     records_updated = models.PositiveIntegerField(default=0)
@@ -335,6 +354,11 @@ class FeedFile(models.Model):
     @property
     def path(self) -> Path:
         return Path(settings.FEED_STORAGE_DIR) / self.stored_path
+
+    @property
+    def dispatched_at(self) -> datetime | None:
+        """When the file's run was last sent to a worker (None: never, say Redis was down)."""
+        return self.job.dispatched_at if self.job is not None else None
 
 
 class Vehicle(models.Model):

@@ -28,7 +28,7 @@ from connectors.services import resolve_credentials
 from connectors.sftp_pull import RemoteFile, RemoteFileError, SftpPullConnector
 from integrations.models import Integration
 from syncengine.choices import FeedFileSource
-from syncengine.jobs import job_log
+from syncengine.lifecycle import job_log
 from syncengine.models import PulledFile, SyncJob
 from syncengine.services import feed_file_receive
 

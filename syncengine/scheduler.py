@@ -9,8 +9,8 @@ commits, the row is no longer due when PostgreSQL re-checks it. So a run is neve
 SQLite ignores ``select_for_update``, but its transactions are IMMEDIATE (see settings), so ticks
 take turns there.
 
-The jobs' tasks are sent after the commit; a lost message is the sweep's to re-send (the job row
-is the outbox).
+The jobs are created QUEUED through ``syncengine.lifecycle`` and their tasks sent after the
+commit; a lost message is the sweep's to re-send (the job row is the outbox).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -34,13 +33,10 @@ from connectors.scheduling import connector_syncs, sync_interval
 from integrations.choices import FrequencyUnit, IntegrationState, SyncStrategy
 from integrations.models import Integration
 from integrations.scheduling import add_interval
-from syncengine.choices import JobStatus, JobTrigger
-from syncengine.jobs import (
-    ACTIVE_STATUSES,
-    integration_default_mode,
-    integration_strategy,
-    sync_jobs_dispatch,
-)
+from syncengine import lifecycle
+from syncengine.choices import JobKind, JobTrigger
+from syncengine.jobs import integration_default_mode, integration_strategy
+from syncengine.lifecycle import ACTIVE_STATUSES, log_line
 from syncengine.models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -113,10 +109,6 @@ def next_run_after(
     return due + interval * (max(0, (now - due) // interval) + 1)
 
 
-def _log_line(now: datetime, message: str) -> dict[str, str]:
-    return {"at": now.isoformat(), "level": "info", "message": message}
-
-
 def _rolling_window(integration: Integration, now: datetime) -> dict[str, str] | None:
     """``rollingWindowDays``: a scheduled run reads the last N days only (0 means no window)."""
     if not integration.rolling_window_days:
@@ -144,12 +136,12 @@ def _integration_runs_start(integrations: Sequence[Integration], *, now: datetim
             job = SyncJob(
                 account_id=integration.account_id,
                 integration_id=integration.pk,
+                kind=JobKind.SYNC,
                 trigger=JobTrigger.SCHEDULE,
                 mode=integration_default_mode(integration),
                 strategy=integration_strategy(integration),
-                status=JobStatus.QUEUED,
                 date_range=_rolling_window(integration, now),
-                log=[_log_line(now, "Queued by the schedule.")],
+                log=[log_line("Queued by the schedule.")],
             )
             jobs.append(job)
             integration.latest_job_id = job.pk
@@ -160,7 +152,7 @@ def _integration_runs_start(integrations: Sequence[Integration], *, now: datetim
             one_off=integration.one_off,
             now=now,
         )
-    SyncJob.objects.bulk_create(jobs)
+    lifecycle.runs_create(jobs)
     _rows_update(integrations, ["next_run_at", "latest_job_id"])
     return jobs
 
@@ -204,11 +196,6 @@ def _rows_update(rows: Sequence[models.Model], fields: list[str], *, chunk: int 
             )
 
 
-def _dispatch_on_commit(jobs: list[SyncJob]) -> None:
-    if jobs:
-        transaction.on_commit(partial(sync_jobs_dispatch, [job.pk for job in jobs]))
-
-
 def _integrations_batch(*, now: datetime, limit: int) -> tuple[int, int]:
     """Claim and start up to ``limit`` due integrations; returns (claimed, jobs started)."""
     with transaction.atomic():
@@ -227,7 +214,6 @@ def _integrations_batch(*, now: datetime, limit: int) -> tuple[int, int]:
         if not due:
             return 0, 0
         jobs = _integration_runs_start(due, now=now)
-        _dispatch_on_commit(jobs)
     return len(due), len(jobs)
 
 
@@ -256,28 +242,27 @@ def _connections_batch(*, now: datetime, limit: int) -> tuple[int, int]:
                 connection.next_sync_at = None
                 continue
             if connection.pk not in busy:
-                jobs.append(_connection_job(connection, now=now))
+                jobs.append(_connection_job(connection))
             due_at = connection.next_sync_at or now
             elapsed = max(timedelta(0), now - due_at)
             connection.next_sync_at = due_at + interval * (elapsed // interval + 1)
-        SyncJob.objects.bulk_create(jobs)
+        lifecycle.runs_create(jobs)
         _rows_update(due, ["next_sync_at"])
-        _dispatch_on_commit(jobs)
     return len(due), len(jobs)
 
 
-def _connection_job(connection: Connection, *, now: datetime) -> SyncJob:
+def _connection_job(connection: Connection) -> SyncJob:
     connector = get_connector(connection.connector_id)
     incremental = connector is not None and SyncMode.INCREMENTAL in connector.sync_modes
     return SyncJob(
         account_id=connection.account_id,
         connection_id=connection.pk,
+        kind=JobKind.SYNC,
         trigger=JobTrigger.SCHEDULE,
         mode=SyncMode.INCREMENTAL if incremental else SyncMode.FULL,
         strategy=SyncStrategy.MERGE,
         entities=[],
-        status=JobStatus.QUEUED,
-        log=[_log_line(now, "Queued by the schedule (autoSync).")],
+        log=[log_line("Queued by the schedule (autoSync).")],
     )
 
 
@@ -294,6 +279,5 @@ def integration_created_hook(integration: Integration, actor: Actor) -> dict[str
         or integration.deleted_at is not None
     ):
         return None
-    jobs = _integration_runs_start([integration], now=now)
-    _dispatch_on_commit(jobs)
+    _integration_runs_start([integration], now=now)
     return None

@@ -101,6 +101,7 @@ class FeedFileLogSerializer(CamelModelSerializer):
             "received_at",
             "processed_at",
             "status",
+            "attempts",
             "records_total",
             "records_created",
             "records_updated",
@@ -124,6 +125,11 @@ class FeedFileLogSerializer(CamelModelSerializer):
                 "(recordsWarnings). completed_with_errors: some rows were not imported "
                 "(recordsErrors). The three were applied to the store; rejected (the file as a "
                 "whole, nothing changed) and failed were not."
+            },
+            "attempts": {
+                "help_text": "Times a worker started applying the file: 2 or more when a worker "
+                "was lost or an attempt failed and was retried. Waiting for an earlier file of "
+                "the integration is not an attempt."
             },
             "records_errors": {"help_text": "Rows not imported; sampled in errorSamples."},
             "records_warnings": {
@@ -394,7 +400,7 @@ class SyncJobSerializer(CamelModelSerializer):
         read_only_fields = fields
 
     def get_max_attempts(self, job: SyncJob) -> int:
-        return int(settings.SYNC_MAX_ATTEMPTS)
+        return int(settings.JOB_MAX_ATTEMPTS)
 
     def get_error(self, job: SyncJob) -> str | None:
         return job.error or None

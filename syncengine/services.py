@@ -1,4 +1,5 @@
-"""Writes of the sync engine that other apps call: receiving a feed file."""
+"""Writes of the sync engine that other apps call: receiving a feed file (and its run), reprocessing
+one, field mappings."""
 
 from __future__ import annotations
 
@@ -6,14 +7,14 @@ import logging
 import os
 import shutil
 import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
+from accounts.choices import EventType
 from accounts.services import (
     Actor,
     audit_record,
@@ -23,7 +24,8 @@ from accounts.services import (
 )
 from config.api.errors import BadRequest, InvalidInput
 from integrations.models import FileImport, Integration
-from syncengine.choices import FeedFileSource, FeedFileStatus, JobStatus
+from syncengine import lifecycle
+from syncengine.choices import FeedFileSource, JobKind, JobTrigger
 from syncengine.models import FeedFile, SyncJob
 from syncengine.vehicles import VEHICLE_FIELDS
 
@@ -41,16 +43,25 @@ def _storage_path(integration: Integration, filename: str) -> str:
 
 
 def dispatch_ingest(feed_file_id: uuid.UUID | str) -> None:
-    """Enqueue ingestion. A broker failure is logged, not raised: the row is already committed
-    and the sweep (``syncengine.tasks.feed_files_redispatch``) will dispatch it again."""
-    from syncengine.tasks import ingest_feed_file
+    """Send the task of a received file's run. A broker failure is logged, not raised: the rows
+    are committed, and the sweep (``syncengine.tasks.jobs_sweep``) sends it again."""
+    job_id = FeedFile.objects.filter(pk=feed_file_id).values_list("job_id", flat=True).first()
+    if job_id is not None:
+        lifecycle.runs_dispatch([job_id])
 
-    try:
-        ingest_feed_file.delay(str(feed_file_id))
-    except Exception:
-        logger.exception("Could not enqueue feed file %s; the sweep will retry", feed_file_id)
-        return
-    FeedFile.objects.filter(pk=feed_file_id).update(dispatched_at=timezone.now())
+
+def _file_run(*, account_id: Any, integration_id: Any, trigger: str, message: str) -> SyncJob:
+    """The QUEUED run of a file being recorded: it joins its integration's queue, behind the
+    files received before it. Its task is sent by ``dispatch_ingest`` after the commit."""
+    return lifecycle.run_create(
+        kind=JobKind.FILE,
+        dispatch=False,
+        message=message,
+        account_id=account_id,
+        integration_id=integration_id,
+        trigger=trigger,
+        entities=["vehicles"],
+    )
 
 
 def feed_file_receive(
@@ -77,9 +88,16 @@ def feed_file_receive(
     except OSError:
         shutil.copyfile(source_path, target)
     with transaction.atomic():
+        job = _file_run(
+            account_id=integration.account_id,
+            integration_id=integration.pk,
+            trigger=JobTrigger.FILE,
+            message=f"Queued: {filename} was received.",
+        )
         feed_file = FeedFile.objects.create(
             account_id=integration.account_id,
             integration=integration,
+            job=job,
             source=source,
             filename=filename,
             stored_path=relative,
@@ -90,7 +108,7 @@ def feed_file_receive(
         )
         event_record(
             account=integration.account,
-            type="integration.file.received",
+            type=EventType.FILE_RECEIVED,
             integration_id=integration.pk,
             payload={
                 "integration": {"id": str(integration.pk), "name": integration.name},
@@ -110,15 +128,23 @@ def feed_file_receive(
 def feed_file_reprocess(*, feed_file: FeedFile, actor: Actor, force: bool = False) -> FeedFile:
     """Run a stored file again with the integration's current mappings and settings.
 
-    The run is a new log entry (its own counts, its own job); ``force`` lets it past the
-    row-count guard that protects an inventory from a truncated file.
+    The run is a new log entry (its own counts, its own job) that joins the end of the
+    integration's queue of files; ``force`` lets it past the row-count guard that protects an
+    inventory from a truncated file.
     """
     if not feed_file.stored_path or not feed_file.path.exists():
         raise BadRequest("The stored copy of this file is gone; it cannot be reprocessed.")
     with transaction.atomic():
+        job = _file_run(
+            account_id=feed_file.account_id,
+            integration_id=feed_file.integration_id,
+            trigger=JobTrigger.REPROCESS,
+            message=f"Queued by {actor.name or actor.type}: reprocess {feed_file.filename}.",
+        )
         rerun = FeedFile.objects.create(
             account_id=feed_file.account_id,
             integration_id=feed_file.integration_id,
+            job=job,
             source=FeedFileSource.REPROCESS,
             filename=feed_file.filename,
             stored_path=feed_file.stored_path,
@@ -141,43 +167,6 @@ def feed_file_reprocess(*, feed_file: FeedFile, actor: Actor, force: bool = Fals
         )
         transaction.on_commit(lambda: dispatch_ingest(rerun.pk), robust=True)
     return rerun
-
-
-def feed_files_redispatch(*, now: datetime | None = None) -> int:
-    """The outbox sweep: dispatch files still ``received`` (their task was lost, e.g. Redis was
-    down), and recover files whose worker died mid-run (their job's heartbeat went stale)."""
-    now = now or timezone.now()
-    quiet = timedelta(seconds=settings.FEED_REDISPATCH_AFTER_SECONDS)
-    stale = timedelta(seconds=settings.FEED_STALE_JOB_SECONDS)
-    dispatched = 0
-    stuck = FeedFile.objects.filter(
-        status=FeedFileStatus.PROCESSING,
-        job__status=JobStatus.RUNNING,
-        job__heartbeat_at__lt=now - stale,
-    ).select_related("job")
-    for feed_file in stuck:
-        assert feed_file.job is not None  # the filter joined on it
-        with transaction.atomic():
-            job = SyncJob.objects.select_for_update().get(pk=feed_file.job.pk)
-            if job.status != JobStatus.RUNNING:
-                continue
-            job.status = JobStatus.FAILED
-            job.error = "The worker stopped answering (no heartbeat); the file is queued again."
-            job.completed_at = now
-            job.save(update_fields=["status", "error", "completed_at"])
-            exhausted = feed_file.attempts >= settings.FEED_MAX_ATTEMPTS
-            FeedFile.objects.filter(pk=feed_file.pk).update(
-                status=FeedFileStatus.FAILED if exhausted else FeedFileStatus.RECEIVED,
-                error=f"Gave up after {feed_file.attempts} attempts." if exhausted else "",
-                dispatched_at=None,
-            )
-    waiting = FeedFile.objects.filter(
-        status=FeedFileStatus.RECEIVED, received_at__lt=now - quiet
-    ).filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - quiet))
-    for feed_file_id in waiting.values_list("pk", flat=True)[:1000]:
-        dispatch_ingest(feed_file_id)
-        dispatched += 1
-    return dispatched
 
 
 def integration_mappings_update(

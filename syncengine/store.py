@@ -2,7 +2,9 @@
 snapshots.
 
 ``RecordStoreWriter`` is what the job runner drives for one entity of one run: ``write()`` per
-batch (one transaction with the batch's cursor), then ``finish()``. It keeps the stream's
+batch (one transaction with the batch's cursor), or ``plan()`` then ``commit()`` when something
+outside the database (a destination connector) must take the batch in between, then
+``finish()``. It keeps the stream's
 ``{key: content hash}`` in memory, read once when the run starts, so it knows which keys are new,
 which changed and which are unchanged without asking the database per batch, and which records a
 full overwrite did not see. An unchanged record is never rewritten.
@@ -122,6 +124,17 @@ class BatchResult:
     # again (only counted for a writer given ``since``, the job's start).
     again_created: int = 0
     again_updated: int = 0
+
+
+@dataclass
+class BatchPlan:
+    """A batch worked out but not written yet (``RecordStoreWriter.plan``): rows to insert and
+    to update as ``(key, canonical JSON, hash)``, the state each key will have, and the result."""
+
+    created: list[tuple[str, bytes, int]] = field(default_factory=list)
+    updated: list[tuple[str, bytes, int]] = field(default_factory=list)
+    touched: dict[str, int | None] = field(default_factory=dict)
+    result: BatchResult = field(default_factory=BatchResult)
 
 
 # COPY's text format: these characters are written backslash-escaped.
@@ -271,16 +284,21 @@ class RecordStoreWriter:
         A key repeated in the batch counts once, with its last data. A record whose content hash
         did not change is not written at all.
         """
+        return self.commit(self.plan(rows), cursor=cursor)
+
+    def plan(self, rows: list[tuple[str, dict[str, Any]]]) -> BatchPlan:
+        """What writing a batch will do, worked out by reading only: which records are new,
+        changed or unchanged (``result.changed`` is what a destination is sent before the batch
+        is committed). ``commit()`` writes it; this writer is the stream's only writer, so the
+        plan still holds then."""
         self._prepare()
         seen = self._seen
         batch = dict(rows)
         stored_before = self._stored([key for key in batch if key not in seen])
-        result = BatchResult()
-        created: list[tuple[str, bytes, int]] = []
-        updated: list[tuple[str, bytes, int]] = []
-        touched: dict[str, int | None] = {}
-        unchanged: list[str] = []
+        plan = BatchPlan()
+        result = plan.result
         update_only = self.strategy == SyncStrategy.UPDATE_ONLY
+        unchanged: list[str] = []
         for key, data in batch.items():
             text = canonical_json(data)
             hashed = digest(text)
@@ -288,20 +306,26 @@ class RecordStoreWriter:
             if stored is None:
                 if update_only:
                     result.skipped += 1
-                    touched[key] = None
+                    plan.touched[key] = None
                     continue
-                created.append((key, text, hashed))
+                plan.created.append((key, text, hashed))
                 result.changed.append(data)
             elif stored != hashed:
-                updated.append((key, text, hashed))
+                plan.updated.append((key, text, hashed))
                 result.changed.append(data)
             else:
                 result.unchanged += 1
                 unchanged.append(key)
-            touched[key] = hashed
-        result.created, result.updated = len(created), len(updated)
+            plan.touched[key] = hashed
+        result.created, result.updated = len(plan.created), len(plan.updated)
         if self.since is not None and unchanged:
             self._written_since(unchanged, result)
+        return plan
+
+    def commit(self, plan: BatchPlan, *, cursor: Any = UNSET) -> BatchResult:
+        """Write a planned batch and, when ``cursor`` is given, the stream's cursor, in one
+        transaction (a savepoint of the caller's, which commits the run's checkpoint with it)."""
+        created, updated = plan.created, plan.updated
         moment = timezone.now()
         with transaction.atomic():
             if self.postgresql and (created or updated):
@@ -321,12 +345,12 @@ class RecordStoreWriter:
         for name, value in changes.items():
             setattr(self.stream, name, value)
         # Only now that the batch is written does the state move on (a failed batch leaves it).
-        unseen = self._unseen
-        for key, now_stored in touched.items():
+        unseen, seen = self._unseen, self._seen
+        for key, now_stored in plan.touched.items():
             if unseen is not None:
                 unseen.pop(key, None)
             seen[key] = now_stored
-        return result
+        return plan.result
 
     def _written_since(self, keys: list[str], result: BatchResult) -> None:
         """Count which of the unchanged ``keys`` an earlier attempt of this job wrote: written

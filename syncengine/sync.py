@@ -1,61 +1,58 @@
-"""The sync job runner: read a source connector entity by entity, batch by batch, into the record
-store (or a snapshot), and forward what changed to a destination connector.
+"""Connector syncs, a kind of run (``syncengine.lifecycle``): read a source connector entity by
+entity, batch by batch, into the record store (or a snapshot), and forward what changed to a
+destination connector.
 
-A job is claimed with a conditional update (QUEUED -> RUNNING); the partial unique indexes on
-SyncJob let only one job per integration and per connection run. Each batch is committed together
-with its cursor, so a retry resumes after the last committed batch, and a cancel or a lost worker
-never undoes what was committed. Between batches the runner beats its heartbeat and looks for a
-cancel request. Retryable connector errors (timeouts, 5xx, 429) put the job back in the queue with
-an exponential backoff; others fail it at once.
+The lifecycle claims, beats, fences, retries and ends the run; this module is its work. Each batch
+is committed together with its cursor and the run's checkpoint, so a retry resumes after the last
+committed batch, and a cancel or a lost worker never undoes what was committed. The source's read
+and the destination's write happen outside any database transaction: a batch is read, its changes
+are worked out against the store, sent to the destination, and only then committed, so a slow
+source or destination holds no lock and no open transaction, and a batch the destination did not
+take is not recorded as done. Retryable connector errors (timeouts, 5xx, 429) put the run back in
+the queue with an exponential backoff; others fail it at once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import IntegrityError, OperationalError, transaction
-from django.db import connection as db_connection
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db import transaction
 from django.utils import timezone
 
+from accounts.choices import EventType
 from accounts.services import event_record
 from connectors.choices import SyncMode
 from connectors.models import Connection
 from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector
 from connectors.services import resolve_credentials
-from integrations.choices import ImportDependencyStatus, IntegrationStatus, SyncStrategy
+from integrations.choices import ImportDependencyStatus, SyncStrategy
 from integrations.models import Integration
 from integrations.validators import SYNC_SETTINGS_DEFAULTS
-from syncengine import bulk, dependencies, outcomes, transform
-from syncengine.choices import JobStatus
+from syncengine import bulk, dependencies, lifecycle, transform
+from syncengine.choices import JobKind, JobStatus
 from syncengine.ingest import feed_import, mapping_overrides
-from syncengine.jobs import job_log, parse_moment, retry_delay, sync_job_dispatch
+from syncengine.jobs import parse_moment
+from syncengine.lifecycle import (
+    GO,
+    Gate,
+    Outcome,
+    Run,
+    RunCancelled,
+    RunFailure,
+    RunKind,
+    RunLost,
+    job_log,
+)
 from syncengine.models import Snapshot, SyncJob, SyncStream
 from syncengine.pull import pull_files
 from syncengine.store import UNSET, BatchResult, RecordStoreWriter, SnapshotWriter, stream_for
 
 logger = logging.getLogger(__name__)
-
-# A job (or a feed file) whose integration or connection is busy with another job tries again
-# after this long.
-BUSY_RETRY_SECONDS = 10
-
-
-class Stop(Exception):
-    """The job must stop between batches: cancelled, or taken away by the sweep."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass
@@ -105,6 +102,7 @@ class EntityStats:
 class RunContext:
     """Everything a run needs, resolved once when it starts."""
 
+    run: Run
     job: SyncJob
     source: Connector
     integration: Integration | None
@@ -123,149 +121,94 @@ class RunContext:
     discovered: list[EntitySpec] | None = None
 
 
-# --- claiming ---------------------------------------------------------------------------------
+# --- the kind of run --------------------------------------------------------------------------
 
 
-def _mine(job: SyncJob) -> Q:
-    """This run's hold on its job: still in the state it left it, and still the same attempt
-    (the attempt count fences off a run the sweep gave up on and handed to another worker)."""
-    return Q(pk=job.pk, attempts=job.attempts)
+class SyncRuns(RunKind):
+    """Connector syncs of an integration or a connection, and file pulls of an integration
+    whose source is an ``sftp_pull`` connection."""
 
+    kind = JobKind.SYNC
+    task = "syncengine.tasks.run_sync_job"
 
-def _requeue(job: SyncJob, *, delay: timedelta, message: str, level: str = "info") -> None:
-    """Put a job back in the queue to start again after ``delay`` (it stays QUEUED). A job whose
-    cancel was asked for meanwhile ends CANCELLED instead."""
-    at = timezone.now() + delay
-    job_log(job, message, level=level, save=False, fresh=True)
-    requeued = SyncJob.objects.filter(
-        _mine(job),
-        status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-        cancel_requested_at__isnull=True,
-    ).update(status=JobStatus.QUEUED, next_attempt_at=at, log=job.log, heartbeat_at=None)
-    if requeued:
-        sync_job_dispatch(job.pk, countdown=delay.total_seconds())
-    else:
-        _cancel_if_requested(job)
-
-
-def _cancel_if_requested(job: SyncJob) -> None:
-    """End a not-yet-ended job whose cancel was asked for: CANCELLED, committed batches kept."""
-    now = timezone.now()
-    job_log(job, "Cancelled; committed batches are kept.", save=False, fresh=True)
-    with transaction.atomic():
-        ended = SyncJob.objects.filter(
-            pk=job.pk,
-            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
-            cancel_requested_at__isnull=False,
-        ).update(
-            status=JobStatus.CANCELLED,
-            completed_at=now,
-            next_attempt_at=None,
-            heartbeat_at=None,
-            log=job.log,
-        )
-        if ended:
-            Snapshot.objects.filter(job=job).delete()
-            if job.integration_id:
-                outcomes.integration_run_stopped(integration_id=job.integration_id)
-
-
-def _claim(job: SyncJob) -> bool:
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            claimed = SyncJob.objects.filter(
-                pk=job.pk, status=JobStatus.QUEUED, cancel_requested_at__isnull=True
-            ).update(
-                status=JobStatus.RUNNING,
-                # The job started with its first attempt; retries keep that time.
-                started_at=Coalesce(F("started_at"), Value(now)),
-                heartbeat_at=now,
-                next_attempt_at=None,
-                attempts=F("attempts") + 1,
+    def gate(self, job: SyncJob, now: datetime) -> Gate:
+        integration = job.integration
+        if integration is None:
+            return GO
+        if not integration.is_active:
+            return Gate(
+                end=True,
+                reason="The integration is inactive or deleted; the run did not start.",
+                counts_as_failure=False,
             )
-    except IntegrityError:
-        owner = "integration" if job.integration_id else "connection"
-        _requeue(
-            job,
-            delay=timedelta(seconds=BUSY_RETRY_SECONDS),
-            message=f"Another job of this {owner} is running; waiting for it to finish.",
+        if not integration.depends_on.exists():
+            return GO
+        check = dependencies.dependency_check(integration=integration, job=job, now=now)
+        job.dependency_checks += 1
+        job.dependency_status = check.status
+        SyncJob.objects.filter(pk=job.pk).update(
+            dependency_checks=job.dependency_checks, dependency_status=check.status
         )
-        return False
-    return bool(claimed)
+        if check.status == ImportDependencyStatus.READY:
+            job_log(job, "Import dependencies are ready.")
+            return GO
+        if check.status == ImportDependencyStatus.WAITING:
+            return Gate(wait=dependencies.recheck_delay(job.dependency_checks), reason=check.reason)
+        return Gate(end=True, reason=f"Import dependencies failed: {check.reason}")
+
+    def work(self, run: Run) -> Outcome:
+        ctx = _context(run)
+        if ctx.source.feeds_files:
+            _pull(ctx)
+        else:
+            _sync_entities(ctx)
+        job = run.job
+        job.progress = {**job.progress, "entity": None, "entitiesDone": len(job.entities_done)}
+        stats = {name: entity.as_json() for name, entity in ctx.stats.items()}
+        over_budget = _error_budget_exceeded(ctx)
+        return Outcome(
+            status=JobStatus.FAILED if over_budget else JobStatus.COMPLETED,
+            error=over_budget or "",
+            stats=stats,
+            progress=job.progress,
+            detail=ctx,
+        )
+
+    def classify(self, error: Exception) -> RunFailure:
+        if isinstance(error, ConnectorError):
+            return RunFailure(error.message, retryable=error.retryable)
+        logger.exception("Sync run failed")
+        return super().classify(error)
+
+    def claimed(self, job: SyncJob) -> None:
+        if job.attempts == 1:
+            payload = self.payload(job, Outcome(), "")
+            payload.pop("status", None)
+            event_record(
+                account=job.account,
+                type=EventType.SYNC_STARTED,
+                integration_id=job.integration_id,
+                payload={**payload, "entities": job.entities},
+            )
+
+    def ended(self, job: SyncJob, outcome: Outcome, status: str) -> None:
+        if status == JobStatus.COMPLETED:
+            source = job.connection_id
+            if job.integration is not None:
+                source = job.integration.source_connection_id
+            if source is not None:
+                Connection.objects.filter(pk=source).update(last_sync_at=timezone.now())
+        else:
+            # Only a complete snapshot is a point-in-time copy.
+            Snapshot.objects.filter(job=job).delete()
+
+
+SYNC_RUNS = lifecycle.kind_register(SyncRuns())
 
 
 def sync_job_run(job_id: Any) -> SyncJob | None:
-    """Run one queued job to its end (or back into the queue for a retry). Idempotent: a job
-    that is not QUEUED, or not due yet, is left alone."""
-    job = SyncJob.objects.select_related("integration", "connection").filter(pk=job_id).first()
-    if job is None or job.status != JobStatus.QUEUED:
-        return job
-    if job.cancel_requested_at is not None:
-        _cancel_if_requested(job)
-        job.refresh_from_db()
-        return job
-    now = timezone.now()
-    if job.next_attempt_at is not None and job.next_attempt_at > now + timedelta(seconds=1):
-        # Dispatched early (by the sweep, say): wait for the backoff to run out.
-        sync_job_dispatch(job.pk, countdown=(job.next_attempt_at - now).total_seconds())
-        return job
-    integration = job.integration
-    if integration is not None:
-        if not integration.is_active:
-            _end_unstarted(
-                job,
-                "The integration is inactive or deleted; the run did not start.",
-                counts_as_failure=False,
-            )
-            return job
-        if integration.depends_on.exists() and not _dependencies_ready(job, integration, now):
-            return job
-    if not _claim(job):
-        return job
-    job.refresh_from_db()
-    return _run(job)
-
-
-def _dependencies_ready(job: SyncJob, integration: Integration, now: datetime) -> bool:
-    check = dependencies.dependency_check(integration=integration, job=job, now=now)
-    job.dependency_checks += 1
-    job.dependency_status = check.status
-    SyncJob.objects.filter(pk=job.pk).update(
-        dependency_checks=job.dependency_checks, dependency_status=check.status
-    )
-    if check.status == ImportDependencyStatus.READY:
-        job_log(job, "Import dependencies are ready.")
-        return True
-    if check.status == ImportDependencyStatus.WAITING:
-        _requeue(
-            job,
-            delay=dependencies.recheck_delay(job.dependency_checks),
-            message=check.reason,
-        )
-        return False
-    _end_unstarted(job, f"Import dependencies failed: {check.reason}", counts_as_failure=True)
-    return False
-
-
-def _end_unstarted(job: SyncJob, reason: str, *, counts_as_failure: bool) -> None:
-    """Fail a queued job that must not start; the reason goes on the job and its log.
-
-    A failed upstream counts as a failed run of the integration; an integration paused or
-    deleted meanwhile only stops being "running" (a retry's earlier attempt may have set it)."""
-    now = timezone.now()
-    job_log(job, reason, level="error", save=False, fresh=True)
-    with transaction.atomic():
-        ended = SyncJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-            status=JobStatus.FAILED, error=reason, completed_at=now, log=job.log
-        )
-        if ended and job.integration_id:
-            if counts_as_failure:
-                outcomes.integration_run_failed(integration_id=job.integration_id, error=reason)
-            else:
-                outcomes.integration_run_stopped(integration_id=job.integration_id)
-                Integration.all_objects.filter(pk=job.integration_id).update(last_error=reason)
-            _event(job, "integration.sync.failed", status=JobStatus.FAILED, error=reason)
+    """Run one queued sync job in this process, as its task does (see ``lifecycle``)."""
+    return lifecycle.run_execute(job_id)
 
 
 # --- running ----------------------------------------------------------------------------------
@@ -280,7 +223,8 @@ def _connector(connection: Connection) -> Connector:
     return connector_class(config=connection.config, credentials=resolve_credentials(connection))
 
 
-def _context(job: SyncJob) -> RunContext:
+def _context(run: Run) -> RunContext:
+    job = run.job
     integration = job.integration
     destination: Connector | None = None
     if integration is not None:
@@ -301,6 +245,7 @@ def _context(job: SyncJob) -> RunContext:
         sync_settings = dict(SYNC_SETTINGS_DEFAULTS)
         tasks, mappings = [], {}
     return RunContext(
+        run=run,
         job=job,
         source=_connector(connection),
         integration=integration,
@@ -313,43 +258,6 @@ def _context(job: SyncJob) -> RunContext:
         now=timezone.now(),
         stats={entity: EntityStats.from_json(data) for entity, data in job.stats.items()},
     )
-
-
-def _run(job: SyncJob) -> SyncJob:
-    ctx: RunContext | None = None
-    try:
-        ctx = _context(job)
-        if job.attempts == 1:
-            _started(job)
-        job_log(job, f"Attempt {job.attempts} started: {job.mode} sync.")
-        if job.integration_id is not None:
-            Integration.all_objects.filter(pk=job.integration_id).update(
-                status=IntegrationStatus.RUNNING, latest_job_id=job.pk
-            )
-        with _heartbeats(job):
-            if ctx.source.feeds_files:
-                _pull(ctx)
-            else:
-                _sync_entities(ctx)
-    except Stop as stop:
-        return _stopped(job, ctx, stop.reason)
-    except (ConnectorError, SoftTimeLimitExceeded) as error:
-        if isinstance(error, SoftTimeLimitExceeded):
-            error = ConnectorError("The run reached the task time limit.", retryable=True)
-        return _failed_or_retry(job, ctx, error.message, retryable=error.retryable)
-    except (IntegrityError, OperationalError) as error:
-        # The store's database: a lost connection, or a clash with a run the sweep gave up on
-        # that was still writing. Both pass; the retry resumes from the committed cursor.
-        logger.warning("Sync job %s: database error", job.pk, exc_info=True)
-        return _failed_or_retry(
-            job, ctx, f"Database error: {type(error).__name__}: {error}", retryable=True
-        )
-    except Exception as error:
-        logger.exception("Sync job %s failed", job.pk)
-        return _failed_or_retry(
-            job, ctx, f"Unexpected error: {type(error).__name__}: {error}", retryable=False
-        )
-    return _completed(job, ctx)
 
 
 def _entities(ctx: RunContext) -> list[tuple[str, str]]:
@@ -559,18 +467,24 @@ def _sync_entity(
             rows.append((key, transformed))
             keep.append(transformed)
         safe_cursor = tracker.advance(batch.records, batch.cursor)
-        with transaction.atomic():
-            if snapshot_writer is not None:
+        if snapshot_writer is not None:
+            with transaction.atomic():
                 stats.created += snapshot_writer.write(keep)
-            else:
-                assert writer is not None
-                result = writer.write(rows, cursor=safe_cursor if date_range is None else UNSET)
-                if ctx.destination is not None and result.changed:
-                    ctx.destination.write(destination_entity, result.changed)
+                job.cursors[entity] = safe_cursor
+                _checkpoint(ctx, entity=entity, total_entities=total_entities)
+        else:
+            assert writer is not None
+            written = writer.plan(rows)
+            if ctx.destination is not None and written.result.changed:
+                # Outside any transaction: a slow destination keeps nothing of ours open or
+                # locked, and the batch is committed (with its cursor) only once it took it.
+                ctx.destination.write(destination_entity, written.result.changed)
+            with transaction.atomic():
+                result = writer.commit(written, cursor=safe_cursor if date_range is None else UNSET)
                 _count(stats, result, resuming=resuming)
-            job.cursors[entity] = safe_cursor
-            _checkpoint(ctx, entity=entity, total_entities=total_entities)
-        _stop_if_cancelled(ctx)
+                job.cursors[entity] = safe_cursor
+                _checkpoint(ctx, entity=entity, total_entities=total_entities)
+        ctx.run.stop_if_cancelled()
     if writer is not None:
         final = tracker.final()
         if date_range is None and final is not None and final != tracker.committed:
@@ -686,7 +600,7 @@ def _copy_entity(
         leading=(stream.pk,),
         ordered=ordered,
     )
-    for batch in bulk.prefetched(batches, on_idle=lambda: _heartbeat(job)):
+    for batch in bulk.prefetched(batches, on_idle=ctx.run.beat):
         with transaction.atomic():
             result = writer.write(
                 batch, cursor=batch.cursor if ordered and date_range is None else UNSET
@@ -697,7 +611,7 @@ def _copy_entity(
                 job.cursors[entity] = batch.cursor
             _checkpoint(ctx, entity=entity, total_entities=total)
         highest = batch.highest
-        _stop_if_cancelled(ctx)
+        ctx.run.stop_if_cancelled()
     if date_range is None and highest is not None and highest != job.cursors.get(entity, cursor):
         SyncStream.objects.filter(pk=stream.pk).update(
             cursor=highest, cursor_updated_at=timezone.now()
@@ -763,87 +677,44 @@ class CursorTracker:
         return self._last
 
 
-# --- heartbeat, cancel, progress --------------------------------------------------------------
+# --- checkpoints and cancel -------------------------------------------------------------------
 
 
 def _beat(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
-    """Save stats and progress with a heartbeat; stop if a cancel was asked for or the sweep
-    took the job away."""
+    """Save stats and progress with a heartbeat; stop if a cancel was asked for (the checkpoint
+    itself stops a run whose claim was taken over)."""
     _checkpoint(ctx, entity=entity, total_entities=total_entities)
-    _stop_if_cancelled(ctx)
+    ctx.run.stop_if_cancelled()
 
 
 def _checkpoint(ctx: RunContext, *, entity: str | None, total_entities: int) -> None:
     """Save stats, progress and cursors with a heartbeat. Called inside each batch's
-    transaction, so what the job says it did is exactly what was committed, and a run the
-    sweep took the job away from (``Stop``) rolls its batch back instead of committing it."""
+    transaction, so what the job says it did is exactly what was committed, and a run whose
+    claim was taken over (``RunLost``) rolls its batch back instead of committing it."""
     job = ctx.job
-    job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
     done = (
         ctx.records_done
         if ctx.source.feeds_files
         else sum(stats.read for stats in ctx.stats.values())
     )
-    job.progress = {
-        "recordsDone": done,
-        "recordsTotal": ctx.records_total,
-        "entitiesDone": len(job.entities_done),
-        "entitiesTotal": total_entities,
-        "entity": entity,
-    }
-    updated = SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(
-        stats=job.stats,
-        progress=job.progress,
+    ctx.run.checkpoint(
+        stats={name: stats.as_json() for name, stats in ctx.stats.items()},
+        progress={
+            "recordsDone": done,
+            "recordsTotal": ctx.records_total,
+            "entitiesDone": len(job.entities_done),
+            "entitiesTotal": total_entities,
+            "entity": entity,
+        },
         cursors=job.cursors,
         entities_done=job.entities_done,
-        heartbeat_at=timezone.now(),
     )
-    if not updated:
-        raise Stop("The job is no longer running (the sweep took it over).")
-
-
-def _stop_if_cancelled(ctx: RunContext) -> None:
-    if _cancel_requested(ctx.job):
-        raise Stop("cancelled")
-
-
-def _heartbeat(job: SyncJob) -> None:
-    """Only say the run is alive (while it waits on a slow source)."""
-    SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
-
-
-@contextlib.contextmanager
-def _heartbeats(job: SyncJob) -> Iterator[None]:
-    """Beat from a thread as well while the run works: one batch can take longer than the
-    heartbeat timeout (a source sorting a large table before its first row, a slow destination),
-    and the sweep must not take a live run's job away. A worker that dies stops beating, and a
-    hung run is ended by the task time limit."""
-    interval = max(1.0, settings.SYNC_HEARTBEAT_TIMEOUT_SECONDS / 4)
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(interval):
-                try:
-                    _heartbeat(job)
-                except Exception:
-                    logger.warning("Heartbeat of sync job %s failed", job.pk, exc_info=True)
-        finally:
-            db_connection.close()  # the thread's own connection
-
-    thread = threading.Thread(target=beat, name=f"railyard-heartbeat-{job.pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _should_stop(ctx: RunContext) -> bool:
     try:
         _beat(ctx, entity=None, total_entities=1)
-    except Stop:
+    except (RunCancelled, RunLost):
         return True
     return False
 
@@ -885,41 +756,10 @@ def _pull(ctx: RunContext) -> None:
         ctx.job,
         f"files: {result.taken} taken, {result.skipped} already taken, {result.failed} failed.",
     )
-    if ctx.job.cancel_requested_at is None and _cancel_requested(ctx.job):
-        raise Stop("cancelled")
-
-
-def _cancel_requested(job: SyncJob) -> bool:
-    return (
-        SyncJob.objects.filter(pk=job.pk, cancel_requested_at__isnull=False)
-        .values_list("pk", flat=True)
-        .exists()
-    )
+    _beat(ctx, entity=None, total_entities=1)
 
 
 # --- endings ----------------------------------------------------------------------------------
-
-
-def _payload(job: SyncJob, **extra: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {"jobId": str(job.pk), "mode": job.mode, "trigger": job.trigger}
-    if job.integration_id and job.integration is not None:
-        payload["integration"] = {"id": str(job.integration_id), "name": job.integration.name}
-    if job.connection_id and job.connection is not None:
-        payload["connection"] = {"id": str(job.connection_id), "name": job.connection.name}
-    return {**payload, **extra}
-
-
-def _event(job: SyncJob, event_type: str, **extra: Any) -> None:
-    event_record(
-        account=job.account,
-        type=event_type,
-        integration_id=job.integration_id,
-        payload=_payload(job, **extra),
-    )
-
-
-def _started(job: SyncJob) -> None:
-    _event(job, "integration.sync.started", entities=job.entities)
 
 
 def _error_budget_exceeded(ctx: RunContext) -> str | None:
@@ -932,111 +772,3 @@ def _error_budget_exceeded(ctx: RunContext) -> str | None:
             f"error budget of {ratio:.0%} (syncSettings.max_error_ratio)."
         )
     return None
-
-
-def _finish(job: SyncJob, *, status: str, error: str = "", message: str = "") -> bool:
-    """End a running job; False when it was not running any more (cancelled or swept)."""
-    now = timezone.now()
-    job_log(
-        job,
-        error or message or f"Job {status.lower()}.",
-        level="error" if error else "info",
-        save=False,
-        fresh=True,
-    )
-    running = SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING)
-    if status == JobStatus.COMPLETED:
-        # A cancel accepted after the last batch still ends the job CANCELLED.
-        running = running.filter(cancel_requested_at__isnull=True)
-    ended = running.update(
-        status=status,
-        error=error,
-        completed_at=now,
-        stats=job.stats,
-        progress=job.progress,
-        cursors=job.cursors,
-        entities_done=job.entities_done,
-        log=job.log,
-        next_attempt_at=None,
-    )
-    job.status, job.error, job.completed_at = status, error, now
-    return bool(ended)
-
-
-def _completed(job: SyncJob, ctx: RunContext | None) -> SyncJob:
-    assert ctx is not None
-    job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
-    job.progress = {**job.progress, "entity": None, "entitiesDone": len(job.entities_done)}
-    over_budget = _error_budget_exceeded(ctx)
-    if over_budget:
-        return _failed(job, over_budget)
-    now = timezone.now()
-    with transaction.atomic():
-        if not _finish(job, status=JobStatus.COMPLETED):
-            if _cancel_requested(job):
-                return _stopped(job, ctx, "cancelled")
-            return job
-        if job.integration_id:
-            outcomes.integration_run_succeeded(integration_id=job.integration_id, now=now)
-        Connection.objects.filter(pk=ctx.connection.pk).update(last_sync_at=now)
-        _event(job, "integration.sync.completed", status=JobStatus.COMPLETED, stats=job.stats)
-    return job
-
-
-def _failed(job: SyncJob, error: str) -> SyncJob:
-    with transaction.atomic():
-        if not _finish(job, status=JobStatus.FAILED, error=error):
-            return job
-        if job.integration_id:
-            outcomes.integration_run_failed(integration_id=job.integration_id, error=error)
-        # Only a complete snapshot is a point-in-time copy.
-        Snapshot.objects.filter(job=job).delete()
-        _event(
-            job, "integration.sync.failed", status=JobStatus.FAILED, error=error, stats=job.stats
-        )
-    return job
-
-
-def _failed_or_retry(
-    job: SyncJob, ctx: RunContext | None, error: str, *, retryable: bool
-) -> SyncJob:
-    # job.stats, cursors and entities_done are those of the last committed batch (saved with
-    # it by _checkpoint): a batch that failed half-way is counted by no one, and a retry counts
-    # on from there.
-    if retryable and job.attempts < settings.SYNC_MAX_ATTEMPTS:
-        delay = retry_delay(job.attempts)
-        SyncJob.objects.filter(_mine(job), status=JobStatus.RUNNING).update(error=error)
-        _requeue(
-            job,
-            delay=delay,
-            message=(
-                f"Attempt {job.attempts} of {settings.SYNC_MAX_ATTEMPTS} failed: {error} "
-                f"Retrying in {int(delay.total_seconds())} s from the last committed batch."
-            ),
-            level="warning",
-        )
-        job.refresh_from_db()
-        return job
-    if retryable:
-        error = f"{error} (gave up after {job.attempts} attempts)"
-    return _failed(job, error)
-
-
-def _stopped(job: SyncJob, ctx: RunContext | None, reason: str) -> SyncJob:
-    if reason != "cancelled":
-        job_log(job, reason, level="warning")
-        return job
-    if ctx is not None:
-        job.stats = {name: stats.as_json() for name, stats in ctx.stats.items()}
-    with transaction.atomic():
-        if not _finish(
-            job,
-            status=JobStatus.CANCELLED,
-            message="Cancelled between batches; committed batches are kept.",
-        ):
-            return job
-        if ctx is not None and ctx.snapshot is not None:
-            Snapshot.objects.filter(pk=ctx.snapshot.pk).delete()
-        if job.integration_id:
-            outcomes.integration_run_stopped(integration_id=job.integration_id)
-    return job

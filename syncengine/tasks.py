@@ -1,37 +1,38 @@
-"""Thin Celery wrappers around the sync engine's services. Tasks take ids and are idempotent."""
+"""Thin Celery wrappers around the sync engine's services. Tasks take ids and are idempotent.
+
+The tasks that run a run (``ingest_feed_file``, ``run_sync_job``) are ``config.celery.RunTask``s:
+one that cannot reach the database is retried with a backoff, not acknowledged away. Waiting for
+a busy integration and retrying a failed attempt are not Celery retries: the run goes back to its
+queue (``syncengine.lifecycle``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from celery.app.task import Task
+from celery.signals import worker_ready
 
-from syncengine import ingest, scheduler, services, sweep, sync
-
-# A file waits (sync.BUSY_RETRY_SECONDS at a time) while another job of its integration runs:
-# files of one feed apply in order.
-BUSY_MAX_RETRIES = 360
+from config.celery import RunTask
+from syncengine import ingest, lifecycle, scheduler, sweep
 
 
-@shared_task(bind=True, name="syncengine.tasks.ingest_feed_file", max_retries=BUSY_MAX_RETRIES)
-def ingest_feed_file(self: Task, feed_file_id: str) -> None:
+def _redelivered(task: Task) -> bool:
+    """Whether the broker delivers this message again because a worker died holding it."""
+    return bool((task.request.delivery_info or {}).get("redelivered"))
+
+
+@shared_task(bind=True, base=RunTask, name="syncengine.tasks.ingest_feed_file")
+def ingest_feed_file(self: Task, job_id: str) -> None:
     """Parse, map, validate and merge one received feed file (queue ``ingest``)."""
-    try:
-        ingest.feed_file_ingest(feed_file_id=feed_file_id)
-    except ingest.IntegrationBusy as exc:
-        raise self.retry(exc=exc, countdown=sync.BUSY_RETRY_SECONDS) from exc
+    lifecycle.run_execute(ingest.file_run_id(job_id), redelivered=_redelivered(self))
 
 
-@shared_task(name="syncengine.tasks.feed_files_redispatch")
-def feed_files_redispatch() -> int:
-    """Beat: re-dispatch files left ``received`` and recover files whose worker died."""
-    return services.feed_files_redispatch()
-
-
-@shared_task(name="syncengine.tasks.run_sync_job")
-def run_sync_job(job_id: str) -> None:
-    """Run one queued sync job (queue ``sync``); a job already taken or ended is left alone.
-    Retries, dependency waits and a busy integration re-dispatch the job with a countdown."""
-    sync.sync_job_run(job_id)
+@shared_task(bind=True, base=RunTask, name="syncengine.tasks.run_sync_job")
+def run_sync_job(self: Task, job_id: str) -> None:
+    """Run one sync job (queue ``sync``); a job already taken or ended is left alone."""
+    lifecycle.run_execute(job_id, redelivered=_redelivered(self))
 
 
 @shared_task(name="syncengine.tasks.schedules_tick")
@@ -41,7 +42,14 @@ def schedules_tick() -> dict[str, int]:
     return {"integrations": result.integrations, "connections": result.connections}
 
 
-@shared_task(name="syncengine.tasks.sync_jobs_sweep")
-def sync_jobs_sweep() -> dict[str, int]:
-    """Beat: retry or fail running jobs without a heartbeat; dispatch queued jobs never started."""
-    return sweep.sync_jobs_sweep()
+@shared_task(name="syncengine.tasks.jobs_sweep")
+def jobs_sweep() -> dict[str, int]:
+    """Beat, every JOB_SWEEP_SECONDS: take back runs of lost workers, re-send lost messages."""
+    return sweep.jobs_sweep()
+
+
+@worker_ready.connect
+def _worker_ready(**_: Any) -> None:
+    # A worker killed and started again on the same machine: its runs are taken back now,
+    # not after the heartbeat timeout.
+    lifecycle.runs_recover_local()

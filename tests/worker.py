@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -32,9 +33,18 @@ def _database_url() -> str:
 
 @contextmanager
 def celery_worker(
-    *, queues: str = "default,ingest,sync,export,webhooks", **env: str
+    *,
+    queues: str = "default,ingest,sync,export,webhooks",
+    pool: str = "solo",
+    concurrency: int = 1,
+    log: Path | None = None,
+    **env: str,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Start ``celery -A config worker`` against the test database and broker; stop it after."""
+    """Start ``celery -A config worker`` against the test database and broker; stop it after.
+
+    ``pool="prefork"`` runs the tasks in ``concurrency`` child processes, as production does (a
+    killed child's task is delivered again); ``log`` keeps the worker's output in that file.
+    ``env`` overrides the environment (``DATABASE_URL`` pointing elsewhere, settings)."""
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -44,6 +54,7 @@ def celery_worker(
         **env,
     }
     name = f"e2e-{os.getpid()}-{time.monotonic_ns()}@localhost"
+    output: Any = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen(  # noqa: S603 - fixed command line
         [
             sys.executable,
@@ -53,7 +64,9 @@ def celery_worker(
             "config",
             "worker",
             "--pool",
-            "solo",
+            pool,
+            "--concurrency",
+            str(concurrency),
             "--queues",
             queues,
             "--hostname",
@@ -66,8 +79,8 @@ def celery_worker(
         ],
         cwd=BASE_DIR,
         env=environment,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
     try:
@@ -85,6 +98,14 @@ def celery_worker(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if log is not None:
+            output.close()
+
+
+def worker_children(worker: subprocess.Popen[bytes]) -> list[int]:
+    """The pids of a prefork worker's pool processes (Linux: its children in /proc)."""
+    children = Path(f"/proc/{worker.pid}/task/{worker.pid}/children")
+    return [int(pid) for pid in children.read_text().split()] if children.exists() else []
 
 
 def wait_for(predicate, *, timeout: float = 60.0, interval: float = 0.2):

@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from accounts.models import Account, Dealership
 from integrations.models import Integration
+from syncengine import lifecycle
+from syncengine.choices import JobKind, JobTrigger
 from syncengine.ingest import feed_file_ingest
 from syncengine.models import FeedFile
 from tests.bench.feedgen import VAUTO_HEADER, write_vauto_feed
@@ -55,7 +57,8 @@ def _files(workdir: Path, rows: int) -> list[tuple[str, Path]]:
 
 
 def _receive(integration: Integration, path: Path) -> FeedFile:
-    """A received-file row with its stored copy, as the gateway leaves it (no task is sent)."""
+    """A received-file row and its queued run, with its stored copy, as the gateway leaves them
+    (no task is sent)."""
     relative = f"bench/{time.monotonic_ns()}-{path.name}"
     target = Path(settings.FEED_STORAGE_DIR) / relative
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -63,9 +66,18 @@ def _receive(integration: Integration, path: Path) -> FeedFile:
         os.link(path, target)
     except OSError:
         shutil.copyfile(path, target)
+    job = lifecycle.run_create(
+        kind=JobKind.FILE,
+        dispatch=False,
+        account_id=integration.account_id,
+        integration_id=integration.pk,
+        trigger=JobTrigger.FILE,
+        entities=["vehicles"],
+    )
     return FeedFile.objects.create(
         account_id=integration.account_id,
         integration=integration,
+        job=job,
         filename=path.name,
         stored_path=relative,
         size=path.stat().st_size,

@@ -31,7 +31,7 @@ from accounts.services import Actor
 from connectors.choices import SyncMode
 from connectors.services import connection_create
 from integrations.choices import SyncStrategy
-from syncengine import jobs
+from syncengine import jobs, lifecycle
 from syncengine.models import Record, SyncJob
 from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database
 
@@ -123,7 +123,7 @@ def _run_in_child(job_id: str, pipe: Pipe) -> None:
 def _sync(connection_: Any, actor: Actor) -> tuple[float, float, SyncJob]:
     """Queue a FULL overwrite sync of the table and run it in a forked child."""
     # The child runs the job itself, as a worker would: nothing is sent to a broker.
-    with mock.patch.object(jobs, "sync_job_dispatch"):
+    with mock.patch.object(lifecycle, "runs_dispatch"):
         job = jobs.connection_sync_start(
             connection=connection_,
             actor=actor,

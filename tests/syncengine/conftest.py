@@ -4,6 +4,8 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import redis
+from django.conf import settings
 
 from syncengine.ingest import feed_file_ingest
 from syncengine.models import FeedFile
@@ -84,3 +86,13 @@ def memory_connector(monkeypatch, settings):
     DATASETS.clear()
     yield
     DATASETS.clear()
+
+
+@pytest.fixture
+def ingest_queue():
+    """The length of the real broker's ``ingest`` queue (Redis list)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("ingest")
+    yield lambda: client.llen("ingest")
+    client.delete("ingest")
+    client.close()

@@ -15,7 +15,7 @@ from integrations.choices import ImportDependencyStatus, IntegrationState
 from syncengine.choices import JobStatus
 from syncengine.jobs import integration_sync_start
 from syncengine.models import SyncJob
-from syncengine.sweep import sync_jobs_sweep
+from syncengine.sweep import jobs_sweep
 from syncengine.sync import sync_job_run
 from tests.factories import ConnectionFactory, IntegrationFactory
 from tests.syncengine.memory import DATASETS, Dataset, MemoryConnector
@@ -158,10 +158,10 @@ def running_job(integration, *, attempts: int, silent_for: timedelta) -> SyncJob
 
 
 def test_sweep_requeues_a_job_whose_worker_died_and_the_retry_completes(upstream, settings):
-    settings.SYNC_HEARTBEAT_TIMEOUT_SECONDS = 300
+    settings.JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
     job = running_job(upstream, attempts=1, silent_for=timedelta(seconds=301))
 
-    counts = sync_jobs_sweep()
+    counts = jobs_sweep()
 
     job.refresh_from_db()
     assert counts["requeued"] == 1
@@ -173,10 +173,10 @@ def test_sweep_requeues_a_job_whose_worker_died_and_the_retry_completes(upstream
 
 
 def test_sweep_fails_a_dead_job_that_used_its_attempts(upstream, settings):
-    settings.SYNC_MAX_ATTEMPTS = 2
+    settings.JOB_MAX_ATTEMPTS = 2
     job = running_job(upstream, attempts=2, silent_for=timedelta(hours=1))
 
-    assert sync_jobs_sweep()["failed"] == 1
+    assert jobs_sweep()["failed"] == 1
 
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
@@ -187,27 +187,29 @@ def test_sweep_fails_a_dead_job_that_used_its_attempts(upstream, settings):
 
 def test_sweep_leaves_live_jobs_and_file_jobs_alone(upstream):
     live = running_job(upstream, attempts=1, silent_for=timedelta(seconds=5))
-    assert sync_jobs_sweep() == {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
+    assert jobs_sweep() == {"requeued": 0, "failed": 0, "cancelled": 0, "redispatched": 0}
     live.refresh_from_db()
     assert live.status == JobStatus.RUNNING
 
 
 def test_sweep_dispatches_a_queued_job_whose_task_was_lost(upstream, settings):
-    settings.SYNC_REDISPATCH_AFTER_SECONDS = 60
+    settings.JOB_REDISPATCH_AFTER_SECONDS = 60
+    # Never sent (the broker was down when it was queued): sent at the next sweep.
     job = SyncJob.objects.create(account=upstream.account, integration=upstream, trigger="manual")
-    assert sync_jobs_sweep()["redispatched"] == 0  # too recent: its task may still come
-
-    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
-        assert sync_jobs_sweep()["redispatched"] == 1
+    assert jobs_sweep()["redispatched"] == 1
     job.refresh_from_db()
     assert job.dispatched_at is not None
+    assert jobs_sweep()["redispatched"] == 0  # just sent: its task may still come
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        assert jobs_sweep()["redispatched"] == 1
 
 
 def test_sweep_ends_a_dead_job_that_was_being_cancelled_as_cancelled(upstream):
     job = running_job(upstream, attempts=1, silent_for=timedelta(hours=1))
     SyncJob.objects.filter(pk=job.pk).update(cancel_requested_at=timezone.now())
 
-    assert sync_jobs_sweep()["cancelled"] == 1
+    assert jobs_sweep()["cancelled"] == 1
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED

@@ -153,7 +153,7 @@ def test_connection_sync_queues_a_job_and_answers_202_with_it(api, shop):
     assert data["trigger"] == "manual"
     assert data["entities"] == ["customers", "orders"]
     assert data["dateRange"] == {"from": "2025-01-01", "to": "2025-01-15"}
-    assert data["maxAttempts"] == settings.SYNC_MAX_ATTEMPTS
+    assert data["maxAttempts"] == settings.JOB_MAX_ATTEMPTS
     assert data["attempts"] == 0
     assert data["error"] is None
     assert data["dependencyStatus"] is None

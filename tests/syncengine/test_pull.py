@@ -20,6 +20,7 @@ from connectors.models import Connection
 from connectors.registry import ConnectorError
 from integrations.models import Integration
 from syncengine.choices import FeedFileSource, JobStatus, JobTrigger
+from syncengine.ingest import feed_file_ingest
 from syncengine.models import FeedFile, PulledFile, SyncJob
 from syncengine.pull import PullResult, pull_files
 from syncengine.sync import sync_job_run
@@ -357,6 +358,16 @@ def test_integration_sync_through_the_api_pulls_files_as_a_job(puller, tenant, d
         "tuesday.csv",
     ]
     assert any("2 taken" in line["message"] for line in job.log)
+
+    # The pulled files are runs of the integration, queued behind the pull: while they wait, a
+    # new sync is refused (naming the first), and once they are applied it is accepted.
+    waiting = tenant.client.post(f"/api/v1/integrations/{integration_id}/sync")
+    assert waiting.status_code == 409, waiting.content
+    first = puller.feed_files()[0]
+    assert waiting.json()["error"]["details"]["jobId"] == [str(first.job_id)]
+    for feed_file in puller.feed_files():
+        feed_file_ingest(feed_file_id=str(feed_file.pk))
+    assert [feed_file.attempts for feed_file in puller.feed_files()] == [1, 1]
 
     # Nothing new: the next run takes nothing and counts what it had already taken.
     response = tenant.client.post(f"/api/v1/integrations/{integration_id}/sync")

@@ -135,7 +135,7 @@ def test_date_range_is_passed_to_the_source(tenant):
 def test_retryable_error_requeues_with_backoff_and_resumes_from_the_committed_cursor(
     tenant, settings
 ):
-    settings.SYNC_RETRY_BACKOFF_SECONDS = 30
+    settings.JOB_RETRY_BACKOFF_SECONDS = 30
     # Records 2..4 share one cursor value across a batch boundary: resuming with "> cursor"
     # from the last record of a batch would lose some of them.
     rows = customers(6)
@@ -181,7 +181,7 @@ def test_error_that_a_retry_cannot_fix_fails_at_once(tenant):
 
 
 def test_retries_give_up_after_max_attempts(tenant, settings):
-    settings.SYNC_MAX_ATTEMPTS = 2
+    settings.JOB_MAX_ATTEMPTS = 2
     dataset = Dataset(records={"customers": customers(2)}, fail_after=(0, True))
     connection = connection_for(tenant, dataset)
     job = run(connection_sync_start(connection=connection, actor=ACTOR))
@@ -394,7 +394,10 @@ def test_a_job_waits_while_another_job_of_its_integration_runs(tenant):
     job = SyncJob.objects.create(account=tenant.account, integration=integration, trigger="manual")
     job = run(job)
     assert job.status == JobStatus.QUEUED
-    assert job.next_attempt_at is not None
+    # It waits its turn: no countdown of its own and no attempt spent; the running job's
+    # ending sends it.
+    assert job.next_attempt_at is None
+    assert job.attempts == 0
     assert "Another job of this integration is running" in job.log[-1]["message"]
 
 
