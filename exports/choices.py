@@ -35,3 +35,5 @@ class FilterOperator(models.TextChoices):
     EQ = "eq", "Equal"
     NE = "ne", "Not equal"
     IN = "in", "One of a list"
+    CONTAINS = "contains", "Contains (text: a substring, any case; lists: an element)"
+    IS_NULL = "isNull", "Missing or null (true), or present (false)"

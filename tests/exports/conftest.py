@@ -1,0 +1,60 @@
+"""Inventories and record-store entities for the export data tests (SQLite or PostgreSQL,
+whichever DATABASE_URL names)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from syncengine.models import Record, Vehicle
+from syncengine.store import RecordStoreWriter, stream_for
+from tests.factories import AccountFactory, ConnectionFactory, IntegrationFactory
+
+SEEN = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)
+
+
+def add_vehicle(integration: Any, key: str, **fields: Any) -> Vehicle:
+    values: dict[str, Any] = {
+        "vin": key,
+        "make": "Ford",
+        "model": "F-150",
+        "year": 2022,
+        "price": Decimal("31999.00"),
+        "status": "active",
+        "features": [],
+        "photo_urls": [],
+        "extra": {},
+    }
+    values.update(fields)
+    return Vehicle.objects.create(
+        account_id=integration.account_id,
+        integration=integration,
+        dealership=integration.dealership,
+        key=key,
+        first_seen_at=SEEN,
+        last_seen_at=SEEN,
+        **values,
+    )
+
+
+def put_records(
+    account: Any, entity: str, rows: list[tuple[str, Any]], *, connection: Any = None
+) -> None:
+    """Write records through the store's own writer, as a sync would."""
+    owner = connection or ConnectionFactory(account=account, connector_id="postgres")
+    stream = stream_for(account_id=account.pk, connection_id=owner.pk, entity=entity)
+    RecordStoreWriter(stream, strategy="merge", now=SEEN).write(rows)
+    assert Record.objects.filter(stream=stream).count() >= len({key for key, _ in rows})
+
+
+@pytest.fixture
+def account(db):
+    return AccountFactory(name="Northwind Motors")
+
+
+@pytest.fixture
+def integration(account):
+    return IntegrationFactory(account=account)
