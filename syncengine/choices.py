@@ -15,6 +15,8 @@ class JobKind(models.TextChoices):
 
     SYNC = "sync", "Connector sync"
     FILE = "file", "Feed file"
+    EXPORT = "export", "Export run"
+    FILE_IMPORT = "import", "File import run"
 
 
 class JobTrigger(models.TextChoices):
