@@ -22,7 +22,7 @@ TASK_ROUTES = {
     "syncengine.tasks.*": {"queue": "sync"},
     "connectors.tasks.*": {"queue": "sync"},
     "exports.tasks.*": {"queue": "export"},
-    "integrations.tasks.webhook_*": {"queue": "webhooks"},
+    "webhooks.tasks.*": {"queue": "webhooks"},
     "*": {"queue": "default"},
 }
 

@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "integrations",
     "syncengine",
     "exports",
+    "webhooks",
     "sftpgateway",
 ]
 
@@ -262,6 +263,20 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+
+# --- exports ----------------------------------------------------------------------------------
+# LOCAL destinations write under EXPORT_LOCAL_DIR/<account id>/ and nowhere else.
+EXPORT_LOCAL_DIR = Path(env("EXPORT_LOCAL_DIR", default=str(DATA_DIR / "exports")))
+# A file larger than this is split into parts (an export's own maxFileSizeMb wins).
+EXPORT_MAX_FILE_SIZE_MB = env.int("EXPORT_MAX_FILE_SIZE_MB", default=256)
+
+# --- webhooks ---------------------------------------------------------------------------------
+# Delivery rows (with their attempts) are kept this long, then pruned in bounded batches.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+# Seconds before a delivery attempt times out.
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
+# Endpoints may use plain http:// (https:// only otherwise).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
 
 # --- trust boundaries (see config.egress and config.credentials) -----------------------------
 # Environment variables that connection credentials may name as ${NAME} (comma-separated, *

@@ -8,6 +8,7 @@ from config.health import healthz
 # nest under the parents integrations.urls and connectors.urls declare (config/api/routers.py).
 api_v1 = [
     path("", include("exports.urls")),
+    path("", include("webhooks.urls")),
     path("", include("connectors.urls")),
     path("", include("sftpgateway.urls")),
     path("", include("syncengine.urls")),

@@ -523,19 +523,18 @@ def file_destination_for(
 
 # --- the local destination ---------------------------------------------------------------------
 
-LOCAL_EXPORTS_FOLDER = "exports"
-
 
 def local_exports_root(account_id: Any) -> Path:
-    """``DATA_DIR/exports/<account id>``: the one folder LOCAL exports of an account write to."""
+    """``EXPORT_LOCAL_DIR/<account id>`` (``DATA_DIR/exports/...`` by default): the one folder
+    LOCAL exports of an account write to."""
     account = str(account_id)
     if not account or "/" in account or account in (".", ".."):
         raise ValueError(f"Not an account id: {account!r}")
-    return Path(settings.DATA_DIR) / LOCAL_EXPORTS_FOLDER / account
+    return Path(settings.EXPORT_LOCAL_DIR) / account
 
 
 class LocalDestination:
-    """An account's folder on this server (``DATA_DIR/exports/<account id>/``) as a file
+    """An account's folder on this server (``EXPORT_LOCAL_DIR/<account id>/``) as a file
     destination: the same atomic uploads as the remote stores, written to a temporary name,
     synced to disk and renamed into place.
 

@@ -55,7 +55,7 @@ FEED_FILE_PROCESSED: frozenset[str] = frozenset(
 
 class FeedFileSource(models.TextChoices):
     SFTP = "sftp", "SFTP gateway"
-    SFTP_PULL = "sftp_pull", "SFTP pull"
+    PULL = "sftp_pull", "SFTP pull"
     REPROCESS = "reprocess", "Reprocess"
 
 

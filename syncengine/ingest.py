@@ -30,8 +30,7 @@ from django.utils import timezone
 
 from accounts.choices import EventType
 from accounts.services import event_record
-from integrations.models import FileImport, Integration
-from integrations.validators import SYNC_SETTINGS_DEFAULTS
+from integrations.models import SYNC_SETTINGS_DEFAULTS, FileImport, Integration
 from syncengine import lifecycle
 from syncengine.choices import FEED_FILE_PROCESSED, FeedFileStatus, JobKind, JobStatus
 from syncengine.feeds.frames import RejectedRow, RowNote

@@ -21,8 +21,7 @@ from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector
 from integrations.choices import SyncStrategy
-from integrations.models import Integration
-from integrations.validators import SYNC_SETTINGS_DEFAULTS
+from integrations.models import SYNC_SETTINGS_DEFAULTS, Integration
 from syncengine import lifecycle
 from syncengine.choices import JobKind, JobTrigger
 from syncengine.lifecycle import active_job
@@ -133,8 +132,9 @@ def connection_sync_start(
         )
     if connector.feeds_files:
         raise BadRequest(
-            "An sftp_pull connection feeds files into an integration's file pipeline: create an "
-            "inventory integration with this connection as sourceAppId and sync the integration."
+            f"A {connection.connector_id} connection feeds files into an integration's file "
+            "pipeline: create an inventory integration with this connection as sourceAppId and "
+            "sync the integration."
         )
     errors: dict[str, list[str]] = {}
     if mode not in connector.sync_modes:

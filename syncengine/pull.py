@@ -1,5 +1,6 @@
-"""Pulling feed files from a partner's SFTP server (an ``sftp_pull`` source connection) into an
-inventory integration's file pipeline, the same one the SFTP gateway feeds.
+"""Pulling feed files from a partner's storage (an ``sftp_pull``, ``sftp``, ``s3`` or
+``azure_blob`` source connection: any connector that ``feeds_files``) into an inventory
+integration's file pipeline, the same one the SFTP gateway feeds.
 
 A remote file is taken once per (path, size, mtime): a PulledFile row remembers it. A file
 whose content this integration already took (same sha256, say re-uploaded or touched) is
@@ -22,10 +23,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.api.errors import BadRequest
+from connectors.files import FileSource, RemoteFile, RemoteFileError, file_source_for
 from connectors.models import Connection
 from connectors.registry import ConnectorError
 from connectors.services import resolve_credentials
-from connectors.sftp_pull import RemoteFile, RemoteFileError, SftpPullConnector
 from integrations.models import Integration
 from syncengine.choices import FeedFileSource
 from syncengine.lifecycle import job_log
@@ -64,18 +65,15 @@ def _taken_keys(integration: Integration, files: list[RemoteFile]) -> set[tuple[
     return keys
 
 
-def _connector(connection: Connection) -> SftpPullConnector:
-    if connection.connector_id != SftpPullConnector.id:
-        raise ConnectorError(
-            f"Connection {connection.pk} is a {connection.connector_id} connection, not sftp_pull.",
-            retryable=False,
-        )
+def _source(connection: Connection) -> FileSource:
     try:
         credentials = resolve_credentials(connection)
     except BadRequest as error:
         # A missing ${VARIABLE} stays missing until someone sets it.
         raise ConnectorError(error.message, retryable=False) from error
-    return SftpPullConnector(config=connection.config, credentials=credentials)
+    return file_source_for(
+        connection.connector_id, config=connection.config, credentials=credentials
+    )
 
 
 def pull_files(
@@ -92,7 +90,7 @@ def pull_files(
     logged on the job; the others go on. Failures of the connection itself (host key,
     credentials, folder, a dropped connection) raise ``ConnectorError``.
     """
-    connector = _connector(connection)
+    connector = _source(connection)
     result = PullResult()
     incoming = Path(settings.FEED_STORAGE_DIR) / INCOMING_DIR
     incoming.mkdir(parents=True, exist_ok=True)
@@ -100,8 +98,7 @@ def pull_files(
         files = connector.list_files()
         job_log(
             job,
-            f"{len(files)} file(s) match {connector.pattern} in {connector.folder} on "
-            f"{connector.host}.",
+            f"{len(files)} file(s) match {connector.pattern} in {connector.location}.",
         )
         taken_before = _taken_keys(integration, files)
         for remote in files:
@@ -137,7 +134,7 @@ def _take(
     job: SyncJob,
     integration: Integration,
     connection: Connection,
-    connector: SftpPullConnector,
+    connector: FileSource,
     remote: RemoteFile,
     incoming: Path,
     result: PullResult,
@@ -168,8 +165,8 @@ def _take(
                     filename=remote.name,
                     size=size,
                     sha256=sha256,
-                    remote_address=connector.host[:64],
-                    source=FeedFileSource.SFTP_PULL,
+                    remote_address=connector.origin[:64],
+                    source=FeedFileSource.PULL,
                 )
             pulled = PulledFile.objects.create(
                 connection=connection,
@@ -200,7 +197,7 @@ def _take(
 
 
 def _archive(
-    *, job: SyncJob, connector: SftpPullConnector, remote: RemoteFile, pulled: PulledFile
+    *, job: SyncJob, connector: FileSource, remote: RemoteFile, pulled: PulledFile
 ) -> None:
     """Move the file out of the pulled folder; if that fails it stays there, already taken,
     and later pulls skip it."""

@@ -15,7 +15,7 @@ from config.api.errors import InvalidInput
 from config.api.serializers import CamelModelSerializer, CamelSerializer
 from connectors.choices import SyncMode
 from integrations.choices import SyncStrategy
-from integrations.validators import MAPPING_NAME_MAX_LENGTH
+from integrations.models import MAPPING_NAME_MAX_LENGTH
 from syncengine.jobs import parse_date_range
 from syncengine.models import (
     FeedFile,

@@ -31,8 +31,7 @@ from connectors.models import Connection
 from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector
 from connectors.services import resolve_credentials
 from integrations.choices import ImportDependencyStatus, SyncStrategy
-from integrations.models import Integration
-from integrations.validators import SYNC_SETTINGS_DEFAULTS
+from integrations.models import SYNC_SETTINGS_DEFAULTS, Integration
 from syncengine import bulk, dependencies, lifecycle, transform
 from syncengine.choices import JobKind, JobStatus
 from syncengine.ingest import feed_import, mapping_overrides
@@ -126,7 +125,8 @@ class RunContext:
 
 class SyncRuns(RunKind):
     """Connector syncs of an integration or a connection, and file pulls of an integration
-    whose source is an ``sftp_pull`` connection."""
+    whose source is a connection that feeds files (``sftp_pull``, ``sftp``, ``s3``,
+    ``azure_blob``)."""
 
     kind = JobKind.SYNC
     task = "syncengine.tasks.run_sync_job"

@@ -1,51 +1,43 @@
-from config.api.routers import UUID_PATTERN, ApiRouter
+"""Feed logs, field mappings, vehicles, jobs, and the syncs, snapshots and record store of an
+integration or a connection, nested under the parents integrations.urls and connectors.urls
+declare (see config/api/routers.py for the convention)."""
+
+from config.api.routers import ApiRouter
+from connectors.urls import CONNECTION
+from integrations.urls import INTEGRATION
 from syncengine import views
 
 router = ApiRouter()
-router.register(
-    rf"integrations/(?P<integration_id>{UUID_PATTERN})/logs",
-    views.FeedLogViewSet,
-    basename="feed-log",
-)
 router.register("mappings", views.MappingViewSet, basename="mapping")
 router.register("vehicles", views.VehicleViewSet, basename="vehicle")
-
-# Sync jobs, snapshots and the record store, under their integration or connection.
-INTEGRATION = rf"integrations/(?P<integration_id>{UUID_PATTERN})"
-CONNECTION = rf"integrations/connections/(?P<connectionId>{UUID_PATTERN})"
-SNAPSHOT = rf"snapshots/(?P<snapshotId>{UUID_PATTERN})"
-
 router.register("jobs", views.SyncJobViewSet, basename="sync-job")
-router.register(f"{INTEGRATION}/sync", views.IntegrationSyncViewSet, basename="integration-sync")
-router.register(f"{INTEGRATION}/jobs", views.IntegrationJobViewSet, basename="integration-job")
-router.register(
-    f"{INTEGRATION}/snapshots", views.IntegrationSnapshotViewSet, basename="integration-snapshot"
+
+router.register_nested(INTEGRATION, "logs", views.FeedLogViewSet, "feed-log")
+router.register_nested(INTEGRATION, "sync", views.IntegrationSyncViewSet, "integration-sync")
+router.register_nested(INTEGRATION, "jobs", views.IntegrationJobViewSet, "integration-job")
+INTEGRATION_SNAPSHOT = router.register_nested(
+    INTEGRATION, "snapshots", views.IntegrationSnapshotViewSet, "integration-snapshot"
 )
-router.register(
-    f"{INTEGRATION}/{SNAPSHOT}/records",
+router.register_nested(
+    INTEGRATION_SNAPSHOT,
+    "records",
     views.IntegrationSnapshotRecordViewSet,
-    basename="integration-snapshot-record",
+    "integration-snapshot-record",
 )
-router.register(
-    f"{INTEGRATION}/records", views.IntegrationRecordViewSet, basename="integration-record"
+router.register_nested(INTEGRATION, "records", views.IntegrationRecordViewSet, "integration-record")
+router.register_nested(INTEGRATION, "streams", views.IntegrationStreamViewSet, "integration-stream")
+
+router.register_nested(CONNECTION, "sync", views.ConnectionSyncViewSet, "connection-sync")
+CONNECTION_SNAPSHOT = router.register_nested(
+    CONNECTION, "snapshots", views.ConnectionSnapshotViewSet, "connection-snapshot"
 )
-router.register(
-    f"{INTEGRATION}/streams", views.IntegrationStreamViewSet, basename="integration-stream"
-)
-router.register(f"{CONNECTION}/sync", views.ConnectionSyncViewSet, basename="connection-sync")
-router.register(
-    f"{CONNECTION}/snapshots", views.ConnectionSnapshotViewSet, basename="connection-snapshot"
-)
-router.register(
-    f"{CONNECTION}/{SNAPSHOT}/records",
+router.register_nested(
+    CONNECTION_SNAPSHOT,
+    "records",
     views.ConnectionSnapshotRecordViewSet,
-    basename="connection-snapshot-record",
+    "connection-snapshot-record",
 )
-router.register(
-    f"{CONNECTION}/records", views.ConnectionRecordViewSet, basename="connection-record"
-)
-router.register(
-    f"{CONNECTION}/streams", views.ConnectionStreamViewSet, basename="connection-stream"
-)
+router.register_nested(CONNECTION, "records", views.ConnectionRecordViewSet, "connection-record")
+router.register_nested(CONNECTION, "streams", views.ConnectionStreamViewSet, "connection-stream")
 
 urlpatterns = router.urls

@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,11 +23,13 @@ from rest_framework.response import Response
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin
+from config.api.routers import NestedViewSetMixin
 from config.api.schema import error_response
 from connectors.models import Connection
+from connectors.views import ConnectionViewSet
 from integrations.models import Integration
-from integrations.selectors import integration_get
 from integrations.serializers import FileImportSerializer
+from integrations.views import IntegrationViewSet
 from syncengine import jobs, selectors, services
 from syncengine.filters import (
     AccountSyncJobFilter,
@@ -73,22 +74,22 @@ from syncengine.serializers import (
     retrieve=extend_schema(summary="One file's log entry", tags=["feeds"]),
 )
 class FeedLogViewSet(
+    NestedViewSetMixin,
     TenantScopedMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[FeedFile],
 ):
+    """``/integrations/{integrationId}/logs``: the files an integration received."""
+
+    parent_viewset = IntegrationViewSet
     serializer_class = FeedFileLogSerializer
     filterset_class = FeedFileFilter
+    lookup_url_kwarg = "logId"
     default_sort = ["-received_at", "-id"]
 
-    def integration(self) -> Integration:
-        return integration_get(account=self.account, integration_id=self.kwargs["integration_id"])
-
     def get_tenant_queryset(self, account: Account) -> QuerySet[FeedFile]:
-        if getattr(self, "swagger_fake_view", False):
-            return FeedFile.objects.none()
-        return FeedFile.objects.filter(account=account, integration=self.integration())
+        return FeedFile.objects.filter(account=account, integration=self.get_parent())
 
     @extend_schema(
         summary="Download a file's rejected rows as CSV",
@@ -146,10 +147,10 @@ class FeedLogViewSet(
 
 
 class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
-    """Field mappings of an integration's feed: ``/mappings/<integrationId>`` and its preview."""
+    """Field mappings of an integration's feed: ``/mappings/{integrationId}`` and its preview."""
 
     serializer_class = MappingsUpdateSerializer
-    lookup_url_kwarg = "integration_id"
+    lookup_url_kwarg = "integrationId"
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[Integration]:
         return Integration.objects.filter(account=account)
@@ -160,7 +161,7 @@ class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
         tags=["mappings"],
     )
     @action(detail=True, methods=["get"])
-    def preview(self, request: Request, integration_id: str) -> Response:
+    def preview(self, request: Request, **kwargs: Any) -> Response:
         return Response(selectors.mapping_preview(integration=self.get_object()))
 
     @extend_schema(
@@ -173,7 +174,7 @@ class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
         responses=FileImportSerializer,
         tags=["mappings"],
     )
-    def partial_update(self, request: Request, integration_id: str) -> Response:
+    def partial_update(self, request: Request, **kwargs: Any) -> Response:
         integration = self.get_object()
         body = MappingsUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -189,6 +190,7 @@ class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
 )
 class VehicleViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet[Vehicle]):
     serializer_class = VehicleSerializer
+    lookup_url_kwarg = "vehicleId"
     filterset_class = VehicleFilter
     sort_fields = {
         "updated_at": "updated_at",
@@ -211,7 +213,7 @@ class VehicleViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet[Vehicle]):
         tags=["vehicles"],
     )
     @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
-    def history(self, request: Request, pk: str) -> Response:
+    def history(self, request: Request, **kwargs: Any) -> Response:
         versions = self.get_object().versions.order_by("-created_at", "-id")
         page = self.paginate_queryset(versions)
         return self.get_paginated_response(VehicleVersionSerializer(page, many=True).data)
@@ -219,20 +221,12 @@ class VehicleViewSet(TenantScopedMixin, viewsets.ReadOnlyModelViewSet[Vehicle]):
 
 # --- Sync jobs, snapshots and the record store -------------------------------------------------
 #
-# Most of these live under an owner: /integrations/<integration_id>/... or
-# /integrations/connections/<connectionId>/.... The owner is looked up in the caller's account
-# first, so another account's integration or connection is a 404 before anything else happens.
+# Most of these nest under an owner: /integrations/{integrationId}/... or
+# /integrations/connections/{connectionId}/.... The owner is found through its own viewset's
+# tenant-scoped queryset first (``NestedViewSetMixin.get_parent``), so another account's
+# integration or connection is a 404 before anything else happens.
 
 
-CONNECTION_ID = OpenApiParameter(
-    "connectionId", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The connection."
-)
-INTEGRATION_ID = OpenApiParameter(
-    "integration_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The integration."
-)
-SNAPSHOT_ID = OpenApiParameter(
-    "snapshotId", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The snapshot."
-)
 SNAPSHOT_ENTITY = OpenApiParameter(
     "entity",
     OpenApiTypes.STR,
@@ -248,7 +242,7 @@ JOB_DETAIL = OpenApiResponse(response=SYNC_JOB_DETAIL_SCHEMA, description="The j
 JOB_CONFLICT = error_response("CONFLICT: a job is already queued or running; details name it.")
 
 
-class _OwnerScopedMixin(TenantScopedMixin):
+class _OwnerScopedMixin(NestedViewSetMixin, TenantScopedMixin):
     """A view nested under one integration or one connection of the caller's account."""
 
     def owner(self) -> dict[str, Any]:
@@ -265,42 +259,30 @@ class _OwnerScopedMixin(TenantScopedMixin):
         raise NotImplementedError
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[Any]:
-        if getattr(self, "swagger_fake_view", False):
-            model = self.get_serializer_class().Meta.model  # type: ignore[attr-defined]
-            return model._default_manager.none()
         return self.owned_queryset(account=account, **self.owner())
 
 
 class _IntegrationScopedMixin(_OwnerScopedMixin):
+    parent_viewset = IntegrationViewSet
+
     def owner(self) -> dict[str, Any]:
-        return {
-            "integration": integration_get(
-                account=self.account, integration_id=self.kwargs["integration_id"]
-            )
-        }
+        return {"integration": self.get_parent()}
 
 
 class _ConnectionScopedMixin(_OwnerScopedMixin):
+    parent_viewset = ConnectionViewSet
+
     def owner(self) -> dict[str, Any]:
-        return {
-            "connection": selectors.connection_get(
-                account=self.account, connection_id=self.kwargs["connectionId"]
-            )
-        }
+        return {"connection": self.get_parent()}
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List a connection's sync jobs (newest first)",
-        parameters=[CONNECTION_ID],
         tags=["connection syncs"],
     ),
     retrieve=extend_schema(
         summary="Get a sync job's status, stats, progress and log",
-        parameters=[
-            CONNECTION_ID,
-            OpenApiParameter("syncId", OpenApiTypes.UUID, OpenApiParameter.PATH),
-        ],
         responses=JOB_DETAIL,
         tags=["connection syncs"],
     ),
@@ -311,7 +293,7 @@ class ConnectionSyncViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet[SyncJob],
 ):
-    """Syncs of a connection: ``/integrations/connections/:connectionId/sync``."""
+    """Syncs of a connection: ``/integrations/connections/{connectionId}/sync``."""
 
     serializer_class = SyncJobSerializer
     filterset_class = SyncJobFilter
@@ -334,7 +316,6 @@ class ConnectionSyncViewSet(
             "(rather than a full read); 409 CONFLICT while another job of the connection is "
             "queued or running."
         ),
-        parameters=[CONNECTION_ID],
         request=ConnectionSyncInputSerializer,
         responses={202: SyncJobSerializer, 409: JOB_CONFLICT},
         tags=["connection syncs"],
@@ -356,7 +337,7 @@ class ConnectionSyncViewSet(
 
 
 class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[SyncJob]):
-    """A manual sync of an integration: ``POST /integrations/:id/sync``."""
+    """A manual sync of an integration: ``POST /integrations/{integrationId}/sync``."""
 
     serializer_class = SyncJobSerializer
 
@@ -369,7 +350,6 @@ class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[Sy
             "Queues a job of the integration and answers 202 with its id. 400 BAD_REQUEST for "
             "an inactive integration; 409 CONFLICT while one of its jobs is queued or running."
         ),
-        parameters=[INTEGRATION_ID],
         request=None,
         responses={202: JobDispatchedSerializer, 409: JOB_CONFLICT},
         tags=["integration syncs"],
@@ -385,7 +365,6 @@ class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[Sy
 @extend_schema_view(
     list=extend_schema(
         summary="List an integration's jobs (newest first)",
-        parameters=[INTEGRATION_ID],
         tags=["integration syncs"],
     ),
 )
@@ -415,6 +394,7 @@ class SyncJobViewSet(
 
     serializer_class = SyncJobSerializer
     filterset_class = AccountSyncJobFilter
+    lookup_url_kwarg = "jobId"
     sort_fields = JOB_SORT_FIELDS
     default_sort = ["-created_at"]
 
@@ -437,7 +417,7 @@ class SyncJobViewSet(
         tags=["jobs"],
     )
     @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})
-    def cancel(self, request: Request, pk: str) -> Response:
+    def cancel(self, request: Request, **kwargs: Any) -> Response:
         job = jobs.sync_job_cancel(job=self.get_object(), actor=self.actor)
         return Response(SyncJobDetailSerializer(job).data)
 
@@ -468,16 +448,23 @@ class _SnapshotViewSet(
 
 
 class _SnapshotRecordViewSet(
-    _OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[SnapshotRecord]
+    NestedViewSetMixin,
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet[SnapshotRecord],
 ):
+    """The records of a snapshot, nested under it: the snapshot is found through its own
+    (owner-scoped, complete-only) viewset first."""
+
     serializer_class = SnapshotRecordSerializer
     sort_fields: dict[str, str] = {}
     default_sort = ["position"]
 
-    def owned_queryset(self, **owner: Any) -> QuerySet[SnapshotRecord]:
-        snapshot = get_object_or_404(selectors.snapshot_list(**owner), pk=self.kwargs["snapshotId"])
+    def get_tenant_queryset(self, account: Account) -> QuerySet[SnapshotRecord]:
+        if getattr(self, "swagger_fake_view", False):
+            return SnapshotRecord.objects.none()
         return selectors.snapshot_records(
-            snapshot=snapshot, entity=self.request.query_params.get("entity")
+            snapshot=self.get_parent(), entity=self.request.query_params.get("entity")
         )
 
 
@@ -505,13 +492,11 @@ class _StreamViewSet(_OwnerScopedMixin, mixins.ListModelMixin, viewsets.GenericV
     list=extend_schema(
         summary="List an integration's snapshots (newest first)",
         description=SNAPSHOT_LIST_NOTES,
-        parameters=[INTEGRATION_ID],
         tags=["snapshots"],
     ),
     retrieve=extend_schema(
         summary="Get a snapshot of an integration",
         description=SNAPSHOT_DETAIL_NOTES,
-        parameters=[INTEGRATION_ID, SNAPSHOT_ID],
         tags=["snapshots"],
     ),
 )
@@ -523,13 +508,11 @@ class IntegrationSnapshotViewSet(_IntegrationScopedMixin, _SnapshotViewSet):
     list=extend_schema(
         summary="List a connection's snapshots (newest first)",
         description=SNAPSHOT_LIST_NOTES,
-        parameters=[CONNECTION_ID],
         tags=["snapshots"],
     ),
     retrieve=extend_schema(
         summary="Get a snapshot of a connection",
         description=SNAPSHOT_DETAIL_NOTES,
-        parameters=[CONNECTION_ID, SNAPSHOT_ID],
         tags=["snapshots"],
     ),
 )
@@ -548,30 +531,29 @@ SNAPSHOT_RECORDS_NOTES = (
     list=extend_schema(
         summary="Read an integration snapshot's records",
         description=SNAPSHOT_RECORDS_NOTES,
-        parameters=[INTEGRATION_ID, SNAPSHOT_ID, SNAPSHOT_ENTITY],
+        parameters=[SNAPSHOT_ENTITY],
         tags=["snapshots"],
     ),
 )
-class IntegrationSnapshotRecordViewSet(_IntegrationScopedMixin, _SnapshotRecordViewSet):
-    pass
+class IntegrationSnapshotRecordViewSet(_SnapshotRecordViewSet):
+    parent_viewset = IntegrationSnapshotViewSet
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="Read a connection snapshot's records",
         description=SNAPSHOT_RECORDS_NOTES,
-        parameters=[CONNECTION_ID, SNAPSHOT_ID, SNAPSHOT_ENTITY],
+        parameters=[SNAPSHOT_ENTITY],
         tags=["snapshots"],
     ),
 )
-class ConnectionSnapshotRecordViewSet(_ConnectionScopedMixin, _SnapshotRecordViewSet):
-    pass
+class ConnectionSnapshotRecordViewSet(_SnapshotRecordViewSet):
+    parent_viewset = ConnectionSnapshotViewSet
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List an integration's records in the record store",
-        parameters=[INTEGRATION_ID],
         tags=["record store"],
     ),
 )
@@ -582,7 +564,6 @@ class IntegrationRecordViewSet(_IntegrationScopedMixin, _RecordViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List a connection's records in the record store",
-        parameters=[CONNECTION_ID],
         tags=["record store"],
     ),
 )
@@ -593,7 +574,6 @@ class ConnectionRecordViewSet(_ConnectionScopedMixin, _RecordViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List an integration's streams: cursor, last sync and record count per entity",
-        parameters=[INTEGRATION_ID],
         tags=["record store"],
     ),
 )
@@ -604,7 +584,6 @@ class IntegrationStreamViewSet(_IntegrationScopedMixin, _StreamViewSet):
 @extend_schema_view(
     list=extend_schema(
         summary="List a connection's streams: cursor, last sync and record count per entity",
-        parameters=[CONNECTION_ID],
         tags=["record store"],
     ),
 )

@@ -56,10 +56,6 @@ _KIND_BY_PARAMETER = {
     "token": "template_token",
     "vehicleId": "vehicle",
 }
-# The spellings of the routes syncengine has not moved to the convention yet: a plain ``{id}``
-# named by the previous path segment, and ``{integration_id}``.
-_LEGACY_KIND_BY_COLLECTION = {"logs": "feed_file", "jobs": "job", "vehicles": "vehicle"}
-_LEGACY_KIND_BY_PARAMETER = {"integration_id": "integration"}
 
 
 def kind_of(path: str, parameter: str) -> str | None:
@@ -69,12 +65,10 @@ def kind_of(path: str, parameter: str) -> str | None:
     if placeholder not in segments:
         return None
     position = segments.index(placeholder)
-    if parameter == "id":
-        return _LEGACY_KIND_BY_COLLECTION.get(segments[position - 1])
     if parameter == "snapshotId":
         owner = "connection" if "{connectionId}" in segments[:position] else "integration"
         return f"{owner}_snapshot"
-    return _KIND_BY_PARAMETER.get(parameter) or _LEGACY_KIND_BY_PARAMETER.get(parameter)
+    return _KIND_BY_PARAMETER.get(parameter)
 
 
 def _created(response: Any) -> dict[str, Any]:

@@ -211,9 +211,6 @@ def test_another_account_cannot_see_events_or_audit(tenant, other_tenant, api):
 PARAMETER_NAME = re.compile(r"^[a-z][a-zA-Z]*Id$")
 # A signed template link: the token is the credential, not an id.
 NOT_IDS = {"token"}
-# Views whose routes still spell their parameters the old way, with the names they use; empty
-# this once their module follows the convention.
-PENDING = {"syncengine.views": {"pk", "integration_id"}}
 
 
 def _api_patterns(patterns: list[Any], prefix: str = "") -> list[tuple[str, URLPattern]]:
@@ -235,12 +232,10 @@ def test_every_api_route_comes_from_a_router_with_parameters_named_after_their_r
         if getattr(pattern.callback, "actions", None) is None:
             hand_written.append(route)
             continue
-        module = pattern.callback.cls.__module__  # type: ignore[attr-defined]
         for name in pattern.pattern.regex.groupindex:
             if PARAMETER_NAME.match(name) or name in NOT_IDS:
                 continue
-            if name not in PENDING.get(module, set()):
-                misnamed.append(f"{route}: {name}")
+            misnamed.append(f"{route}: {name}")
 
     assert hand_written == [], "Routes not registered on an ApiRouter"
     assert misnamed == [], "Path parameters not spelt <resource>Id"

@@ -30,6 +30,7 @@ from tests.connectors.storage_support import chunks, upload_and_break
 @pytest.fixture
 def data_dir(settings, tmp_path) -> Path:
     settings.DATA_DIR = tmp_path / "var"
+    settings.EXPORT_LOCAL_DIR = settings.DATA_DIR / "exports"
     return settings.DATA_DIR
 
 

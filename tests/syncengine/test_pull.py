@@ -154,7 +154,7 @@ def test_takes_matching_files_oldest_first_into_the_pipeline(puller, dispatched)
     assert [monday.filename, tuesday.filename] == ["monday.csv", "tuesday.csv"]
     assert result.feed_file_ids == [str(monday.pk), str(tuesday.pk)]
     for feed_file, content in ((monday, MONDAY), (tuesday, TUESDAY)):
-        assert feed_file.source == FeedFileSource.SFTP_PULL
+        assert feed_file.source == FeedFileSource.PULL
         assert feed_file.size == len(content)
         assert feed_file.sha256 == sha256(content)
         assert feed_file.remote_address == HOST
