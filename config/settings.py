@@ -129,7 +129,8 @@ EMBEDDED_REDIS = not REDIS_URL
 if EMBEDDED_REDIS:
     from config.embedded_redis import ensure_running
 
-    REDIS_URL = ensure_running(DATA_DIR / "redis")
+    # Started here (no `make run` around it): stopped again when this process exits.
+    REDIS_URL = ensure_running(DATA_DIR / "redis", stop_at_exit=True)
 
 CACHES = {
     "default": {

@@ -1,5 +1,6 @@
 """The way in: the embedded Redis CLI, and the process files agreeing with the code."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from config import devenv
 from config.celery import QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,3 +98,103 @@ def test_env_example_documents_every_variable_the_settings_read():
 
     assert read, "no env(...) calls found in config/settings.py"
     assert read - documented == set()
+
+
+def test_a_command_that_starts_the_embedded_redis_stops_it_when_it_exits(short_tmp_dir):
+    # A manage.py command run without `make run` around it: its settings start the embedded
+    # Redis, and nothing is left running once it has finished
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    environment |= {"DATA_DIR": str(short_tmp_dir), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.REDIS_URL)",
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines()[-1] == f"unix://{short_tmp_dir / 'redis' / 'redis.sock'}"
+    status = embedded_redis("status", str(short_tmp_dir / "redis"))
+    assert status.stdout == "not running\n"
+
+
+def test_a_redis_started_for_the_whole_stack_outlives_each_command(short_tmp_dir):
+    # Given the embedded Redis started the way `make run` starts it
+    embedded_redis("start", str(short_tmp_dir / "redis"))
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    environment |= {"DATA_DIR": str(short_tmp_dir), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+
+    # When a command of the stack uses it and exits
+    ran = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then it is still there for the others
+    assert ran.returncode == 0, ran.stderr
+    assert embedded_redis("status", str(short_tmp_dir / "redis")).stdout == "running\n"
+    embedded_redis("stop", str(short_tmp_dir / "redis"))
+
+
+def test_the_development_env_file_is_written_once_with_fresh_secrets(tmp_path):
+    path = tmp_path / ".env"
+
+    assert devenv.write(path) is True
+    first = path.read_text()
+    assert devenv.write(path) is False
+    assert path.read_text() == first
+    values = dict(
+        line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#")
+    )
+    assert set(values) == {"SECRET_KEY", "FIELD_ENCRYPTION_KEY"}
+    assert all(len(value) >= 32 for value in values.values())
+    assert devenv.write(tmp_path / "other.env")
+    assert (tmp_path / "other.env").read_text() != first
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_manage_py_commands_work_from_a_shell_with_the_development_env(tmp_path):
+    # Given the .env `make run` writes, and neither DEBUG nor the secrets in the environment
+    devenv.write(tmp_path / ".env")
+    values = dict(
+        line.split("=", 1)
+        for line in (tmp_path / ".env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DJANGO_SETTINGS_MODULE")
+    }
+    # (the settings read ROOT/.env; the values stand in for it here, as a real one may exist)
+    environment |= values
+    ran = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    assert "System check identified no issues" in ran.stdout
