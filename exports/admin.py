@@ -2,14 +2,68 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.html import format_html_join
 
 from accounts.services import Actor
+from config.api.errors import Conflict
 from exports import services
 from exports.models import Export
+from syncengine.models import SyncJob
+
+
+class ExportRunInline(admin.TabularInline):
+    """An export's runs, newest first, read-only: the lifecycle alone writes a run."""
+
+    model = SyncJob
+    fk_name = "export"
+    verbose_name = "run"
+    verbose_name_plural = "runs (newest first)"
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = False
+    ordering = ("-created_at",)
+    fields = (
+        "status",
+        "trigger",
+        "attempts",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "rows",
+        "files",
+        "error",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SyncJob]:
+        return super().get_queryset(request).prefetch_related("export_files")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="rows per entity")
+    def rows(self, run: SyncJob) -> str:
+        counts = run.stats or {
+            entity: {"rows": count}
+            for entity, count in (run.progress or {}).get("rows", {}).items()
+        }
+        return ", ".join(f"{entity}: {value.get('rows', 0)}" for entity, value in counts.items())
+
+    @admin.display(description="files")
+    def files(self, run: SyncJob) -> str:
+        return format_html_join(
+            "",
+            "<div>{} ({} bytes, {} rows, sha256 {})</div>",
+            (
+                (file.uri, file.bytes, file.rows, file.sha256[:12])
+                for file in run.export_files.all()
+            ),
+        )
 
 
 @admin.register(Export)
@@ -43,6 +97,27 @@ class ExportAdmin(admin.ModelAdmin):
         "updated_at",
     )
     readonly_fields = tuple(name for name in fields if name != "state")
+    inlines = (ExportRunInline,)
+    actions = ("run_now",)
+
+    @admin.action(description="Run the selected exports now")
+    def run_now(self, request: HttpRequest, queryset: QuerySet[Export]) -> None:
+        actor = Actor.for_user(request.user)
+        started, busy = 0, []
+        for export in queryset:
+            try:
+                services.export_run_start(export=export, actor=actor)
+                started += 1
+            except Conflict:
+                busy.append(export.name)
+        if started:
+            self.message_user(request, f"{started} run(s) queued.", messages.SUCCESS)
+        if busy:
+            self.message_user(
+                request,
+                f"Already queued or running, not started again: {', '.join(busy)}.",
+                messages.WARNING,
+            )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -12,3 +12,6 @@ class ExportsConfig(AppConfig):
         from integrations.related import register_related
 
         register_related("exports", integration_export_documents)
+
+        # Export runs are a kind of run of the one lifecycle (syncengine.lifecycle).
+        from exports import runs  # noqa: F401

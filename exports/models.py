@@ -31,7 +31,13 @@ DESTINATION_REQUIRED_KEY: dict[str, str] = {
     DestinationType.LOCAL: "path",
     DestinationType.SFTP: "connectionId",
 }
-DESTINATION_OPTIONAL_KEYS = ("path", "prefix", "fileNameTemplate")
+DESTINATION_OPTIONAL_KEYS = ("connectionId", "path", "prefix", "fileNameTemplate")
+# The connector a destination's connection must be of; LOCAL needs no connection.
+DESTINATION_CONNECTOR: dict[str, str] = {
+    DestinationType.S3: "s3",
+    DestinationType.AZURE_BLOB: "azure_blob",
+    DestinationType.SFTP: "sftp",
+}
 
 Problems = dict[str, list[str]]
 
@@ -73,11 +79,17 @@ def destination_problems(destination: Any) -> Problems:
         elif key in ("path", "prefix") and _has_parent_segment(value):
             problems[key] = ["May not contain '..' segments."]
     connection_id = destination.get("connectionId")
-    if kind == DestinationType.SFTP and isinstance(connection_id, str) and connection_id.strip():
+    if kind == DestinationType.LOCAL and "connectionId" in destination:
+        problems["connectionId"] = ["LOCAL destinations write on this server; they take none."]
+    elif (
+        "connectionId" not in problems and isinstance(connection_id, str) and connection_id.strip()
+    ):
         try:
             uuid.UUID(connection_id)
         except ValueError:
-            problems["connectionId"] = ["Must be the id (a UUID) of an SFTP connection."]
+            problems["connectionId"] = [
+                f"Must be the id (a UUID) of a {DESTINATION_CONNECTOR[kind]} connection."
+            ]
     return problems
 
 
@@ -207,6 +219,17 @@ class Export(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     destination = models.JSONField(validators=[validate_destination])
+    options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Format options as sent (delimiter, compression, maxFileSizeMb, ...); "
+        "checked by exports.formats.format_options.",
+    )
+    fields = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The columns to write, in order (null: every field of the entity).",
+    )
     state = models.CharField(
         max_length=10, choices=ExportState.choices, default=ExportState.ACTIVE, db_index=True
     )
@@ -224,3 +247,36 @@ class Export(models.Model):
     def clean(self) -> None:
         if problems := schedule_problems(frequency=self.frequency, day=self.day):
             raise ValidationError(problems)
+
+
+class ExportFile(models.Model):
+    """A file an export run delivered: where it is, what it holds and its checksum.
+
+    Written in the run's ending transaction, once every file of the run is visible at its
+    destination: a run that did not complete has none. ``number`` (1, 2, ...) orders a run's
+    files and names one in the API (``.../runs/{runId}/files/{n}``).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(
+        "syncengine.SyncJob", on_delete=models.CASCADE, related_name="export_files"
+    )
+    number = models.PositiveIntegerField()
+    entity = models.CharField(max_length=200)
+    part = models.PositiveIntegerField(default=1)
+    destination_type = models.CharField(max_length=10, choices=DestinationType.choices)
+    uri = models.CharField(max_length=2048, help_text="s3://bucket/key, local:path, ...")
+    path = models.CharField(max_length=1024, help_text="Relative to the destination's root.")
+    bytes = models.BigIntegerField()
+    rows = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "number"], name="exportfile_run_number")
+        ]
+
+    def __str__(self) -> str:
+        return self.uri

@@ -1,12 +1,14 @@
-"""Reads of export definitions, always scoped to one account."""
+"""Reads of export definitions and their runs, always scoped to one account."""
 
 from __future__ import annotations
 
 from django.db.models import QuerySet
 
 from accounts.models import Account
-from exports.models import Export
+from exports.models import Export, ExportFile
 from integrations.models import Integration
+from syncengine.choices import JobKind
+from syncengine.models import SyncJob
 
 
 def export_list(*, account: Account) -> QuerySet[Export]:
@@ -19,3 +21,17 @@ def integration_exports(*, integration: Integration) -> QuerySet[Export]:
     return Export.objects.filter(
         account_id=integration.account_id, integration=integration
     ).order_by("created_at", "id")
+
+
+def export_run_list(*, export: Export) -> QuerySet[SyncJob]:
+    """The runs of ``export``, newest first, with their files."""
+    return (
+        SyncJob.objects.filter(export=export, kind=JobKind.EXPORT)
+        .prefetch_related("export_files")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def export_run_files(*, run: SyncJob) -> QuerySet[ExportFile]:
+    """The files a run delivered, in order."""
+    return ExportFile.objects.filter(run=run).order_by("number")

@@ -11,14 +11,20 @@ from accounts.models import validate_timezone
 from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
 from exports import selectors
 from exports.choices import DestinationType, ExportFrequency, FilterOperator
+from exports.formats.options import COMMON_OPTIONS, FORMAT_OPTIONS
 from exports.models import (
+    DESTINATION_CONNECTOR,
     DESTINATION_OPTIONAL_KEYS,
     DESTINATION_REQUIRED_KEY,
     Export,
+    ExportFile,
     destination_problems,
     filter_problems,
 )
+from exports.naming import DEFAULT_TEMPLATE, PLACEHOLDERS
 from integrations.models import Integration
+from syncengine.choices import JobStatus
+from syncengine.models import SyncJob
 
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -75,9 +81,16 @@ class EntityNameField(serializers.CharField):
         },
         "description": "Where the files go. Required per type: "
         + ", ".join(f"{kind}: {key}" for kind, key in DESTINATION_REQUIRED_KEY.items())
-        + " (an SFTP connection of this account). Optional: "
-        + ", ".join(DESTINATION_OPTIONAL_KEYS)
-        + ". Replaced as a whole on PATCH.",
+        + ". S3, AZURE_BLOB and SFTP write through a connection of this account of the "
+        "matching connector ("
+        + ", ".join(f"{kind}: {connector}" for kind, connector in DESTINATION_CONNECTOR.items())
+        + "), named by connectionId; S3 and AZURE_BLOB without one use the account's only "
+        "connection of that connector, and the response names it. Files go under path, then "
+        "prefix (for SFTP, path is the remote folder; for LOCAL, a folder in this account's "
+        "export folder on the server, which nothing leaves). fileNameTemplate names each file "
+        "with the placeholders "
+        + ", ".join(f"{{{{{name}}}}}" for name in PLACEHOLDERS)
+        + f"; default {DEFAULT_TEMPLATE}. Replaced as a whole on PATCH.",
         "example": {"type": "S3", "bucket": "exports-bucket", "path": "/contracts/"},
     }
 )
@@ -96,6 +109,23 @@ class DestinationField(StrictJSONObjectField):
     }
 )
 class FilterField(StrictJSONObjectField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": True,
+        "description": "Options of the format. Every format: "
+        + ", ".join(COMMON_OPTIONS)
+        + " (compression: none or gzip for CSV, JSON and XML; snappy, zstd, gzip or none for "
+        "PARQUET; maxFileSizeMb splits larger files into parts). "
+        + "; ".join(f"{kind}: {', '.join(names)}" for kind, names in FORMAT_OPTIONS.items())
+        + ". An unknown option is a 400.",
+        "example": {"delimiter": ";", "compression": "gzip", "maxFileSizeMb": 100},
+    }
+)
+class FormatOptionsField(StrictJSONObjectField):
     pass
 
 
@@ -152,6 +182,18 @@ class ExportSerializer(CamelModelSerializer):
         help_text="Merged key by key on PATCH; nextRunAt is recomputed when it changes.",
     )
     destination = DestinationField()
+    options = FormatOptionsField(required=False)
+    # The export's "fields"; DRF takes declared fields off the class, so the name is free.
+    fields = serializers.ListField(  # type: ignore[assignment]
+        child=EntityNameField(max_length=200),
+        required=False,
+        allow_null=True,
+        allow_empty=False,
+        max_length=500,
+        help_text="The columns to write, in order: fields of vehicles, or for a record store "
+        "entity its store columns (_key, _createdAt, ...) and dotted paths into the records "
+        "(data.plan). Null: every field.",
+    )
 
     class Meta:
         model = Export
@@ -164,6 +206,8 @@ class ExportSerializer(CamelModelSerializer):
             "filter",
             "schedule",
             "destination",
+            "options",
+            "fields",
             "integration_id",
             "state",
             "next_run_at",
@@ -193,3 +237,118 @@ def integration_export_documents(integration: Integration) -> list[dict[str, Any
     """An integration's exports as the API represents them, for its template and revisions."""
     exports = selectors.integration_exports(integration=integration)
     return [dict(item) for item in ExportSerializer(exports, many=True).data]
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+class ExportFileSerializer(CamelModelSerializer):
+    """A file a run delivered."""
+
+    n = serializers.IntegerField(
+        source="number", read_only=True, help_text="Its number in the run, from 1."
+    )
+
+    class Meta:
+        model = ExportFile
+        fields = ["n", "entity", "part", "uri", "path", "bytes", "rows", "sha256"]
+        read_only_fields = fields
+
+
+class RunWordField(serializers.CharField):
+    """A read-only word from a fixed list, described by a pattern (see ``status`` below)."""
+
+    def __init__(self, words: list[str], **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+        self.words = words
+
+
+@extend_schema_field({"type": "string", "pattern": "^(QUEUED|RUNNING|COMPLETED|FAILED|CANCELLED)$"})
+class RunStatusField(RunWordField):
+    pass
+
+
+@extend_schema_field({"type": "string", "pattern": "^(manual|schedule)$"})
+class RunTriggerField(RunWordField):
+    pass
+
+
+class ExportRunSerializer(CamelModelSerializer):
+    """A run of an export: its status, what it wrote and where, and its progress."""
+
+    run_id = serializers.UUIDField(source="id", read_only=True)
+    export_id = serializers.UUIDField(read_only=True)
+    # Patterns rather than enums: the job status and trigger enums are named by the sync job
+    # components already, and the schema's enum naming would collide.
+    status = RunStatusField(
+        ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
+        help_text="QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED.",
+    )
+    trigger = RunTriggerField(
+        ["manual", "schedule"], help_text="manual (the API, the admin) or schedule."
+    )
+    duration_ms = serializers.SerializerMethodField(
+        method_name="get_duration_ms",
+        help_text="From its first start to its end; null until it ends.",
+    )
+    rows = serializers.SerializerMethodField(
+        help_text="Rows written per entity (while it runs: rows done so far)."
+    )
+    files = ExportFileSerializer(source="export_files", many=True, read_only=True)
+    bytes = serializers.SerializerMethodField(help_text="Bytes of all its files.")
+    error = serializers.SerializerMethodField(help_text="Why it failed; null otherwise.")
+    progress = serializers.DictField(
+        read_only=True,
+        help_text="entity (being written), entitiesDone, entitiesTotal, rowsDone and rows "
+        "(per entity so far).",
+    )
+
+    class Meta:
+        model = SyncJob
+        fields = [
+            "id",
+            "run_id",
+            "export_id",
+            "status",
+            "trigger",
+            "attempts",
+            "created_at",
+            "started_at",
+            "completed_at",
+            "duration_ms",
+            "cancel_requested_at",
+            "rows",
+            "files",
+            "bytes",
+            "error",
+            "progress",
+        ]
+        read_only_fields = fields
+
+    def get_duration_ms(self, run: SyncJob) -> int | None:
+        if run.started_at is None or run.completed_at is None:
+            return None
+        return int((run.completed_at - run.started_at).total_seconds() * 1000)
+
+    def get_rows(self, run: SyncJob) -> dict[str, int]:
+        if run.stats:
+            return {entity: int(value.get("rows", 0)) for entity, value in run.stats.items()}
+        return {
+            entity: int(count) for entity, count in (run.progress or {}).get("rows", {}).items()
+        }
+
+    def get_bytes(self, run: SyncJob) -> int:
+        return sum(file.bytes for file in run.export_files.all())
+
+    def get_error(self, run: SyncJob) -> str | None:
+        return run.error or None if run.status == JobStatus.FAILED else None
+
+
+class ExportRunDetailSerializer(ExportRunSerializer):
+    """A run with its log."""
+
+    log = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta(ExportRunSerializer.Meta):
+        fields = [*ExportRunSerializer.Meta.fields, "log"]
+        read_only_fields = fields

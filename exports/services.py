@@ -1,4 +1,5 @@
-"""Write operations on export definitions, and the schedule arithmetic behind ``next_run_at``."""
+"""Write operations on export definitions and their runs, and the schedule arithmetic behind
+``next_run_at``."""
 
 from __future__ import annotations
 
@@ -13,12 +14,25 @@ from django.utils import timezone as django_timezone
 
 from accounts.choices import AuditAction
 from accounts.models import Account
-from accounts.services import Actor, audit_object, diff, field_values
-from config.api.errors import InvalidInput
+from accounts.services import Actor, audit_object, audit_record, diff, field_values
+from config.api.errors import Conflict, InvalidInput
+from connectors.files import prefix_errors
 from connectors.models import Connection
 from exports.choices import DestinationType, ExportFrequency, ExportState
-from exports.models import Export, destination_problems, schedule_problems
+from exports.entities import export_problems
+from exports.formats import format_options_problems
+from exports.models import (
+    DESTINATION_CONNECTOR,
+    Export,
+    destination_problems,
+    schedule_problems,
+)
+from exports.naming import template_problems
 from integrations.models import Integration
+from syncengine import lifecycle
+from syncengine.choices import JobKind, JobTrigger
+from syncengine.lifecycle import ACTIVE_STATUSES
+from syncengine.models import SyncJob
 
 AUDITED_FIELDS = [
     "name",
@@ -32,6 +46,8 @@ AUDITED_FIELDS = [
     "timezone",
     "next_run_at",
     "destination",
+    "options",
+    "fields",
     "state",
 ]
 SCHEDULE_FIELDS = ("frequency", "day", "time", "timezone")
@@ -114,17 +130,84 @@ def _account_integration(
     return integration
 
 
-def _check_destination(*, account: Account, destination: dict[str, Any]) -> None:
-    if problems := destination_problems(destination):
+def _check_destination(*, account: Account, destination: dict[str, Any]) -> dict[str, Any]:
+    """The destination, checked; S3 and AZURE_BLOB without a ``connectionId`` get the
+    account's one connection of that connector (stored, so the export keeps writing through
+    it). ``InvalidInput`` names the key at fault."""
+    problems = destination_problems(destination)
+    for key in ("path", "prefix"):
+        if key not in problems and (messages := prefix_errors(destination.get(key))):
+            problems[key] = messages
+    template = destination.get("fileNameTemplate") if isinstance(destination, dict) else None
+    if (
+        "fileNameTemplate" not in problems
+        and isinstance(template, str)
+        and (messages := template_problems(template))
+    ):
+        problems["fileNameTemplate"] = messages
+    if problems:
         details = {f"destination.{key}": messages for key, messages in problems.items()}
         raise InvalidInput("The destination is invalid.", details=details)
-    if destination["type"] != DestinationType.SFTP:
-        return
-    if not Connection.objects.filter(account=account, pk=destination["connectionId"]).exists():
+    kind = destination["type"]
+    if kind == DestinationType.LOCAL:
+        return destination
+    connector_id = DESTINATION_CONNECTOR[kind]
+    connection_id = destination.get("connectionId")
+    if connection_id is None:
+        candidates = list(
+            Connection.objects.filter(account=account, connector_id=connector_id).values_list(
+                "pk", flat=True
+            )[:2]
+        )
+        if len(candidates) != 1:
+            found = "has none" if not candidates else "has several: name one"
+            raise InvalidInput(
+                f"{kind} destinations write through a connection of the {connector_id} "
+                f"connector; this account {found}.",
+                details={
+                    "destination.connectionId": [
+                        f"The id of a {connector_id} connection of this account (this account "
+                        f"{found})."
+                    ]
+                },
+            )
+        return {**destination, "connectionId": str(candidates[0])}
+    connection = Connection.objects.filter(account=account, pk=connection_id).first()
+    if connection is None:
         raise InvalidInput(
             "No connection with this id in this account.",
             details={"destination.connectionId": [_NOT_FOUND]},
         )
+    if connection.connector_id != connector_id:
+        raise InvalidInput(
+            f"{kind} destinations write through a connection of the {connector_id} connector.",
+            details={
+                "destination.connectionId": [
+                    f"This connection is of the {connection.connector_id} connector; {kind} "
+                    f"destinations need one of the {connector_id} connector."
+                ]
+            },
+        )
+    return destination
+
+
+def _check_data(export: Export) -> None:
+    """The entities exist in the account, the filter and fields fit them, the format options
+    are the format's: ``InvalidInput`` otherwise, listing what is known."""
+    problems: dict[str, list[str]] = {}
+    for key, messages in format_options_problems(export.format, export.options).items():
+        problems[key if key == "format" else f"options.{key}"] = messages
+    problems.update(
+        export_problems(
+            account=export.account,
+            entities=export.entities,
+            filter=export.filter,
+            fields=export.fields,
+            integration_id=export.integration_id,
+        )
+    )
+    if problems:
+        raise InvalidInput("The export is invalid.", details=problems)
 
 
 def _check_schedule(export: Export) -> None:
@@ -153,11 +236,15 @@ def export_create(
     timezone: str = "UTC",
     integration_id: uuid.UUID | None = None,
     state: str = ExportState.ACTIVE,
+    options: dict[str, Any] | None = None,
+    fields: list[str] | None = None,
 ) -> Export:
     """Create an export definition, compute its first ``next_run_at`` and audit it.
 
-    ``integration_id`` must name a live integration of ``account``; an SFTP destination's
-    ``connectionId`` a connection of ``account``. Either failing is an ``InvalidInput``.
+    ``integration_id`` must name a live integration of ``account``; a destination's
+    ``connectionId`` a connection of ``account`` of the destination's connector; the entities
+    must exist in the account (``vehicles`` or its record store's) with a filter and fields
+    that fit them, and ``options`` must be the format's. Any failing is an ``InvalidInput``.
     """
     export = Export(
         account=account,
@@ -172,9 +259,12 @@ def export_create(
         timezone=timezone,
         destination=destination,
         state=state,
+        options=options if options is not None else {},
+        fields=fields,
     )
     _check_schedule(export)
-    _check_destination(account=account, destination=destination)
+    export.destination = _check_destination(account=account, destination=destination)
+    _check_data(export)
     _refresh_next_run_at(export)
     export.full_clean()
     export.save()
@@ -201,6 +291,8 @@ class ExportChanges(TypedDict, total=False):
     timezone: str
     destination: dict[str, Any]
     state: str
+    options: dict[str, Any]
+    fields: list[str] | None
 
 
 @transaction.atomic
@@ -220,9 +312,18 @@ def export_update(*, export: Export, actor: Actor, **changes: Unpack[ExportChang
             account=account, integration_id=changes["integration_id"]
         )
     if "destination" in changes:
-        _check_destination(account=account, destination=changes["destination"])
-        export.destination = changes["destination"]
-    for name in ("name", "format", "entities", "filter", "time", "timezone", "state"):
+        export.destination = _check_destination(account=account, destination=changes["destination"])
+    for name in (
+        "name",
+        "format",
+        "entities",
+        "filter",
+        "time",
+        "timezone",
+        "state",
+        "options",
+        "fields",
+    ):
         if name in changes:
             setattr(export, name, changes[name])
     if "frequency" in changes:
@@ -234,6 +335,10 @@ def export_update(*, export: Export, actor: Actor, **changes: Unpack[ExportChang
         export.day = None
     _check_schedule(export)
     after = field_values(export, AUDITED_FIELDS)
+    data = ("integration", "format", "entities", "filter", "options", "fields")
+    if any(before[name] != after[name] for name in data):
+        # Only then: an unrelated edit must not fail because records have since gone.
+        _check_data(export)
     if any(before[name] != after[name] for name in (*SCHEDULE_FIELDS, "state")):
         _refresh_next_run_at(export)
     export.full_clean()
@@ -254,3 +359,56 @@ def export_delete(*, export: Export, actor: Actor) -> None:
         changes=diff(field_values(export, AUDITED_FIELDS), {}),
     )
     export.delete()
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def export_active_run(*, export: Export) -> SyncJob | None:
+    """The export's queued or running run, if there is one."""
+    return (
+        SyncJob.objects.filter(export=export, status__in=ACTIVE_STATUSES)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
+def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.MANUAL) -> SyncJob:
+    """Queue a run of ``export`` (its task is sent once the transaction commits) and audit it.
+
+    At most one run of an export is queued or running: another is a ``Conflict`` naming it.
+    A paused export runs when asked to; only its schedule is paused.
+    """
+    with transaction.atomic():
+        # Lock the export so two requests cannot both pass the check below.
+        Export.objects.select_for_update(no_key=True).filter(pk=export.pk).first()
+        active = export_active_run(export=export)
+        if active is not None:
+            raise Conflict(
+                f"A run of this export is already {active.status.lower()}: {active.pk}.",
+                details={"runId": [str(active.pk)], "status": [active.status]},
+            )
+        run = lifecycle.run_create(
+            kind=JobKind.EXPORT,
+            message=f"Queued by {actor.name or actor.type}.",
+            account_id=export.account_id,
+            export=export,
+            trigger=trigger,
+            entities=list(export.entities),
+        )
+        audit_record(
+            account=export.account,
+            actor=actor,
+            resource_type="export",
+            resource_id=export.pk,
+            action="run",
+            changes={"runId": str(run.pk), "trigger": trigger},
+            integration_id=export.integration_id,
+        )
+    return run
+
+
+def export_run_cancel(*, run: SyncJob, actor: Actor) -> SyncJob:
+    """Cancel a run: a queued one never starts; a running one stops at its next check, its
+    uploads discarded. Cancelling an ended run is a ``Conflict``."""
+    return lifecycle.run_cancel(job=run, actor=actor)

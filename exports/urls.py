@@ -3,7 +3,9 @@ from exports import views
 from integrations.urls import INTEGRATION
 
 router = ApiRouter()
-router.register("integrations/exports", views.ExportViewSet, basename="export")
+EXPORT = router.register_parent("integrations/exports", views.ExportViewSet, basename="export")
+EXPORT_RUN = router.register_nested(EXPORT, "runs", views.ExportRunViewSet, "export-run")
+router.register_nested(EXPORT_RUN, "files", views.ExportRunFileViewSet, "export-run-file")
 router.register_nested(INTEGRATION, "exports", views.IntegrationExportViewSet, "integration-export")
 
 urlpatterns = router.urls

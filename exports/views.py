@@ -1,18 +1,31 @@
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from django.http import FileResponse, Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from accounts.models import Account
 from accounts.viewsets import TenantScopedMixin, TenantViewSet
 from config.api.routers import NestedViewSetMixin
+from config.api.schema import error_response
 from exports import selectors, services
+from exports.destinations import local_file
 from exports.filters import ExportFilter, IntegrationExportFilter
-from exports.models import Export
-from exports.serializers import ExportSerializer
+from exports.models import Export, ExportFile
+from exports.serializers import (
+    ExportFileSerializer,
+    ExportRunDetailSerializer,
+    ExportRunSerializer,
+    ExportSerializer,
+)
 from integrations.views import IntegrationViewSet
+from syncengine.models import SyncJob
 
 SORT_FIELDS = {
     "created_at": "created_at",
@@ -62,6 +75,23 @@ class ExportViewSet(TenantViewSet):
     def perform_destroy(self, instance: Export) -> None:
         services.export_delete(export=instance, actor=self.actor)
 
+    @extend_schema(
+        summary="Manually trigger an export",
+        description="Queues a run of the export and answers 202 with it; follow it at "
+        "`GET .../exports/{exportId}/runs/{runId}`. 409 CONFLICT while a run of the export is "
+        "queued or running (`details.runId` names it). A paused export runs when asked to.",
+        request=None,
+        responses={
+            202: ExportRunSerializer,
+            409: error_response("CONFLICT: a run of the export is already queued or running."),
+        },
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})
+    def run(self, request: Request, **kwargs: Any) -> Response:
+        run = services.export_run_start(export=self.get_object(), actor=self.actor)
+        return Response(ExportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -83,3 +113,111 @@ class IntegrationExportViewSet(
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[Export]:
         return selectors.integration_exports(integration=self.get_parent())
+
+
+RUN_SORT_FIELDS = {"created_at": "created_at", "started_at": "started_at"}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List an export's runs (newest first)", tags=["exports"]),
+    retrieve=extend_schema(
+        summary="Get an export run: status, rows, files, progress and log",
+        responses=ExportRunDetailSerializer,
+        tags=["exports"],
+    ),
+)
+class ExportRunViewSet(
+    NestedViewSetMixin,
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[SyncJob],
+):
+    """``/integrations/exports/{exportId}/runs``: the runs of one export of the account."""
+
+    parent_viewset = ExportViewSet
+    serializer_class = ExportRunSerializer
+    lookup_url_kwarg = "runId"
+    sort_fields = RUN_SORT_FIELDS
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[SyncJob]:
+        return selectors.export_run_list(export=self.get_parent())
+
+    def get_serializer_class(self) -> type[ExportRunSerializer]:
+        return ExportRunSerializer if self.action == "list" else ExportRunDetailSerializer
+
+    @extend_schema(
+        summary="Cancel an export run",
+        description="A queued run is CANCELLED at once. A running run gets `cancelRequestedAt`, "
+        "stops at its next check (within a few thousand rows), discards its uploads and ends "
+        "CANCELLED with nothing delivered. Cancelling a cancelled run changes nothing; 409 "
+        "CONFLICT for a run that already completed or failed.",
+        request=None,
+        responses={
+            200: ExportRunDetailSerializer,
+            409: error_response("CONFLICT: the run already ended."),
+        },
+        tags=["exports"],
+    )
+    @action(detail=True, methods=["post"], sort_fields={})
+    def cancel(self, request: Request, **kwargs: Any) -> Response:
+        run = services.export_run_cancel(run=self.get_object(), actor=self.actor)
+        run = self.get_queryset().get(pk=run.pk)
+        return Response(ExportRunDetailSerializer(run).data)
+
+
+FILE_ID = OpenApiParameter(
+    "fileId",
+    OpenApiTypes.INT,
+    OpenApiParameter.PATH,
+    description="The file's number in the run (n: 1, 2, ...), as `files[].n` gives it.",
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List the files an export run delivered", parameters=[FILE_ID], tags=["exports"]
+    ),
+)
+class ExportRunFileViewSet(
+    NestedViewSetMixin,
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    viewsets.GenericViewSet[ExportFile],
+):
+    """``.../runs/{runId}/files``: a run's files; a LOCAL one can be downloaded."""
+
+    parent_viewset = ExportRunViewSet
+    serializer_class = ExportFileSerializer
+    lookup_field = "number"
+    lookup_url_kwarg = "fileId"
+    lookup_value_regex = "[0-9]{1,9}"
+    sort_fields: dict[str, str] = {}
+    default_sort = ["number"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[ExportFile]:
+        return selectors.export_run_files(run=self.get_parent())
+
+    @extend_schema(
+        summary="Download a file of an export run (LOCAL destinations)",
+        description="The file's bytes as delivered. 404 for a file at a remote destination "
+        "(S3, Azure Blob, SFTP: fetch it there, at its `uri`) and for one no longer on disk.",
+        parameters=[FILE_ID],
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: error_response("NOT_FOUND: no such file, or not a LOCAL one."),
+        },
+        tags=["exports"],
+    )
+    def retrieve(self, request: Request, **kwargs: Any) -> FileResponse:
+        file = self.get_object()
+        path = local_file(account_id=self.account.pk, uri=file.uri)
+        if path is None or not path.is_file():
+            raise Http404
+        return FileResponse(
+            path.open("rb"),  # FileResponse closes it
+            as_attachment=True,
+            filename=path.name,
+            content_type="application/octet-stream",
+        )

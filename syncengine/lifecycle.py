@@ -13,7 +13,8 @@ only its work and the side effects particular to it (``RunKind``); the rest is s
     release    RUNNING -> QUEUED  a lost worker (no heartbeat, or its process is gone)
     cancel     QUEUED -> CANCELLED at once; RUNNING: asked, it ends at its next checkpoint
 
-The runs of one owner (an integration, or a connection) form a queue: at most one is RUNNING
+The runs of one owner (an integration, a connection, or an export for its runs) form a queue:
+at most one is RUNNING
 (partial unique indexes), and a run starts only when no older run of its owner is still queued.
 A run that finds its owner busy stays QUEUED without a message of its own; the run that ends
 sends the next one's task. So files of a feed apply in the order they were received, and there
@@ -137,6 +138,9 @@ class RunKind:
 
     kind: str
     task: str  # the Celery task that executes a run of this kind, given the run's id
+    # The events of the run's ending (written by ``_ended``, the one place for them).
+    completed_event: str = EventType.SYNC_COMPLETED
+    failed_event: str = EventType.SYNC_FAILED
 
     def gate(self, job: SyncJob, now: datetime) -> Gate:
         """Whether a queued run may be claimed now."""
@@ -175,6 +179,11 @@ class RunKind:
     def integration_error(self, job: SyncJob, outcome: Outcome) -> str:
         """What a failed run leaves as its integration's ``lastError``."""
         return outcome.error
+
+    def event_integration_id(self, job: SyncJob) -> Any:
+        """The integration the run's events are filed under (webhook subscriptions filter by
+        it): the run's own by default."""
+        return job.integration_id
 
 
 _KINDS: dict[str, RunKind] = {}
@@ -230,8 +239,12 @@ def log_line(message: str, *, level: str = "info") -> dict[str, str]:
 
 
 def _owner(job: SyncJob) -> dict[str, Any]:
-    """The filter of the runs that share ``job``'s queue: its integration's, else its
-    connection's own (a connection's runs have no integration)."""
+    """The filter of the runs that share ``job``'s queue: an export's runs (which belong to no
+    integration or connection, so they neither wait for nor hold up their feeds and syncs),
+    else its integration's, else its connection's own (a connection's runs have no
+    integration)."""
+    if job.export_id is not None:
+        return {"export_id": job.export_id}
     if job.integration_id is not None:
         return {"integration_id": job.integration_id}
     return {"integration_id": None, "connection_id": job.connection_id}
@@ -558,7 +571,7 @@ def _wait(job: SyncJob) -> None:
     if blocker is None:
         _next_dispatch(_owner(job))
         return
-    owner = "integration" if job.integration_id else "connection"
+    owner = "export" if job.export_id else "integration" if job.integration_id else "connection"
     if blocker.status == JobStatus.RUNNING:
         message = (
             f"Another job of this {owner} is running ({blocker.pk}); this one waits its turn "
@@ -667,10 +680,8 @@ def _ended(
     if status in (JobStatus.COMPLETED, JobStatus.FAILED):
         event_record(
             account=job.account,
-            type=EventType.SYNC_COMPLETED
-            if status == JobStatus.COMPLETED
-            else EventType.SYNC_FAILED,
-            integration_id=job.integration_id,
+            type=kind.completed_event if status == JobStatus.COMPLETED else kind.failed_event,
+            integration_id=kind.event_integration_id(job),
             payload=kind.payload(job, outcome, status),
         )
 
@@ -1006,13 +1017,15 @@ def _heads_to_send(now: datetime, *, limit: int) -> list[uuid.UUID]:
     had no message for JOB_REDISPATCH_AFTER_SECONDS (or never had one)."""
     quiet = now - timedelta(seconds=settings.JOB_REDISPATCH_AFTER_SECONDS)
     heads: list[uuid.UUID] = []
-    for column in ("integration_id", "connection_id"):
+    for column in ("integration_id", "connection_id", "export_id"):
         queued = SyncJob.objects.filter(due(now)).filter(
             Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=quiet)
         )
         owner: dict[str, Any] = {column: OuterRef(column)}
         if column == "integration_id":
             queued = queued.filter(integration_id__isnull=False)
+        elif column == "export_id":
+            queued = queued.filter(export_id__isnull=False)
         else:
             queued = queued.filter(integration_id__isnull=True, connection_id__isnull=False)
             owner["integration_id__isnull"] = True

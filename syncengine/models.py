@@ -32,10 +32,11 @@ class SyncJob(models.Model):
     """One run of any kind (a connector sync, a feed file's ingestion): a row first, a Celery
     task second. ``syncengine.lifecycle`` is the only writer of its status.
 
-    A job belongs to an integration (file ingestion, integration syncs) or to a connection
-    (connection syncs), its owner. At most one job per integration and one per connection is
-    RUNNING at a time: partial unique indexes guarantee it, not a check-then-act. The others
-    wait in the order they were created. ``attempts`` counts claims, and is the fencing token
+    A job belongs to an integration (file ingestion, integration syncs), to a connection
+    (connection syncs) or to an export (export runs, which have neither), its owner. At most
+    one job per integration, one per connection and one per export is RUNNING at a time:
+    partial unique indexes guarantee it, not a check-then-act. The others wait in the order
+    they were created. ``attempts`` counts claims, and is the fencing token
     of the current one: every write of a running run is conditional on it.
     """
 
@@ -46,6 +47,15 @@ class SyncJob(models.Model):
     )
     connection = models.ForeignKey(
         Connection, null=True, blank=True, on_delete=models.CASCADE, related_name="sync_jobs"
+    )
+    # A string reference: exports sit above this app, and only their runs name one.
+    export = models.ForeignKey(
+        "exports.Export",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="runs",
+        db_index=False,  # the (export, -created_at) index serves its lookups
     )
     kind = models.CharField(max_length=10, choices=JobKind.choices, default=JobKind.SYNC)
     trigger = models.CharField(max_length=10, choices=JobTrigger.choices)
@@ -103,10 +113,16 @@ class SyncJob(models.Model):
                 condition=Q(status=JobStatus.RUNNING),
                 name="syncjob_one_running_per_connection",
             ),
+            models.UniqueConstraint(
+                fields=["export"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="syncjob_one_running_per_export",
+            ),
         ]
         indexes = [
             models.Index(fields=["integration", "-created_at"]),
             models.Index(fields=["connection", "-created_at"]),
+            models.Index(fields=["export", "-created_at"]),
             models.Index(fields=["status", "heartbeat_at"]),
         ]
 

@@ -37,9 +37,18 @@ def run_sync_job(self: Task, job_id: str) -> None:
 
 @shared_task(name="syncengine.tasks.schedules_tick")
 def schedules_tick() -> dict[str, int]:
-    """Beat, every SCHEDULER_TICK_SECONDS: start a job for each due integration and connection."""
+    """Beat, every SCHEDULER_TICK_SECONDS: start a job for each due integration, connection and
+    export."""
     result = scheduler.schedules_tick()
-    return {"integrations": result.integrations, "connections": result.connections}
+    # Exports sit above this app; the one tick claims their schedules too.
+    from exports.scheduler import exports_schedule_tick
+
+    exports = exports_schedule_tick()
+    return {
+        "integrations": result.integrations,
+        "connections": result.connections,
+        "exports": exports,
+    }
 
 
 @shared_task(name="syncengine.tasks.jobs_sweep")

@@ -23,6 +23,7 @@ from accounts.choices import ApiKeyScope
 from accounts.models import Event
 from accounts.services import api_key_create
 from connectors.choices import SyncMode
+from exports.models import ExportFile
 from syncengine.choices import ChangeType, FeedFileStatus, JobStatus, JobTrigger
 from syncengine.models import (
     FeedFile,
@@ -44,6 +45,7 @@ _KIND_BY_PARAMETER = {
     "dealershipId": "dealership",
     "eventId": "event",
     "exportId": "export",
+    "fileId": "export_file",
     "flowId": "flow",
     "importId": "import",
     "integrationId": "integration",
@@ -51,6 +53,7 @@ _KIND_BY_PARAMETER = {
     "keyId": "sftp_key",
     "logId": "feed_file",
     "revisionId": "revision",
+    "runId": "export_run",
     "shareId": "share",
     "syncId": "connection_job",
     "token": "template_token",
@@ -154,10 +157,31 @@ class World:
                 "name": "Nightly",
                 "format": "CSV",
                 "entities": ["vehicles"],
-                "destination": {"type": "S3", "bucket": "exports"},
+                # S3 needs an s3 connection of the account; LOCAL needs none.
+                "destination": {"type": "LOCAL", "path": "nightly"},
                 "integrationId": self.id("integration"),
             },
         )["id"]
+
+    def _make_export_run(self) -> Any:
+        response = self.client.post(f"/api/v1/integrations/exports/{self.id('export')}/run")
+        assert response.status_code == 202, response.content
+        return response.json()["data"]["runId"]
+
+    def _make_export_file(self) -> Any:
+        # Only a run writes files; its first, as the run records it.
+        ExportFile.objects.create(
+            run_id=self.id("export_run"),
+            number=1,
+            entity="vehicles",
+            destination_type="LOCAL",
+            uri="local:nightly/vehicles.csv",
+            path="vehicles.csv",
+            bytes=0,
+            rows=0,
+            sha256="0" * 64,
+        )
+        return 1
 
     def _make_revision(self) -> Any:
         return self._post(f"/api/v1/integrations/{self.id('integration')}/revisions/create")["id"]

@@ -111,6 +111,7 @@ class MergeTables:
         self.vehicle = quote(Vehicle._meta.db_table)
         self.version = quote(VehicleVersion._meta.db_table)
         self.created = False
+        self.indexed = False
         content = [quote(column) for column in CONTENT_COLUMNS]
         self.names = {
             "vehicle": self.vehicle,
@@ -184,13 +185,25 @@ class MergeTables:
                 cursor.execute(sql, list(batch))
 
     def analyze(self) -> None:
-        """Give PostgreSQL's planner row counts: autovacuum never analyses temporary tables, and
-        without statistics it guesses a few rows and joins a large staging table badly. Only
-        the columns statements filter and join on: sampling the JSON columns costs seconds."""
-        if self.postgresql:
-            with connection.cursor() as cursor:
-                cursor.execute(f"ANALYZE {self.rows} (action, {self.names['key']})")
-                cursor.execute(f"ANALYZE {self.absent}")
+        """Make the joins with the store safe whatever the planner believes.
+
+        The staging tables get an index on their key (built once, after the rows are in: a
+        bulk build costs less than keeping it up during COPY), so even a nested loop driven by
+        the store's side looks rows up instead of scanning the staging table once per vehicle:
+        the store's statistics can be stale or skewed (a table analysed while it held another
+        integration's rows estimates this one's at 1 row). Then row counts for the planner:
+        autovacuum never analyses temporary tables. Only the columns statements filter and join
+        on: sampling the JSON columns costs seconds."""
+        if not self.postgresql:
+            return
+        key = self.names["key"]
+        with connection.cursor() as cursor:
+            if not self.indexed:
+                cursor.execute(f"CREATE INDEX ON {self.rows} ({key}, action)")
+                cursor.execute(f"CREATE INDEX ON {self.absent} ({key}, action)")
+                self.indexed = True
+            cursor.execute(f"ANALYZE {self.rows} (action, {key})")
+            cursor.execute(f"ANALYZE {self.absent}")
 
     def execute(self, template: str, params: Sequence[Any], **fragments: str) -> int:
         """Run one statement; the number of rows it wrote.

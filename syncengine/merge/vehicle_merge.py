@@ -435,7 +435,7 @@ class VehicleMerge:
         )
         try:
             with transaction.atomic():
-                self._apply_staged(tables)
+                self._apply_staged(tables, tally)
                 counts.sold, counts.removed = self._apply_absent(tables)
         finally:
             self.discard()
@@ -448,27 +448,42 @@ class VehicleMerge:
             "feed_file": db_uuid(self.feed_file.pk) if self.feed_file is not None else None,
         }
 
-    def _apply_staged(self, tables: MergeTables) -> None:
-        """Insert the new vehicles, rewrite the changed ones, reset the returning ones."""
+    def _apply_staged(self, tables: MergeTables, tally: NDArray[np.int64]) -> None:
+        """Insert the new vehicles, rewrite the changed ones, reset the returning ones.
+
+        A statement the tally says has nothing to do is not run at all: besides saving a scan,
+        a join that matches nothing is exactly where a planner misled by stale statistics
+        does worst."""
         params = self._params()
         integration, now = params["integration"], params["now"]
-        tables.analyze()
-        tables.execute(
-            _SQL_INSERT_NEW,
-            [
-                db_uuid(self.integration.account_id),
-                integration,
-                db_uuid(self.integration.dealership_id),
-                VehicleStatus.ACTIVE.value,
-                *[now] * 4,
-                INSERT,
-            ],
-        )
-        if self.track_history:
+        created = int(tally[_CREATED])
+        rewritten = int(tally[_UPDATED] + tally[_REACTIVATED])
+        reset = int(tally[_RESET])
+        history = self.track_history and created + rewritten > 0
+        if rewritten or reset or history:
+            # Statements that join the staging table with the store follow.
+            tables.analyze()
+        if created:
+            tables.execute(
+                _SQL_INSERT_NEW,
+                [
+                    db_uuid(self.integration.account_id),
+                    integration,
+                    db_uuid(self.integration.dealership_id),
+                    VehicleStatus.ACTIVE.value,
+                    *[now] * 4,
+                    INSERT,
+                ],
+            )
+        if history:
             # After the insert, whose rows the new versions reference.
             tables.execute(_SQL_RECORD_STAGED, [params["feed_file"], now, integration])
-        tables.execute(_SQL_REWRITE, [VehicleStatus.ACTIVE.value, now, now, integration, REWRITE])
-        tables.execute(_SQL_RESET, [now, integration, RESET])
+        if rewritten:
+            tables.execute(
+                _SQL_REWRITE, [VehicleStatus.ACTIVE.value, now, now, integration, REWRITE]
+            )
+        if reset:
+            tables.execute(_SQL_RESET, [now, integration, RESET])
 
     def _absent_rows(self) -> list[tuple[str, str]]:
         if self.strategy == SyncStrategy.UPDATE_ONLY:

@@ -12,7 +12,12 @@ peak RSS is the child's.
 - Parquet against pyarrow writing the same rows from an in-memory table (``pq.write_table``,
   same codec and row groups; target 0.5x). That reference does not read the database at all,
   so the run also prints the database's share: COPY of the same rows as the export reads them;
-- every format's peak RSS at most 512 MB.
+- every format's peak RSS at most 512 MB;
+- end to end, an export *run* (``exports.runs``: the lifecycle's claim, checkpoints and the
+  atomic upload, the files recorded) of the same vehicles as CSV, in a forked child as a worker:
+  to LOCAL against the same COPY (target 0.5x), to S3 (moto's server on loopback) against a
+  plain boto3 ``upload_file`` of the finished file, and to SFTP (OpenSSH's sshd on loopback)
+  against a plain paramiko ``put`` of it; bytes/s for the remote ones.
 
 The benchmark runs in a throwaway test database (``test_<name>``), created and migrated here and
 dropped afterwards.
@@ -33,10 +38,14 @@ from django.db import connection
 from django.test.utils import setup_databases, teardown_databases
 
 from accounts.models import Account, Dealership
+from accounts.services import Actor
+from connectors.services import connection_create
 from exports.entities import VEHICLE_SOURCE_FIELDS, VEHICLES, entity_source
 from exports.formats import format_options, write_parts
+from exports.models import Export
 from integrations.models import Integration
-from syncengine.models import Vehicle
+from syncengine import lifecycle
+from syncengine.models import SyncJob, Vehicle
 
 TARGET = 0.5
 RSS_LIMIT_MB = 512
@@ -120,6 +129,42 @@ def _export(
     )
     child.start()
     result: tuple[float, int, int, float] = receiver.recv()
+    child.join()
+    return result
+
+
+def _rss_now_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _run_in_child(export_id: Any, pipe: Pipe) -> None:
+    # A forked child starts with its parent's resident pages (the Parquet reference table,
+    # moto's stored objects): what the run itself adds is the peak less this.
+    inherited = _rss_now_mb()
+    started = time.perf_counter()
+    export = Export.objects.get(pk=export_id)
+    run = lifecycle.run_create(
+        kind="export", dispatch=False, account_id=export.account_id, export=export, trigger="manual"
+    )
+    lifecycle.run_execute(run.pk)
+    seconds = time.perf_counter() - started
+    done = SyncJob.objects.get(pk=run.pk)
+    files = list(done.export_files.order_by("number").values_list("uri", "bytes", "rows"))
+    pipe.send((seconds, done.status, done.error, files, _peak_rss_mb() - inherited))
+    pipe.close()
+
+
+def _export_run(export: Export) -> tuple[float, str, str, list[Any], float]:
+    """One export run, worked in a forked child as a worker works it."""
+    connection.close()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(target=_run_in_child, args=(export.pk, sender))
+    child.start()
+    result: tuple[float, str, str, list[Any], float] = receiver.recv()
     child.join()
     return result
 
@@ -247,5 +292,146 @@ def _run(rows: int, workdir: Path) -> None:
         f" reading the rows out of PostgreSQL, then writing them | export {floor / parquet_s:4.2f}x"
     )
     del in_memory
+    failures += _runs(account, rows, reference_rate, workdir)
     if failures:
         print(f"bench_export: targets missed: {', '.join(failures)}")
+
+
+def _runs(account: Account, rows: int, reference_rate: float, workdir: Path) -> list[str]:
+    """End-to-end export runs (CSV) to LOCAL, S3 and SFTP, each against its reference."""
+    from django.conf import settings
+
+    failures: list[str] = []
+    settings.EXPORT_LOCAL_DIR = workdir / "local"
+    local = Export.objects.create(
+        account=account,
+        name="bench",
+        format="CSV",
+        entities=[VEHICLES],
+        destination={
+            "type": "LOCAL",
+            "path": "runs",
+            "fileNameTemplate": "{{entity}}-{{part}}.csv",
+        },
+    )
+    seconds, status, error, files, peak = _export_run(local)
+    if status != "COMPLETED" or sum(file[2] for file in files) != rows:
+        return [f"LOCAL run {status}: {error}"]
+    ratio = (rows / seconds) / reference_rate
+    if ratio < TARGET:
+        failures.append("LOCAL run rate")
+    size = sum(file[1] for file in files)
+    print(
+        f"{'run CSV -> LOCAL':>32}: {rows / seconds:>9,.0f} rows/s ({seconds:5.1f} s,"
+        f" {size / 1e6:,.0f} MB in {len(files)} file(s)); RSS added {peak:4.0f} MB"
+        f" | {ratio:4.2f}x COPY (target {TARGET}x: {'ok' if ratio >= TARGET else 'MISSED'})",
+        flush=True,
+    )
+    finished = [
+        Path(settings.EXPORT_LOCAL_DIR) / str(account.pk) / uri.removeprefix("local:")
+        for uri, _, _ in files
+    ]
+    for name, bench in (("S3", _s3_run), ("SFTP", _sftp_run)):
+        try:
+            bench(account, finished, size)
+        except Exception as error:  # a server that cannot run here skips, with the reason
+            print(f"{'run CSV -> ' + name:>32}: skipped ({type(error).__name__}: {error})")
+    return failures
+
+
+def _print_remote(label: str, seconds: float, size: float, reference_s: float, peak: float) -> None:
+    rate, reference = size / seconds, size / reference_s
+    print(
+        f"{label:>32}: {rate / 1e6:>7,.1f} MB/s ({seconds:5.1f} s); RSS added {peak:4.0f} MB"
+        f" | plain client {reference / 1e6:,.1f} MB/s ({reference_s:5.1f} s):"
+        f" {rate / reference:4.2f}x",
+        flush=True,
+    )
+
+
+def _s3_run(account: Account, finished: list[Path], size: int) -> None:
+    from tests.servers import _once, _start_moto
+
+    server = _once("moto S3 server", _start_moto)
+    client = server.client()
+    client.create_bucket(
+        Bucket="bench-exports", CreateBucketConfiguration={"LocationConstraint": server.region}
+    )
+    s3 = connection_create(
+        account=account,
+        actor=Actor.system(),
+        connector_id="s3",
+        name="bench s3",
+        config={"bucket": "bench-exports", "region": server.region, "endpointUrl": server.endpoint},
+        credentials=server.admin,
+    )
+    export = Export.objects.create(
+        account=account,
+        name="bench-s3",
+        format="CSV",
+        entities=[VEHICLES],
+        destination={"type": "S3", "connectionId": str(s3.pk), "bucket": "bench-exports"},
+    )
+    seconds, status, error, files, peak = _export_run(export)
+    if status != "COMPLETED":
+        raise RuntimeError(f"run {status}: {error}")
+    for uri, _, _ in files:
+        client.delete_object(Bucket="bench-exports", Key=uri.removeprefix("s3://bench-exports/"))
+    started = time.perf_counter()
+    for number, path in enumerate(finished):
+        client.upload_file(str(path), "bench-exports", f"reference/{number}.csv")
+    reference_s = time.perf_counter() - started
+    _print_remote("run CSV -> S3 (moto)", seconds, size, reference_s, peak)
+
+
+def _sftp_run(account: Account, finished: list[Path], size: int) -> None:
+    import io
+
+    import paramiko
+
+    from tests.servers import _once, _start_sshd
+
+    server = _once("OpenSSH sshd", _start_sshd)
+    folder = server.workspace / "bench"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    sftp = connection_create(
+        account=account,
+        actor=Actor.system(),
+        connector_id="sftp",
+        name="bench sftp",
+        config={
+            "host": server.host,
+            "port": server.port,
+            "username": server.username,
+            "hostKey": server.host_key,
+            "directory": str(folder),
+        },
+        credentials={"privateKey": server.private_key},
+    )
+    export = Export.objects.create(
+        account=account,
+        name="bench-sftp",
+        format="CSV",
+        entities=[VEHICLES],
+        destination={"type": "SFTP", "connectionId": str(sftp.pk), "prefix": "run"},
+    )
+    try:
+        seconds, status, error, _files, peak = _export_run(export)
+        if status != "COMPLETED":
+            raise RuntimeError(f"run {status}: {error}")
+        key = paramiko.Ed25519Key.from_private_key(io.StringIO(server.private_key))
+        ssh = paramiko.SSHClient()
+        ssh.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # noqa: S507 - loopback bench
+        ssh.connect(server.host, port=server.port, username=server.username, pkey=key)
+        try:
+            client = ssh.open_sftp()
+            started = time.perf_counter()
+            for number, path in enumerate(finished):
+                client.put(str(path), str(folder / f"reference-{number}.csv"))
+            reference_s = time.perf_counter() - started
+        finally:
+            ssh.close()
+        _print_remote("run CSV -> SFTP (sshd)", seconds, size, reference_s, peak)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -58,3 +58,7 @@ def account(db):
 @pytest.fixture
 def integration(account):
     return IntegrationFactory(account=account)
+
+
+# The real storage servers (moto's S3, Azurite, OpenSSH sshd), each started once per test run.
+from tests.servers import azurite, moto_s3, sshd  # noqa: E402, F401

@@ -6,6 +6,8 @@ import time_machine
 
 from accounts.models import AuditEntry
 from exports.models import Export
+from syncengine.store import RecordStoreWriter, stream_for
+from tests.exports.conftest import put_records
 from tests.exports.factories import ExportFactory
 from tests.factories import ConnectionFactory, IntegrationFactory
 
@@ -24,6 +26,28 @@ SEED_BODY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def storage(tenant):
+    """What the seed's example needs in the account: contracts in its record store and the
+    storage connections its destinations write through."""
+    put_records(tenant.account, "contracts", [("c-1", {"status": "ACTIVE", "price": 10})])
+    return {
+        "s3": ConnectionFactory(
+            account=tenant.account, connector_id="s3", config={"bucket": "exports-bucket"}
+        ),
+        "azure_blob": ConnectionFactory(
+            account=tenant.account, connector_id="azure_blob", config={"container": "exports"}
+        ),
+    }
+
+
+def integration_with_contracts(account):
+    integration = IntegrationFactory(account=account)
+    stream = stream_for(account_id=account.pk, integration_id=integration.pk, entity="contracts")
+    RecordStoreWriter(stream, strategy="merge", now=NOW).write([("c-9", {"status": "ACTIVE"})])
+    return integration
+
+
 def with_changes(**changes):
     return {**SEED_BODY, **changes}
 
@@ -39,7 +63,7 @@ def validation_details(response):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_create_with_the_seed_example_returns_201_with_the_next_run(tenant, api):
+def test_create_with_the_seed_example_returns_201_with_the_next_run(tenant, api, storage):
     response = api.post(URL, SEED_BODY, format="json")
 
     assert response.status_code == 201, response.content
@@ -55,7 +79,13 @@ def test_create_with_the_seed_example_returns_201_with_the_next_run(tenant, api)
         "time": "02:00",
         "timezone": "UTC",
     }
-    assert body["destination"] == {"type": "S3", "bucket": "exports-bucket", "path": "/contracts/"}
+    # The account's one S3 connection is the one the export writes through.
+    assert body["destination"] == {
+        "type": "S3",
+        "bucket": "exports-bucket",
+        "path": "/contracts/",
+        "connectionId": str(storage["s3"].pk),
+    }
     assert body["integrationId"] is None
     assert body["state"] == "ACTIVE"
     assert body["nextRunAt"] == "2025-07-01T02:00:00Z"
@@ -67,12 +97,12 @@ def test_create_with_the_seed_example_returns_201_with_the_next_run(tenant, api)
     assert export.day == 1
     assert export.time == dt.time(2, 0)
     assert export.next_run_at == dt.datetime(2025, 7, 1, 2, 0, tzinfo=dt.UTC)
-    assert export.destination == {"type": "S3", "bucket": "exports-bucket", "path": "/contracts/"}
+    assert export.destination == body["destination"]
 
 
 @time_machine.travel(NOW, tick=False)
 def test_create_writes_an_audit_row_linked_to_the_integration(tenant, api):
-    integration = IntegrationFactory(account=tenant.account)
+    integration = integration_with_contracts(tenant.account)
 
     response = api.post(URL, with_changes(integrationId=str(integration.pk)), format="json")
 
@@ -121,15 +151,17 @@ def test_create_without_a_schedule_is_a_manual_only_export(api):
         {"type": "LOCAL", "path": "contracts", "fileNameTemplate": "contracts-{{date}}.csv"},
     ],
 )
-def test_create_accepts_each_destination_type(api, destination):
+def test_create_accepts_each_destination_type(api, storage, destination):
     response = api.post(URL, with_changes(destination=destination), format="json")
 
     assert response.status_code == 201, response.content
+    if destination["type"] == "AZURE_BLOB":
+        destination = {**destination, "connectionId": str(storage["azure_blob"].pk)}
     assert response.json()["data"]["destination"] == destination
 
 
 def test_create_with_an_sftp_connection_of_the_account(tenant, api):
-    connection = ConnectionFactory(account=tenant.account)
+    connection = ConnectionFactory(account=tenant.account, connector_id="sftp")
     destination = {"type": "SFTP", "connectionId": str(connection.pk), "path": "/outbound"}
 
     response = api.post(URL, with_changes(destination=destination), format="json")
@@ -492,7 +524,7 @@ def test_patch_of_other_fields_does_not_move_a_due_run(tenant, api):
     assert export.next_run_at == due
 
 
-def test_patch_destination_replaces_it(tenant, api):
+def test_patch_destination_replaces_it(tenant, api, storage):
     export = ExportFactory(
         account=tenant.account,
         destination={"type": "S3", "bucket": "old", "path": "/a/", "prefix": "p"},
@@ -506,7 +538,11 @@ def test_patch_destination_replaces_it(tenant, api):
 
     assert response.status_code == 200, response.content
     export.refresh_from_db()
-    assert export.destination == {"type": "AZURE_BLOB", "container": "exports"}
+    assert export.destination == {
+        "type": "AZURE_BLOB",
+        "container": "exports",
+        "connectionId": str(storage["azure_blob"].pk),
+    }
 
 
 def test_patch_with_an_invalid_destination_changes_nothing(tenant, api):
@@ -522,7 +558,7 @@ def test_patch_with_an_invalid_destination_changes_nothing(tenant, api):
 
 def test_patch_links_and_unlinks_an_integration(tenant, other_tenant, api):
     export = ExportFactory(account=tenant.account)
-    integration = IntegrationFactory(account=tenant.account)
+    integration = integration_with_contracts(tenant.account)
     theirs = IntegrationFactory(account=other_tenant.account)
     url = f"{URL}/{export.pk}"
 
