@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.db.models import ProtectedError
+from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.choices import ActorType, ApiKeyScope, AuditAction
@@ -104,16 +105,26 @@ def audit_record(
     )
 
 
+# Sent by ``event_record`` with ``event=<Event>``, inside the transaction that records the event.
+# Receivers write what must exist exactly when the event does (webhook deliveries are written
+# here by the webhooks app, which accounts must not import): a receiver that raises rolls the
+# event back with it, and a change that is rolled back leaves neither behind.
+event_recorded = Signal()
+
+
 def event_record(
     *, account: Account, type: str, payload: dict[str, Any], integration_id: Any = None
 ) -> Event:
-    """Record a domain event in the outbox (webhook delivery reads from it)."""
-    return Event.objects.create(
-        account=account,
-        type=type,
-        integration_id=integration_id,
-        payload=payload,
-    )
+    """Record a domain event; ``event_recorded`` receivers run in the same transaction."""
+    with transaction.atomic():
+        event = Event.objects.create(
+            account=account,
+            type=type,
+            integration_id=integration_id,
+            payload=payload,
+        )
+        event_recorded.send(sender=Event, event=event)
+    return event
 
 
 M = TypeVar("M", bound=models.Model)

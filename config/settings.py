@@ -228,6 +228,8 @@ SPECTACULAR_SETTINGS = {
         "IntegrationStateEnum": "integrations.choices.IntegrationState",
         "IntegrationStatusEnum": "integrations.choices.IntegrationStatus",
         "ConnectionStatusEnum": "connectors.choices.ConnectionStatus",
+        "WebhookDeliveryStatusEnum": "webhooks.choices.DeliveryStatus",
+        "WebhookDeliveryTriggerEnum": "webhooks.choices.DeliveryTrigger",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -261,6 +263,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.events_prune",
         "schedule": crontab(hour=3, minute=17),
     },
+    "sweep-webhook-deliveries": {
+        "task": "webhooks.tasks.webhook_deliveries_sweep",
+        "schedule": float(env.int("WEBHOOK_SWEEP_SECONDS", default=30)),
+    },
+    "prune-webhook-deliveries": {
+        "task": "webhooks.tasks.webhook_deliveries_prune",
+        "schedule": crontab(hour=3, minute=37),
+    },
 }
 
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
@@ -278,6 +288,8 @@ WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
 WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", default=15)
 # Endpoints may use plain http:// (https:// only otherwise).
 WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+# Drains sending to one endpoint at once; keep it below the webhooks worker's concurrency.
+WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=1)
 
 # --- trust boundaries (see config.egress and config.credentials) -----------------------------
 # Environment variables that connection credentials may name as ${NAME} (comma-separated, *
@@ -389,5 +401,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request at INFO: too much at webhook delivery volume.
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
 }

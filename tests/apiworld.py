@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.choices import ApiKeyScope
+from accounts.choices import ApiKeyScope, EventType
 from accounts.models import Event
-from accounts.services import api_key_create
+from accounts.services import api_key_create, event_record
 from connectors.choices import SyncMode
 from exports.models import ExportFile
 from syncengine.choices import ChangeType, FeedFileStatus, JobStatus, JobTrigger
@@ -36,6 +36,7 @@ from syncengine.models import (
     VehicleVersion,
 )
 from tests.factories import UserFactory
+from webhooks.models import WebhookDelivery
 
 # Path parameters are named after what they identify (config/api/routers.py).
 _KIND_BY_PARAMETER = {
@@ -58,6 +59,8 @@ _KIND_BY_PARAMETER = {
     "syncId": "connection_job",
     "token": "template_token",
     "vehicleId": "vehicle",
+    "webhookId": "webhook",
+    "deliveryId": "webhook_delivery",
 }
 
 
@@ -300,6 +303,19 @@ class World:
             created_at=now,
         )
         return vehicle.pk
+
+    def _make_webhook(self) -> Any:
+        # Loopback passes the test settings' egress policy; nothing listens on the discard port.
+        return self._post(
+            "/api/v1/webhooks", {"url": "https://127.0.0.1:9/hooks", "events": ["*"]}
+        )["id"]
+
+    def _make_webhook_delivery(self) -> Any:
+        webhook_id = self.id("webhook")
+        event_record(account=self.account, type=EventType.SYNC_COMPLETED, payload={})
+        delivery = WebhookDelivery.objects.filter(webhook_id=webhook_id).order_by("id").first()
+        assert delivery is not None
+        return delivery.pk
 
 
 def build_world(*, account: Any, client: APIClient, kinds: Any = ()) -> World:

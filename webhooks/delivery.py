@@ -1,0 +1,309 @@
+"""Delivering the outbox: an endpoint's drain claims its due deliveries, sends them, records
+every attempt, and schedules what failed.
+
+Threading model: one drain runs in one worker process and sends one request at a time; at most
+``WEBHOOK_ENDPOINT_CONCURRENCY`` drains of one endpoint run at once (``webhooks.dispatch``), and
+each runs for about ``DRAIN_SECONDS`` before it hands over (it sends itself again, behind the
+other endpoints' drains in the queue). So a slow or dead endpoint holds a bounded share of the
+workers, for a bounded time, and every other endpoint's deliveries keep flowing.
+
+Claiming (one transaction, the endpoint row locked so two drains of one endpoint claim one after
+the other): the endpoint's due deliveries in id order, of which an ordered one is taken only when
+no earlier delivery of its integration to this endpoint is still pending outside the claim (one
+waiting for its retry blocks those behind it: events of one integration arrive in the order they
+happened). A claim is a lease (``claimed_until``): a drain that dies leaves its rows to be taken
+again when the lease ends, so a delivery is sent at least once and, short of that, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+
+from webhooks import services
+from webhooks.choices import DeliveryStatus
+from webhooks.dispatch import endpoint_kick, endpoint_kick_clear, endpoint_slot
+from webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
+from webhooks.schedule import DISABLE_AFTER, GONE_STATUS, outcome_apply
+from webhooks.sender import AttemptResult, attempt_send, http_client
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 100
+DRAIN_SECONDS = 5.0
+# A due retry this close is woken by a delayed drain; later ones by the sweep.
+WAKE_AHEAD_SECONDS = 120.0
+
+_UPDATED_FIELDS = [
+    "status",
+    "step",
+    "attempt_count",
+    "next_attempt_at",
+    "claimed_until",
+    "first_attempt_at",
+    "last_attempt_at",
+    "delivered_at",
+    "last_status_code",
+    "last_error",
+]
+
+
+def lease() -> timedelta:
+    """How long a claim holds: a drain's time, plus one attempt's timeout, plus a margin."""
+    return timedelta(seconds=DRAIN_SECONDS + settings.WEBHOOK_TIMEOUT_SECONDS + 30)
+
+
+def _free(now: datetime) -> Q:
+    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+
+@dataclass
+class DrainResult:
+    """What one drain did (returned by the task, printed by the benchmark)."""
+
+    delivered: int = 0
+    failed_attempts: int = 0
+    busy: bool = False
+    handed_over: bool = False
+    disabled: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def deliveries_claim(webhook_id: Any, *, limit: int = BATCH_SIZE) -> list[WebhookDelivery]:
+    """Claim the endpoint's deliveries that may be sent now (see the module docstring)."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not Webhook.objects.select_for_update().filter(pk=webhook_id, is_active=True).exists():
+            return []
+        candidates = list(
+            WebhookDelivery.objects.filter(
+                webhook_id=webhook_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
+            )
+            .filter(_free(now))
+            .order_by("id")
+            .values_list("id", "ordered", "integration_id")[:limit]
+        )
+        if not candidates:
+            return []
+        chains = {integration for _, ordered, integration in candidates if ordered}
+        blockers: dict[Any, int] = {}
+        if chains:
+            in_chain = Q(integration_id__in=[chain for chain in chains if chain is not None])
+            if None in chains:
+                in_chain |= Q(integration_id__isnull=True)
+            blockers = dict(
+                WebhookDelivery.objects.filter(
+                    in_chain, webhook_id=webhook_id, status=DeliveryStatus.PENDING, ordered=True
+                )
+                .exclude(id__in=[pk for pk, _, _ in candidates])
+                .order_by()
+                .values("integration_id")
+                .annotate(first=Min("id"))
+                .values_list("integration_id", "first")
+            )
+        eligible = [
+            pk
+            for pk, ordered, integration in candidates
+            if not ordered or pk < blockers.get(integration, pk + 1)
+        ]
+        WebhookDelivery.objects.filter(pk__in=eligible).update(claimed_until=now + lease())
+    return list(
+        WebhookDelivery.objects.filter(pk__in=eligible).select_related("message").order_by("id")
+    )
+
+
+def _release(deliveries: list[WebhookDelivery]) -> None:
+    if deliveries:
+        WebhookDelivery.objects.filter(pk__in=[d.pk for d in deliveries]).update(claimed_until=None)
+
+
+def _record(
+    webhook: Webhook, sent: list[tuple[WebhookDelivery, AttemptResult]], result: DrainResult
+) -> None:
+    """Keep a batch's attempts and outcomes; the endpoint's health follows them in order."""
+    if not sent:
+        return
+    healthy = False
+    failing_from: datetime | None = None
+    gone = False
+    for delivery, attempt in sent:
+        outcome_apply(delivery, attempt)
+        if attempt.delivered:
+            result.delivered += 1
+            healthy, failing_from = True, None
+        else:
+            result.failed_attempts += 1
+            failing_from = failing_from or attempt.attempted_at
+            gone = gone or attempt.status_code == GONE_STATUS
+    with transaction.atomic():
+        WebhookDelivery.objects.bulk_update([delivery for delivery, _ in sent], _UPDATED_FIELDS)
+        WebhookAttempt.objects.bulk_create(
+            [
+                WebhookAttempt(
+                    delivery_id=delivery.pk,
+                    trigger=delivery.trigger,
+                    attempted_at=attempt.attempted_at,
+                    status_code=attempt.status_code,
+                    latency_ms=attempt.latency_ms,
+                    response_excerpt=attempt.excerpt,
+                    error=attempt.error,
+                )
+                for delivery, attempt in sent
+            ]
+        )
+        endpoint = Webhook.objects.filter(pk=webhook.pk)
+        if healthy:
+            endpoint.update(failing_since=failing_from)
+        elif failing_from is not None:
+            endpoint.filter(failing_since__isnull=True).update(failing_since=failing_from)
+    if gone:
+        result.disabled = services.webhook_disable(
+            webhook_id=webhook.pk, reason="The endpoint answered 410 Gone."
+        )
+    elif failing_from is not None:
+        limit = timezone.now() - DISABLE_AFTER
+        if Webhook.objects.filter(pk=webhook.pk, failing_since__lte=limit).exists():
+            days = DISABLE_AFTER.days
+            result.disabled = services.webhook_disable(
+                webhook_id=webhook.pk, reason=f"Every delivery attempt failed for {days} days."
+            )
+
+
+def _send_batch(
+    webhook: Webhook, batch: list[WebhookDelivery], client: Any, deadline: float
+) -> tuple[list[tuple[WebhookDelivery, AttemptResult]], list[WebhookDelivery]]:
+    """Send a claimed batch in id order; returns what was sent and what is to be released (an
+    ordered delivery behind one that just failed, everything past the deadline or a 410)."""
+    secrets = services.signing_secrets(webhook)
+    sent: list[tuple[WebhookDelivery, AttemptResult]] = []
+    unsent: list[WebhookDelivery] = []
+    broken_chains: set[Any] = set()
+    stop = False
+    for delivery in batch:
+        if stop or time.monotonic() > deadline:
+            unsent.append(delivery)
+            continue
+        if delivery.ordered and delivery.integration_id in broken_chains:
+            unsent.append(delivery)
+            continue
+        attempt = attempt_send(
+            client,
+            url=webhook.url,
+            message_id=str(delivery.message_id),
+            body=delivery.message.body,
+            secrets_signing=secrets,
+        )
+        sent.append((delivery, attempt))
+        if not attempt.delivered:
+            if delivery.ordered:
+                broken_chains.add(delivery.integration_id)
+            stop = attempt.status_code == GONE_STATUS
+    return sent, unsent
+
+
+def endpoint_drain(webhook_id: Any) -> DrainResult:
+    """Send the endpoint's due deliveries for about ``DRAIN_SECONDS`` (see the module
+    docstring); then make sure whatever is due next is woken."""
+    result = DrainResult()
+    slot = endpoint_slot(webhook_id, lease_seconds=lease().total_seconds())
+    if slot is None:
+        # The drain holding the slot looks for due work after it lets go of it.
+        result.busy = True
+        return result
+    deadline = time.monotonic() + DRAIN_SECONDS
+    try:
+        webhook = Webhook.objects.filter(pk=webhook_id, is_active=True).first()
+        if webhook is None:
+            return result
+        with http_client() as client:
+            while True:
+                if time.monotonic() > deadline:
+                    result.handed_over = True
+                    break
+                batch = deliveries_claim(webhook_id)
+                if not batch:
+                    break
+                sent, unsent = _send_batch(webhook, batch, client, deadline)
+                try:
+                    _record(webhook, sent, result)
+                finally:
+                    _release(unsent)
+                if result.disabled:
+                    break
+    finally:
+        try:
+            slot.release()
+        except Exception:  # the lease ran out: another drain may hold the slot now
+            logger.warning("The slot of webhook %s outlived its lease", webhook_id)
+    # Until here, deliveries committed meanwhile sent no drain of their own (one was queued or
+    # running: this one). From here they do, and what committed before is found just below.
+    endpoint_kick_clear(webhook_id)
+    _wake_next(webhook_id)
+    return result
+
+
+def next_due(webhook_id: Any, *, now: datetime) -> datetime | None:
+    """When the endpoint next has a delivery it may send: the earliest of its unordered
+    pending deliveries and of the heads of its ordered chains (what waits behind a head is not
+    due before it), among those no drain holds."""
+    pending = WebhookDelivery.objects.filter(webhook_id=webhook_id, status=DeliveryStatus.PENDING)
+    heads = list(
+        pending.filter(ordered=True)
+        .order_by()
+        .values("integration_id")
+        .annotate(first=Min("id"))
+        .values_list("first", flat=True)
+    )
+    moments = [
+        pending.filter(Q(ordered=False) | Q(pk__in=heads))
+        .filter(_free(now))
+        .order_by()
+        .aggregate(first=Min("next_attempt_at"))["first"]
+    ]
+    return min((moment for moment in moments if moment is not None), default=None)
+
+
+def _wake_next(webhook_id: Any) -> None:
+    """After a drain: send the next one now if work is due, or delayed if a retry falls due
+    soon. Checked after the slot is released, so work committed meanwhile is never stranded."""
+    now = timezone.now()
+    if not Webhook.objects.filter(pk=webhook_id, is_active=True).exists():
+        return
+    due = next_due(webhook_id, now=now)
+    if due is None:
+        return
+    seconds = (due - now).total_seconds()
+    if seconds <= 0:
+        endpoint_kick(webhook_id)
+    elif seconds <= WAKE_AHEAD_SECONDS:
+        endpoint_kick(webhook_id, countdown=seconds)
+
+
+def deliveries_sweep() -> int:
+    """Send a drain to every active endpoint with due, unclaimed deliveries (their message was
+    lost, a lease ran out, or a retry fell due); returns how many were sent."""
+    now = timezone.now()
+    webhook_ids = set(
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__lte=now, webhook__is_active=True
+        )
+        .filter(_free(now))
+        .order_by()
+        .values_list("webhook_id", flat=True)
+        .distinct()
+    )
+    kicked = 0
+    for webhook_id in webhook_ids:
+        due = next_due(webhook_id, now=now)
+        if due is not None and due <= now:
+            endpoint_kick(webhook_id)
+            kicked += 1
+    return kicked
