@@ -100,27 +100,40 @@ def test_env_example_documents_every_variable_the_settings_read():
     assert read - documented == set()
 
 
-def test_a_command_that_starts_the_embedded_redis_stops_it_when_it_exits(short_tmp_dir):
-    # A manage.py command run without `make run` around it: its settings start the embedded
-    # Redis, and nothing is left running once it has finished
-    environment = {
-        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
-    }
-    environment |= {"DATA_DIR": str(short_tmp_dir), "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    ran = subprocess.run(
-        [
-            sys.executable,
-            "manage.py",
-            "shell",
-            "-c",
-            "from django.conf import settings; print(settings.REDIS_URL)",
-        ],
+def manage(*args: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``manage.py`` run from a shell: a process of its own, with ``environment`` only."""
+    return subprocess.run(  # noqa: S603 - the interpreter running the tests, fixed arguments
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=environment,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def embedded_environment(data_dir: Path) -> dict[str, str]:
+    """This environment without a database or Redis URL: the embedded defaults in ``data_dir``."""
+    environment = {
+        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
+    }
+    return environment | {"DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "tests.settings"}
+
+
+def env_values(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_a_command_that_starts_the_embedded_redis_stops_it_when_it_exits(short_tmp_dir):
+    # A manage.py command run without `make run` around it: its settings start the embedded
+    # Redis, and nothing is left running once it has finished
+    ran = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.REDIS_URL)",
+        environment=embedded_environment(short_tmp_dir),
     )
 
     assert ran.returncode == 0, ran.stderr
@@ -132,21 +145,9 @@ def test_a_command_that_starts_the_embedded_redis_stops_it_when_it_exits(short_t
 def test_a_redis_started_for_the_whole_stack_outlives_each_command(short_tmp_dir):
     # Given the embedded Redis started the way `make run` starts it
     embedded_redis("start", str(short_tmp_dir / "redis"))
-    environment = {
-        key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "REDIS_URL")
-    }
-    environment |= {"DATA_DIR": str(short_tmp_dir), "DJANGO_SETTINGS_MODULE": "tests.settings"}
 
     # When a command of the stack uses it and exits
-    ran = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    ran = manage("check", environment=embedded_environment(short_tmp_dir))
 
     # Then it is still there for the others
     assert ran.returncode == 0, ran.stderr
@@ -161,9 +162,7 @@ def test_the_development_env_file_is_written_once_with_fresh_secrets(tmp_path):
     first = path.read_text()
     assert devenv.write(path) is False
     assert path.read_text() == first
-    values = dict(
-        line.split("=", 1) for line in first.splitlines() if line and not line.startswith("#")
-    )
+    values = env_values(path)
     assert set(values) == {"SECRET_KEY", "FIELD_ENCRYPTION_KEY"}
     assert all(len(value) >= 32 for value in values.values())
     assert devenv.write(tmp_path / "other.env")
@@ -174,27 +173,13 @@ def test_the_development_env_file_is_written_once_with_fresh_secrets(tmp_path):
 def test_manage_py_commands_work_from_a_shell_with_the_development_env(tmp_path):
     # Given the .env `make run` writes, and neither DEBUG nor the secrets in the environment
     devenv.write(tmp_path / ".env")
-    values = dict(
-        line.split("=", 1)
-        for line in (tmp_path / ".env").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
     environment = {
         key: value
         for key, value in os.environ.items()
         if key not in ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "DJANGO_SETTINGS_MODULE")
     }
-    # (the settings read ROOT/.env; the values stand in for it here, as a real one may exist)
-    environment |= values
-    ran = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    # (the settings read ROOT/.env; its values stand in for it here, as a real one may exist)
+    ran = manage("check", environment=environment | env_values(tmp_path / ".env"))
 
     assert ran.returncode == 0, ran.stderr
     assert "System check identified no issues" in ran.stdout
