@@ -1007,7 +1007,8 @@ def runs_recover(*, now: datetime | None = None, limit: int = 1000) -> SweepCoun
             requeued.append(job.pk)
     # A run taken back is the first of its owner's queue (it was running): it goes at once.
     runs_dispatch(requeued)
-    heads = [pk for pk in _heads_to_send(now, limit=limit) if pk not in set(requeued)]
+    sent = set(requeued)
+    heads = [pk for pk in _heads_to_send(now, limit=limit) if pk not in sent]
     counts.redispatched = runs_dispatch(heads)
     return counts
 

@@ -6,12 +6,10 @@ import logging
 from typing import Any
 
 from django.db.models import Case, Count, F, Q, QuerySet, When
-from django.shortcuts import get_object_or_404
 
 from accounts.models import Account
 from config.api.errors import InvalidInput
 from connectors.models import Connection
-from connectors.selectors import connection_list
 from integrations.models import Integration
 from syncengine.feeds.reader import FeedFileError, open_feed
 from syncengine.ingest import feed_import, feed_settings, mapping_overrides
@@ -107,11 +105,6 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
 
 
 # --- Sync jobs, snapshots and the record store -------------------------------------------------
-
-
-def connection_get(*, account: Account, connection_id: Any) -> Connection:
-    """A connection of ``account``; another account's is a 404."""
-    return get_object_or_404(connection_list(account=account), pk=connection_id)
 
 
 def _owned_by(*, integration: Integration | None = None, connection: Connection | None = None) -> Q:
