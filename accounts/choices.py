@@ -30,7 +30,7 @@ class ApiKeyScope(models.TextChoices):
 
 
 class EventType(models.TextChoices):
-    """The domain events written to the outbox (``accounts.models.Event``), by name."""
+    """The domain events (``accounts.models.Event``), by name; each is deliverable to webhooks."""
 
     INTEGRATION_CREATED = "integration.created", "Integration created"
     INTEGRATION_UPDATED = "integration.updated", "Integration updated"

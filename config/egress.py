@@ -226,7 +226,13 @@ def decide(*, host: str, address: IPAddress, port: int) -> Decision:
 
 
 def _resolve(host: str, port: int) -> list[IPAddress]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except UnicodeError as error:
+        # A name IDNA cannot encode (an empty or over-long label) does not resolve either.
+        message = f"{host!r} is not a valid host name: {error}"
+        raise socket.gaierror(socket.EAI_NONAME, message) from None
+
     seen: dict[IPAddress, None] = {}
     for _family, _type, _proto, _name, sockaddr in infos:
         seen.setdefault(ipaddress.ip_address(str(sockaddr[0]).split("%")[0]), None)

@@ -103,8 +103,13 @@ def ensure_running(directory: Path, *, stop_at_exit: bool = False) -> str:
     return url
 
 
+# Written by ``start`` (``make run``): the server belongs to the whole stack from then on, even
+# one a command started first, and no command's exit stops it.
+STACK_MARKER = "stack"
+
+
 def _stop_if_owner(directory: Path, owner: int) -> None:
-    if os.getpid() == owner:
+    if os.getpid() == owner and not (directory / STACK_MARKER).exists():
         stop(directory)
 
 
@@ -135,8 +140,11 @@ def main(argv: list[str]) -> int:
     default_dir = Path(os.environ.get("DATA_DIR", Path(__file__).resolve().parent.parent / "var"))
     directory = Path(argv[1]) if len(argv) > 1 else default_dir / "redis"
     if argv[0] == "start":
-        sys.stdout.write(ensure_running(directory) + "\n")
+        url = ensure_running(directory)
+        (directory / STACK_MARKER).touch()
+        sys.stdout.write(url + "\n")
     elif argv[0] == "stop":
+        (directory / STACK_MARKER).unlink(missing_ok=True)
         sys.stdout.write("stopped\n" if stop(directory) else "not running\n")
     else:
         running = _is_listening(directory / SOCKET_NAME)

@@ -150,22 +150,33 @@ def _transport_error(url: str, error: Exception, timeout: float) -> ConnectorErr
     raise error
 
 
-def retry_after_seconds(value: str | None) -> float:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped."""
+def retry_after_parse(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), at least 0; None when
+    it is absent or unreadable."""
     if value is None or not value.strip():
-        return DEFAULT_RETRY_WAIT_SECONDS
-    value = value.strip()
+        return None
+    text = value.strip()
     try:
-        seconds = float(value)
+        seconds = float(text)
     except ValueError:
         try:
-            moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_WAIT_SECONDS
+            moment = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - datetime.now(UTC)).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_WAIT_SECONDS)
+        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(seconds, 0.0)
+
+
+def retry_after_seconds(value: str | None) -> float:
+    """Seconds to wait in-process from a Retry-After header, capped; a default without one."""
+    seconds = retry_after_parse(value)
+    if seconds is None:
+        return DEFAULT_RETRY_WAIT_SECONDS
+    return min(seconds, MAX_RETRY_WAIT_SECONDS)
 
 
 def _status_error(url: str, status: int, body: bytes) -> HttpStatusError:

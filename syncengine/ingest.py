@@ -243,13 +243,21 @@ class FileRuns(RunKind):
         feed_file.save()
         outcome.stats = {"vehicles": _vehicle_stats(feed_file)}
         outcome.progress = {"done": feed_file.records_total, "total": feed_file.records_total}
+        # The file's own outcome, beside the run's integration.sync.completed|failed.
         if feed_file.status == FeedFileStatus.REJECTED:
-            event_record(
-                account=job.account,
-                type=EventType.FILE_REJECTED,
-                integration_id=feed_file.integration_id,
-                payload=_payload(feed_file, reason=feed_file.error),
-            )
+            event_type, details = EventType.FILE_REJECTED, {"reason": feed_file.error}
+        elif feed_file.status in FEED_FILE_PROCESSED:
+            event_type, details = EventType.FILE_PROCESSED, {"stats": outcome.stats["vehicles"]}
+        elif feed_file.status == FeedFileStatus.FAILED:
+            event_type, details = EventType.FILE_FAILED, {"error": feed_file.error}
+        else:  # cancelled: the run's event says so
+            return
+        event_record(
+            account=job.account,
+            type=event_type,
+            integration_id=feed_file.integration_id,
+            payload=_payload(feed_file, **details),
+        )
 
     def payload(self, job: SyncJob, outcome: Outcome, status: str) -> dict[str, Any]:
         assert isinstance(outcome.detail, FileResult)  # ended() made sure

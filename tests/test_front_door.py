@@ -183,3 +183,34 @@ def test_manage_py_commands_work_from_a_shell_with_the_development_env(tmp_path)
 
     assert ran.returncode == 0, ran.stderr
     assert "System check identified no issues" in ran.stdout
+
+
+def test_a_stack_started_while_a_command_runs_keeps_the_redis_when_the_command_exits(
+    short_tmp_dir,
+):
+    # Given a command that started the embedded Redis for itself and is still running
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "import sys; print('ready', flush=True); sys.stdin.readline()",
+        ],
+        cwd=ROOT,
+        env=embedded_environment(short_tmp_dir),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdout is not None
+    lines = iter(command.stdout.readline, "")  # until the command's output ends
+    assert "ready" in (line.strip() for line in lines)
+
+    # When `make run` starts the stack on it, and then the command exits
+    embedded_redis("start", str(short_tmp_dir / "redis"))
+    command.communicate("\n", timeout=60)
+
+    # Then the stack's Redis is still there
+    assert embedded_redis("status", str(short_tmp_dir / "redis")).stdout == "running\n"
+    embedded_redis("stop", str(short_tmp_dir / "redis"))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -61,10 +61,6 @@ def lease() -> timedelta:
     return timedelta(seconds=DRAIN_SECONDS + settings.WEBHOOK_TIMEOUT_SECONDS + 30)
 
 
-def _free(now: datetime) -> Q:
-    return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-
-
 @dataclass
 class DrainResult:
     """What one drain did (returned by the task, printed by the benchmark)."""
@@ -74,7 +70,6 @@ class DrainResult:
     busy: bool = False
     handed_over: bool = False
     disabled: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 def deliveries_claim(webhook_id: Any, *, limit: int = BATCH_SIZE) -> list[WebhookDelivery]:
@@ -87,7 +82,7 @@ def deliveries_claim(webhook_id: Any, *, limit: int = BATCH_SIZE) -> list[Webhoo
             WebhookDelivery.objects.filter(
                 webhook_id=webhook_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
             )
-            .filter(_free(now))
+            .filter(WebhookDelivery.unclaimed(now))
             .order_by("id")
             .values_list("id", "ordered", "integration_id")[:limit]
         )
@@ -146,18 +141,7 @@ def _record(
     with transaction.atomic():
         WebhookDelivery.objects.bulk_update([delivery for delivery, _ in sent], _UPDATED_FIELDS)
         WebhookAttempt.objects.bulk_create(
-            [
-                WebhookAttempt(
-                    delivery_id=delivery.pk,
-                    trigger=delivery.trigger,
-                    attempted_at=attempt.attempted_at,
-                    status_code=attempt.status_code,
-                    latency_ms=attempt.latency_ms,
-                    response_excerpt=attempt.excerpt,
-                    error=attempt.error,
-                )
-                for delivery, attempt in sent
-            ]
+            [WebhookAttempt.of(delivery, attempt) for delivery, attempt in sent]
         )
         endpoint = Webhook.objects.filter(pk=webhook.pk)
         if healthy:
@@ -262,13 +246,13 @@ def next_due(webhook_id: Any, *, now: datetime) -> datetime | None:
         .annotate(first=Min("id"))
         .values_list("first", flat=True)
     )
-    moments = [
+    first: datetime | None = (
         pending.filter(Q(ordered=False) | Q(pk__in=heads))
-        .filter(_free(now))
+        .filter(WebhookDelivery.unclaimed(now))
         .order_by()
         .aggregate(first=Min("next_attempt_at"))["first"]
-    ]
-    return min((moment for moment in moments if moment is not None), default=None)
+    )
+    return first
 
 
 def _wake_next(webhook_id: Any) -> None:
@@ -295,7 +279,7 @@ def deliveries_sweep() -> int:
         WebhookDelivery.objects.filter(
             status=DeliveryStatus.PENDING, next_attempt_at__lte=now, webhook__is_active=True
         )
-        .filter(_free(now))
+        .filter(WebhookDelivery.unclaimed(now))
         .order_by()
         .values_list("webhook_id", flat=True)
         .distinct()

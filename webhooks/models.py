@@ -11,13 +11,17 @@ was rolled back.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
 
 from accounts.models import Account
 from webhooks.choices import DeliveryStatus, DeliveryTrigger
+
+if TYPE_CHECKING:
+    from webhooks.sender import AttemptResult
 
 
 def event_type_matches(pattern: str, event_type: str) -> bool:
@@ -72,7 +76,8 @@ class Webhook(models.Model):
         if not any(event_type_matches(pattern, event_type) for pattern in self.events):
             return False
         if self.integration_ids and integration_id is not None:
-            return str(integration_id) in {str(value) for value in self.integration_ids}
+            # Stored as strings (``services._integration_ids_check``).
+            return str(integration_id) in self.integration_ids
         return True
 
 
@@ -145,6 +150,11 @@ class WebhookDelivery(models.Model):
     def __str__(self) -> str:
         return f"delivery {self.pk} ({self.status})"
 
+    @staticmethod
+    def unclaimed(now: datetime) -> Q:
+        """Deliveries no drain holds at ``now`` (no lease, or an expired one)."""
+        return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
 
 class WebhookAttempt(models.Model):
     """One HTTP request of a delivery: when, the answer's status, latency, the first 2 kB of the
@@ -166,3 +176,16 @@ class WebhookAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt {self.pk} of delivery {self.delivery_id}"
+
+    @classmethod
+    def of(cls, delivery: WebhookDelivery, result: AttemptResult) -> WebhookAttempt:
+        """The row that keeps ``result``, one attempt of ``delivery`` (not saved)."""
+        return cls(
+            delivery_id=delivery.pk,
+            trigger=delivery.trigger,
+            attempted_at=result.attempted_at,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            response_excerpt=result.excerpt,
+            error=result.error,
+        )

@@ -9,6 +9,7 @@ links the whole event in the API (``url``, ``truncated: true``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -36,17 +37,31 @@ def event_url(event_id: Any) -> str:
     return f"/api/v1/events/{event_id}"
 
 
-def message_body(event: Event) -> str:
-    """The JSON text every endpoint receives for ``event``."""
+def integration_names(events: Iterable[Event]) -> dict[Any, str]:
+    """The names of the integrations ``events`` name without saying it, in one query."""
+    wanted = {
+        event.integration_id
+        for event in events
+        if event.integration_id is not None
+        and not isinstance((event.payload or {}).get("integration"), dict)
+    }
+    if not wanted:
+        return {}
+    return dict(Integration.all_objects.filter(pk__in=wanted).values_list("pk", "name"))
+
+
+def message_body(event: Event, *, names: Mapping[Any, str] | None = None) -> str:
+    """The JSON text every endpoint receives for ``event``; ``names`` from
+    ``integration_names`` when bodies are built for many events at once."""
     data: dict[str, Any] = {"account": {"id": str(event.account_id), "name": event.account.name}}
     data.update(event.payload or {})
     if event.integration_id is not None and not isinstance(data.get("integration"), dict):
-        name = (
-            Integration.all_objects.filter(pk=event.integration_id)
-            .values_list("name", flat=True)
-            .first()
-        )
-        data["integration"] = {"id": str(event.integration_id), "name": name}
+        if names is None:
+            names = integration_names([event])
+        data["integration"] = {
+            "id": str(event.integration_id),
+            "name": names.get(event.integration_id),
+        }
     body = {
         "type": event.type,
         "id": str(event.pk),

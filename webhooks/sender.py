@@ -13,14 +13,14 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import httpx
 from django.conf import settings
 from django.utils import timezone
 
 from config.egress import egress_error, egress_http_client
+from connectors.http import retry_after_parse
 from webhooks.signing import signature_headers
 
 logger = logging.getLogger(__name__)
@@ -68,26 +68,6 @@ def http_client() -> httpx.Client:
     )
 
 
-def retry_after_seconds(value: str | None, *, now: datetime) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if unreadable."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            moment = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = (moment - now).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(seconds, 0.0)
-
-
 def attempt_send(
     client: httpx.Client, *, url: str, message_id: str, body: str, secrets_signing: Sequence[str]
 ) -> AttemptResult:
@@ -120,10 +100,10 @@ def attempt_send(
     }
     try:
         with client.stream("POST", url, content=body.encode(), headers=headers) as response:
-            excerpt = _excerpt(response)
+            excerpt = _excerpt(response, deadline=started + settings.WEBHOOK_TIMEOUT_SECONDS)
             status = response.status_code
             retry_after = (
-                retry_after_seconds(response.headers.get("retry-after"), now=timezone.now())
+                retry_after_parse(response.headers.get("retry-after"), now=timezone.now())
                 if status in RETRY_AFTER_STATUSES
                 else None
             )
@@ -132,11 +112,14 @@ def attempt_send(
     return result(status, excerpt=excerpt, retry_after=retry_after)
 
 
-def _excerpt(response: httpx.Response) -> str:
+def _excerpt(response: httpx.Response, *, deadline: float) -> str:
+    """The start of the answer's body. httpx's timeout bounds each read, not their sum: an
+    endpoint that trickles its body a byte at a time is cut off at the attempt's deadline
+    (the status has arrived by then, and it is what counts)."""
     collected = b""
     for chunk in response.iter_bytes():
         collected += chunk
-        if len(collected) >= RESPONSE_EXCERPT_BYTES:
+        if len(collected) >= RESPONSE_EXCERPT_BYTES or time.monotonic() >= deadline:
             break
     return collected[:RESPONSE_EXCERPT_BYTES].decode("utf-8", errors="replace")
 

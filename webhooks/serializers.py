@@ -71,7 +71,9 @@ class WebhookSerializer(CamelModelSerializer):
     )
     is_active = StrictBooleanField(
         required=False,
-        help_text="false stops deliveries (they wait, pending); true again resumes them.",
+        help_text="false stops deliveries: those already queued wait, pending, and true again "
+        "resumes them; events that happen meanwhile are not queued for this endpoint "
+        "(`POST .../replay?since=` sends them afterwards).",
     )
     ordered = StrictBooleanField(
         required=False,
@@ -105,12 +107,6 @@ class WebhookSerializer(CamelModelSerializer):
 
     def validate_events(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
-
-    def to_internal_value(self, data: Any) -> Any:
-        values = dict(super().to_internal_value(data))
-        if "integration_ids" in values:
-            values["integration_ids"] = [str(value) for value in values["integration_ids"]]
-        return values
 
 
 class WebhookWithSecretSerializer(WebhookSerializer):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import urllib.parse
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.choices import AuditAction, EventType
@@ -32,7 +32,7 @@ from integrations.models import Integration
 from webhooks.choices import DeliveryStatus, DeliveryTrigger
 from webhooks.dispatch import endpoint_kick
 from webhooks.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookMessage
-from webhooks.payloads import message_body
+from webhooks.payloads import integration_names, message_body
 from webhooks.schedule import outcome_apply
 from webhooks.sender import AttemptResult, attempt_send, http_client, url_problem
 from webhooks.signing import secret_generate
@@ -231,13 +231,13 @@ def webhook_disable(*, webhook_id: Any, reason: str) -> bool:
 # --- the outbox --------------------------------------------------------------------------------
 
 
-def _message(event: Event) -> WebhookMessage:
+def _message(event: Event, *, names: Mapping[Any, str] | None = None) -> WebhookMessage:
     return WebhookMessage(
         id=event.pk,
         account_id=event.account_id,
         event_type=event.type,
         integration_id=event.integration_id,
-        body=message_body(event),
+        body=message_body(event, names=names),
         created_at=event.created_at,
     )
 
@@ -290,15 +290,9 @@ def attempt_record(delivery: WebhookDelivery, result: AttemptResult) -> WebhookA
     outcome_apply(delivery, result)
     with transaction.atomic():
         delivery.save()
-        return WebhookAttempt.objects.create(
-            delivery=delivery,
-            trigger=delivery.trigger,
-            attempted_at=result.attempted_at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            response_excerpt=result.excerpt,
-            error=result.error,
-        )
+        attempt = WebhookAttempt.of(delivery, result)
+        attempt.save()
+        return attempt
 
 
 def webhook_test(*, webhook: Webhook, actor: Actor) -> WebhookAttempt:
@@ -354,7 +348,7 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: Actor) -> WebhookDel
     webhook = delivery.webhook
     _require_active(webhook)
     now = timezone.now()
-    free = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+    free = WebhookDelivery.unclaimed(now)
     updated = (
         WebhookDelivery.objects.filter(pk=delivery.pk)
         .filter(free)
@@ -421,8 +415,11 @@ def webhook_replay(*, webhook: Webhook, actor: Actor, since: datetime) -> int:
                 "pk", flat=True
             )
         )
+        missing = [event for event in chunk if event.pk not in stored]
+        names = integration_names(missing)
+        # Another replay of the same events may store them first: theirs are the same bodies.
         WebhookMessage.objects.bulk_create(
-            [_message(event) for event in chunk if event.pk not in stored]
+            [_message(event, names=names) for event in missing], ignore_conflicts=True
         )
         WebhookDelivery.objects.bulk_create(
             [

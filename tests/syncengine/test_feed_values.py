@@ -125,6 +125,7 @@ def test_events_say_whether_a_file_was_processed_or_rejected(feed, ingest):
         )
     )
     assert outcomes == [
+        ("integration.file.processed", "completed_with_errors", "processed"),
         ("integration.file.rejected", "rejected", "rejected"),
         ("integration.sync.completed", "completed_with_errors", "processed"),
         ("integration.sync.failed", "rejected", "rejected"),

@@ -2,6 +2,8 @@
 failure, the egress policy at each attempt, per-integration order, and endpoints independent of
 each other. Every test sends real HTTP to a receiver on 127.0.0.1."""
 
+import socket
+import threading
 import time
 from datetime import timedelta
 
@@ -14,11 +16,12 @@ from accounts.models import Event
 from tests.factories import IntegrationFactory
 from tests.webhooks.conftest import drain, record
 from tests.webhooks.receiver import webhook_receiver
-from webhooks import delivery, dispatch
+from webhooks import delivery, dispatch, sender
 from webhooks.choices import DeliveryStatus
 from webhooks.models import Webhook, WebhookDelivery
 from webhooks.payloads import PAYLOAD_MAX_BYTES
 from webhooks.schedule import SCHEDULE_SECONDS
+from webhooks.signing import secret_generate
 
 pytestmark = pytest.mark.django_db
 
@@ -322,3 +325,42 @@ def test_a_dead_endpoint_only_delays_itself(tenant, subscribe):
     assert dead_rows.filter(attempt_count=1).count() == 1
     assert dead_rows.filter(status=DeliveryStatus.PENDING).count() == 5
     assert "Could not connect" in dead_rows.get(attempt_count=1).last_error
+
+
+def test_an_endpoint_that_trickles_its_answer_is_cut_off_at_the_attempt_timeout(settings):
+    # Given an endpoint that answers 200 at once, then sends its body a byte at a time, slowly
+    # enough for every single read to beat the timeout
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4096\r\n\r\n")
+            for _ in range(4096):
+                if stop.wait(0.2):
+                    break
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    break
+
+    server = threading.Thread(target=trickle, daemon=True)
+    server.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
+
+    # When one attempt is made
+    with override_settings(WEBHOOK_ALLOW_HTTP=True), sender.http_client() as client:
+        result = sender.attempt_send(
+            client, url=url, message_id="msg_1", body="{}", secrets_signing=[secret_generate()]
+        )
+    stop.set()
+    server.join(timeout=10)
+    listener.close()
+
+    # Then it ends with the status and the little of the body that came in time
+    assert result.status_code == 200
+    assert result.delivered
+    assert 0 < len(result.excerpt) < 100

@@ -10,10 +10,10 @@ from rest_framework.test import APIClient
 
 from accounts.choices import ApiKeyScope, EventType
 from accounts.models import AuditEntry
-from accounts.services import api_key_create
+from accounts.services import api_key_create, event_record
 from config.crypto import decrypt_json
 from tests.factories import IntegrationFactory
-from webhooks.models import Webhook
+from webhooks.models import Webhook, WebhookDelivery
 
 pytestmark = pytest.mark.django_db
 
@@ -104,6 +104,7 @@ def test_plain_http_needs_the_operator(api, receiver):
         "https://127.0.0.2/hook",  # denied below: the policy's decision, for a loopback address
         "ftp://127.0.0.1/hook",
         "https://no-such-host.invalid/hook",
+        "https://" + "ü" * 60 + ".com/hook",  # a label IDNA cannot encode: no lookup at all
     ],
 )
 def test_urls_the_egress_policy_refuses_are_refused_at_create_time(api, url, settings, monkeypatch):
@@ -158,9 +159,14 @@ def test_event_type_catalog_lists_every_deliverable_event(api):
     assert {"integration.sync.completed", "integration.file.processed", "webhook.test"} <= types
 
 
-def test_another_accounts_webhook_is_404_and_unchanged(api, other_tenant, subscribe, receiver):
+def test_another_accounts_webhook_is_404_and_unchanged(
+    api, tenant, other_tenant, subscribe, receiver
+):
     webhook, _ = subscribe(f"{receiver.url}/mine")
+    event_record(account=tenant.account, type=EventType.SYNC_COMPLETED, payload={})
+    delivery = WebhookDelivery.objects.get(webhook=webhook)
     intruder = other_tenant.client
+    deliveries = f"/api/v1/webhooks/{webhook.pk}/deliveries"
 
     answers = [
         intruder.get(f"/api/v1/webhooks/{webhook.pk}"),
@@ -170,6 +176,8 @@ def test_another_accounts_webhook_is_404_and_unchanged(api, other_tenant, subscr
         intruder.post(f"/api/v1/webhooks/{webhook.pk}/test"),
         intruder.get(f"/api/v1/webhooks/{webhook.pk}/deliveries"),
         intruder.post(f"/api/v1/webhooks/{webhook.pk}/replay?since=2020-01-01T00:00:00Z"),
+        intruder.get(f"{deliveries}/{delivery.pk}"),
+        intruder.post(f"{deliveries}/{delivery.pk}/redeliver"),
     ]
 
     assert [answer.status_code for answer in answers] == [404] * len(answers)
@@ -178,6 +186,8 @@ def test_another_accounts_webhook_is_404_and_unchanged(api, other_tenant, subscr
     assert stored.is_active
     assert stored.previous_secret_encrypted == ""
     assert receiver.requests == []
+    delivery.refresh_from_db()
+    assert delivery.trigger == "event"
 
 
 def test_a_read_key_can_list_but_not_create(tenant, receiver):
