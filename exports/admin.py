@@ -12,6 +12,7 @@ from accounts.services import Actor
 from config.api.errors import Conflict
 from exports import services
 from exports.models import Export
+from exports.selectors import export_run_rows
 from syncengine.models import SyncJob
 
 
@@ -48,11 +49,7 @@ class ExportRunInline(admin.TabularInline):
 
     @admin.display(description="rows per entity")
     def rows(self, run: SyncJob) -> str:
-        counts = run.stats or {
-            entity: {"rows": count}
-            for entity, count in (run.progress or {}).get("rows", {}).items()
-        }
-        return ", ".join(f"{entity}: {value.get('rows', 0)}" for entity, value in counts.items())
+        return ", ".join(f"{entity}: {rows}" for entity, rows in export_run_rows(run).items())
 
     @admin.display(description="files")
     def files(self, run: SyncJob) -> str:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, Func, QuerySet, TextField
 from django.db.models.functions import Cast
@@ -462,10 +463,6 @@ class EntitySource:
     def is_vehicles(self) -> bool:
         return self.entity == VEHICLES
 
-    def count(self) -> int:
-        """How many rows the export will write (one more query)."""
-        return self.queryset.count()
-
     def rows(self, *, chunk_size: int = CHUNK_ROWS) -> Iterator[tuple[Any, ...]]:
         """Typed rows in column order, read ``chunk_size`` at a time."""
         if self.is_vehicles:
@@ -524,7 +521,10 @@ class EntitySource:
             f"_export_{index}": _pg_text(field, dialect) for index, field in enumerate(self.fields)
         }
         query = self.queryset.annotate(**aliases).values_list(*aliases)
-        sql, params = query.query.sql_with_params()
+        try:
+            sql, params = query.query.sql_with_params()
+        except EmptyResultSet:  # a filter Django knows matches nothing
+            return
         copy_options = ["FORMAT csv", f"DELIMITER '{dialect.delimiter}'"]
         if dialect.quote_all:
             copy_options.append("FORCE_QUOTE *")

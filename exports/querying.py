@@ -25,6 +25,7 @@ unlike ``jsonb`` accepts every record the store holds) and on SQLite (its JSON1 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -124,6 +125,28 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+# Operands beyond these are refused rather than handed to the database, where they overflow its
+# types (bigint, numeric) or make Django give up on the query.
+INTEGER_LIMIT = 2**63 - 1
+NUMBER_LIMIT = Decimal(10) ** 30
+
+
+def _whole_number(operand: Any) -> int | None:
+    if isinstance(operand, int) and not isinstance(operand, bool):
+        number = operand
+    elif isinstance(operand, float) and math.isfinite(operand) and operand.is_integer():
+        number = int(operand)
+    else:
+        return None
+    return number if -INTEGER_LIMIT <= number <= INTEGER_LIMIT else None
+
+
+def _bounded_decimal(number: Decimal) -> Decimal:
+    if not number.is_finite() or abs(number) >= NUMBER_LIMIT:
+        raise ValueError("takes a number below 10^30 in size")
+    return number
+
+
 def _parse_timestamp(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text)
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
@@ -136,19 +159,18 @@ def _typed_operand(kind: str, operand: Any) -> Any:
             raise ValueError("takes a string")
         return operand
     if kind == ColumnType.INTEGER:
-        if _is_number(operand) and float(operand).is_integer():
-            return int(operand)
+        if (number := _whole_number(operand)) is not None:
+            return number
         raise ValueError("takes a whole number")
     if kind in (ColumnType.DECIMAL, ColumnType.FLOAT):
         if _is_number(operand):
-            return Decimal(str(operand))
+            return _bounded_decimal(Decimal(str(operand)))
         if isinstance(operand, str):
             try:
-                number = Decimal(operand.strip())
+                parsed = Decimal(operand.strip())
             except InvalidOperation:
-                number = None
-            if number is not None and number.is_finite():
-                return number
+                raise ValueError("takes a number") from None
+            return _bounded_decimal(parsed)
         raise ValueError("takes a number")
     if kind == ColumnType.BOOLEAN:
         if not isinstance(operand, bool):
@@ -173,6 +195,8 @@ def _typed_operand(kind: str, operand: Any) -> Any:
 
 def _json_operand(operator: str, operand: Any) -> Any:
     """Checks an operand compared with a JSON value (its type picks the comparison)."""
+    if _is_number(operand):
+        _bounded_decimal(Decimal(str(operand)))
     if operator in ORDERING:
         if _is_number(operand) or isinstance(operand, str):
             return operand

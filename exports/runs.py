@@ -55,7 +55,7 @@ from exports.naming import NamingError, render_file_name
 from exports.querying import FilterError
 from syncengine import lifecycle
 from syncengine.choices import JobKind, JobStatus
-from syncengine.lifecycle import GO, Gate, Outcome, Run, RunCancelled, RunFailure, RunKind
+from syncengine.lifecycle import Outcome, Run, RunCancelled, RunFailure, RunKind
 from syncengine.models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -81,6 +81,7 @@ class RunResult:
 
     rows: dict[str, int] = field(default_factory=dict)
     files: list[PendingFile] = field(default_factory=list)
+    progress: dict[str, Any] = field(default_factory=dict)  # the last one saved
 
     def file_documents(self) -> list[dict[str, Any]]:
         documents = []
@@ -196,6 +197,7 @@ def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
     entities = list(dict.fromkeys(export.entities))
     progress = _Progress(run, entities)
     result = RunResult()
+    rendered: set[str] = set()
     progress.save(force=True)
     try:
         with _session(destination):
@@ -222,6 +224,13 @@ def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
                         ext=options.extension,
                         timezone=export.timezone,
                     )
+                    if path in rendered:
+                        # (refused at create time; a template from before that check)
+                        raise NamingError(
+                            f"Two files of this run would both be named {path}; the template "
+                            "needs {{entity}} when the export has several entities."
+                        )
+                    rendered.add(path)
                     pending = PendingFile(entity=entity, part=part, sink=destination.upload(path))
                     opened.append(pending)
                     result.files.append(pending)
@@ -239,6 +248,7 @@ def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
             run.stop_if_cancelled()
             # The claim must still be this run's before anything becomes visible.
             progress.save(force=True)
+            result.progress = progress.document()
             for pending in result.files:
                 pending.sink.commit()
     except BaseException:
@@ -263,17 +273,10 @@ class ExportRuns(RunKind):
     completed_event = EventType.EXPORT_COMPLETED
     failed_event = EventType.EXPORT_FAILED
 
-    def gate(self, job: SyncJob, now: Any) -> Gate:
-        if job.export_id is None:
-            return Gate(end=True, reason="The export was deleted.")
-        return GO
-
     def work(self, run: Run) -> Outcome:
         job = run.job
         export = Export.objects.select_related("account").get(pk=_export_id(job))
         destination = file_destination(export)
-        # A retry starts over: what an earlier attempt counted is not this one's.
-        job.stats = {}
         try:
             result = _write(run, export, destination)
         except RunCancelled:
@@ -313,13 +316,7 @@ class ExportRuns(RunKind):
             status=JobStatus.COMPLETED,
             message=_summary(result),
             stats=result.stats(),
-            progress={
-                "entity": None,
-                "entitiesDone": len(result.rows),
-                "entitiesTotal": len(result.rows),
-                "rowsDone": sum(result.rows.values()),
-                "rows": dict(result.rows),
-            },
+            progress=result.progress,
             commit=record_files,
             cleanup=unless_completed,
             detail=result,
@@ -330,8 +327,7 @@ class ExportRuns(RunKind):
             return RunFailure(error.message, retryable=error.retryable)
         if isinstance(error, (ExportDataError, NamingError, FilterError, FormatOptionsError)):
             return RunFailure(str(error), retryable=False)
-        logger.exception("Export run failed")
-        return super().classify(error)
+        return super().classify(error)  # (the lifecycle logs it with its traceback)
 
     def claimed(self, job: SyncJob) -> None:
         if job.attempts == 1:
@@ -347,19 +343,16 @@ class ExportRuns(RunKind):
             Export.objects.filter(pk=_export_id(job)).update(last_run_at=timezone.now())
 
     def event_integration_id(self, job: SyncJob) -> Any:
-        return (
-            Export.objects.filter(pk=_export_id(job))
-            .values_list("integration_id", flat=True)
-            .first()
-        )
+        # ``job.export`` is read once per job object and kept on it for the other hooks.
+        return job.export.integration_id if job.export else None
 
     def _base_payload(self, job: SyncJob) -> dict[str, Any]:
-        export = Export.objects.filter(pk=_export_id(job)).values("name", "format").first()
+        export = job.export
         return {
             "runId": str(job.pk),
             "exportId": str(job.export_id),
-            "exportName": export["name"] if export else None,
-            "format": export["format"] if export else None,
+            "exportName": export.name if export else None,
+            "format": export.format if export else None,
             "trigger": job.trigger,
         }
 

@@ -35,3 +35,10 @@ def export_run_list(*, export: Export) -> QuerySet[SyncJob]:
 def export_run_files(*, run: SyncJob) -> QuerySet[ExportFile]:
     """The files a run delivered, in order."""
     return ExportFile.objects.filter(run=run).order_by("number")
+
+
+def export_run_rows(run: SyncJob) -> dict[str, int]:
+    """Rows written per entity: what the run recorded at its end, or its progress so far."""
+    if run.stats:
+        return {entity: int(value.get("rows", 0)) for entity, value in run.stats.items()}
+    return {entity: int(count) for entity, count in (run.progress or {}).get("rows", {}).items()}

@@ -22,8 +22,9 @@ from exports.models import (
     filter_problems,
 )
 from exports.naming import DEFAULT_TEMPLATE, PLACEHOLDERS
+from exports.selectors import export_run_rows
 from integrations.models import Integration
-from syncengine.choices import JobStatus
+from syncengine.choices import JobStatus, JobTrigger
 from syncengine.models import SyncJob
 
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -255,22 +256,18 @@ class ExportFileSerializer(CamelModelSerializer):
         read_only_fields = fields
 
 
-class RunWordField(serializers.CharField):
-    """A read-only word from a fixed list, described by a pattern (see ``status`` below)."""
-
-    def __init__(self, words: list[str], **kwargs: Any) -> None:
-        super().__init__(read_only=True, **kwargs)
-        self.words = words
+RUN_STATUSES = list(JobStatus.values)
+RUN_TRIGGERS = [JobTrigger.MANUAL.value, JobTrigger.SCHEDULE.value]
 
 
-@extend_schema_field({"type": "string", "pattern": "^(QUEUED|RUNNING|COMPLETED|FAILED|CANCELLED)$"})
-class RunStatusField(RunWordField):
-    pass
+@extend_schema_field({"type": "string", "pattern": f"^({'|'.join(RUN_STATUSES)})$"})
+class RunStatusField(serializers.CharField):
+    """A run's status (a pattern rather than an enum: see ``ExportRunSerializer.status``)."""
 
 
-@extend_schema_field({"type": "string", "pattern": "^(manual|schedule)$"})
-class RunTriggerField(RunWordField):
-    pass
+@extend_schema_field({"type": "string", "pattern": f"^({'|'.join(RUN_TRIGGERS)})$"})
+class RunTriggerField(serializers.CharField):
+    """What started a run."""
 
 
 class ExportRunSerializer(CamelModelSerializer):
@@ -280,13 +277,8 @@ class ExportRunSerializer(CamelModelSerializer):
     export_id = serializers.UUIDField(read_only=True)
     # Patterns rather than enums: the job status and trigger enums are named by the sync job
     # components already, and the schema's enum naming would collide.
-    status = RunStatusField(
-        ["QUEUED", "RUNNING", "COMPLETED", "FAILED", "CANCELLED"],
-        help_text="QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED.",
-    )
-    trigger = RunTriggerField(
-        ["manual", "schedule"], help_text="manual (the API, the admin) or schedule."
-    )
+    status = RunStatusField(read_only=True, help_text=", ".join(RUN_STATUSES) + ".")
+    trigger = RunTriggerField(read_only=True, help_text="manual (the API, the admin) or schedule.")
     duration_ms = serializers.SerializerMethodField(
         method_name="get_duration_ms",
         help_text="From its first start to its end; null until it ends.",
@@ -331,11 +323,7 @@ class ExportRunSerializer(CamelModelSerializer):
         return int((run.completed_at - run.started_at).total_seconds() * 1000)
 
     def get_rows(self, run: SyncJob) -> dict[str, int]:
-        if run.stats:
-            return {entity: int(value.get("rows", 0)) for entity, value in run.stats.items()}
-        return {
-            entity: int(count) for entity, count in (run.progress or {}).get("rows", {}).items()
-        }
+        return export_run_rows(run)
 
     def get_bytes(self, run: SyncJob) -> int:
         return sum(file.bytes for file in run.export_files.all())

@@ -31,7 +31,6 @@ from exports.naming import template_problems
 from integrations.models import Integration
 from syncengine import lifecycle
 from syncengine.choices import JobKind, JobTrigger
-from syncengine.lifecycle import ACTIVE_STATUSES
 from syncengine.models import SyncJob
 
 AUDITED_FIELDS = [
@@ -206,6 +205,12 @@ def _check_data(export: Export) -> None:
             integration_id=export.integration_id,
         )
     )
+    template = export.destination.get("fileNameTemplate")
+    if template and len(set(export.entities)) > 1 and "{{entity}}" not in template:
+        problems["destination.fileNameTemplate"] = [
+            "With several entities the template must contain {{entity}}: each entity's file "
+            "would have the same name otherwise."
+        ]
     if problems:
         raise InvalidInput("The export is invalid.", details=problems)
 
@@ -364,15 +369,6 @@ def export_delete(*, export: Export, actor: Actor) -> None:
 # --- runs ---------------------------------------------------------------------------------------
 
 
-def export_active_run(*, export: Export) -> SyncJob | None:
-    """The export's queued or running run, if there is one."""
-    return (
-        SyncJob.objects.filter(export=export, status__in=ACTIVE_STATUSES)
-        .order_by("created_at", "pk")
-        .first()
-    )
-
-
 def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.MANUAL) -> SyncJob:
     """Queue a run of ``export`` (its task is sent once the transaction commits) and audit it.
 
@@ -382,7 +378,7 @@ def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.
     with transaction.atomic():
         # Lock the export so two requests cannot both pass the check below.
         Export.objects.select_for_update(no_key=True).filter(pk=export.pk).first()
-        active = export_active_run(export=export)
+        active = lifecycle.active_job(export=export)
         if active is not None:
             raise Conflict(
                 f"A run of this export is already {active.status.lower()}: {active.pk}.",

@@ -176,9 +176,7 @@ FILE_ID = OpenApiParameter(
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List the files an export run delivered", parameters=[FILE_ID], tags=["exports"]
-    ),
+    list=extend_schema(summary="List the files an export run delivered", tags=["exports"]),
 )
 class ExportRunFileViewSet(
     NestedViewSetMixin,

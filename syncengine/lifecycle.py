@@ -270,13 +270,18 @@ def due(now: datetime) -> Q:
     )
 
 
-def active_job(*, integration: Integration | None = None, connection: Any = None) -> SyncJob | None:
-    """The oldest queued or running run of an integration or a connection, if there is one."""
+def active_job(
+    *, integration: Integration | None = None, connection: Any = None, export: Any = None
+) -> SyncJob | None:
+    """The oldest queued or running run of an integration, a connection or an export, if
+    there is one."""
     jobs = SyncJob.objects.filter(status__in=ACTIVE_STATUSES)
     if integration is not None:
         jobs = jobs.filter(integration=integration)
     if connection is not None:
         jobs = jobs.filter(connection=connection)
+    if export is not None:
+        jobs = jobs.filter(export=export)
     return jobs.order_by("created_at", "pk").first()
 
 

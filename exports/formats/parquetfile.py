@@ -160,10 +160,6 @@ class ParquetFormatWriter:
         self._last_group_bytes = 0
         self._stats: PartStats | None = None
 
-    @property
-    def extension(self) -> str:
-        return self.options.extension
-
     # -- filling row groups -------------------------------------------------------------------
 
     def _add(self, table: pa.Table) -> None:

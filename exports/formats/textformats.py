@@ -214,11 +214,6 @@ def xml_names(names: Sequence[str]) -> list[str]:
     return result
 
 
-def xml_text(text: str) -> str:
-    """``text`` without the characters XML 1.0 cannot hold (they are dropped)."""
-    return _INVALID_XML_CHARS.sub("", text)
-
-
 def xml_escaped(text: str) -> str:
     """``text`` as XML character data: markup characters escaped, a carriage return kept as
     ``&#13;`` (a parser would read a raw one as a line feed), characters XML 1.0 cannot hold

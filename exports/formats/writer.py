@@ -54,10 +54,6 @@ class FormatWriter(ABC):
         self.sink = CountingSink(sink, gzip=options.gzip)
         self.rows_written = 0
 
-    @property
-    def extension(self) -> str:
-        return self.options.extension
-
     @abstractmethod
     def write_rows(self, rows: Iterable[Any], *, max_bytes: int | None = None) -> bool:
         """Write rows; True when it stopped because the file is full and rows remain."""

@@ -287,6 +287,35 @@ def test_invalid_filter_is_a_validation_error_on_its_field(api, filter_, key):
     assert not Export.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "filter_",
+    [
+        {"year": {"gt": 10**400}},  # beyond any integer column
+        {"year": {"in": [2020, 2**70]}},  # beyond bigint
+        {"price": {"gt": "1e999999"}},  # beyond numeric
+        {"price": {"lt": 1e300}},
+    ],
+)
+def test_numbers_beyond_what_the_columns_hold_are_a_validation_error(api, filter_):
+    body = with_changes(entities=["vehicles"], filter=filter_)
+
+    details = validation_details(api.post(URL, body, format="json"))
+
+    assert set(details) == {f"filter.{next(iter(filter_))}"}
+    assert not Export.objects.exists()
+
+
+def test_several_entities_need_the_entity_in_the_file_name_template(api):
+    destination = {"type": "LOCAL", "path": "out", "fileNameTemplate": "out-{{date}}.{{ext}}"}
+    body = with_changes(entities=["vehicles", "contracts"], destination=destination)
+
+    details = validation_details(api.post(URL, body, format="json"))
+
+    assert set(details) == {"destination.fileNameTemplate"}
+    assert "{{entity}}" in details["destination.fileNameTemplate"][0]
+    assert not Export.objects.exists()
+
+
 def test_filter_must_be_an_object(api):
     details = validation_details(api.post(URL, with_changes(filter=["status"]), format="json"))
 

@@ -292,6 +292,28 @@ def test_a_failing_entity_fails_the_run_and_leaves_nothing_of_the_others(
     assert "contracts.price" in failed.payload["error"]
 
 
+def test_a_template_that_names_two_entities_files_alike_fails_the_run_and_overwrites_nothing(
+    tenant, api, inventory, export_dir
+):
+    # Given an export of two entities whose template, from before such templates were refused,
+    # gives both entities' files the same name
+    export = create_export(api, entities=["vehicles"])
+    Export.objects.filter(pk=export["id"]).update(
+        entities=["vehicles", "contracts"],
+        destination={"type": "LOCAL", "path": "x", "fileNameTemplate": "out-{{date}}.{{ext}}"},
+    )
+    run = start(api, export["id"])
+
+    work(run["runId"])
+
+    # Then the run fails saying why, and nothing was delivered
+    body = api.get(f"{URL}/{export['id']}/runs/{run['runId']}").json()["data"]
+    assert body["status"] == "FAILED"
+    assert "{{entity}}" in body["error"]
+    assert body["files"] == []
+    assert files_on_disk(export_dir) == []
+
+
 def test_another_accounts_export_and_runs_are_404_and_nothing_happens(
     tenant, other_tenant, api, inventory
 ):
