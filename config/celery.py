@@ -32,7 +32,10 @@ class RunTask(Task):
     (before or during its claim: a refused connection, a dropped one), nothing is written, so
     Celery sends it again after a growing, jittered delay (2 s doubling to 5 min), for as long
     as it takes, instead of acknowledging the message and leaving the run to the sweep, which
-    could land on the same worker. Everything else a run meets is the lifecycle's to handle."""
+    could land on the same worker. Everything else a run meets is the lifecycle's to handle.
+
+    A webhook endpoint's drain uses it too: its rows (the deliveries) are its outbox in the
+    same way, and a drain that cannot reach the database has claimed nothing."""
 
     autoretry_for = (OperationalError, InterfaceError)
     retry_backoff = 2

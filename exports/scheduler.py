@@ -32,6 +32,7 @@ from syncengine import lifecycle
 from syncengine.choices import JobKind, JobTrigger
 from syncengine.lifecycle import ACTIVE_STATUSES, log_line
 from syncengine.models import SyncJob
+from syncengine.scheduler import rows_update
 
 logger = logging.getLogger(__name__)
 
@@ -94,5 +95,5 @@ def _batch(*, now: datetime, limit: int) -> tuple[int, int]:
                 now=now,
             )
         lifecycle.runs_create(runs)
-        Export.objects.bulk_update(due, ["next_run_at"])
+        rows_update(due, ["next_run_at"])
     return len(due), len(runs)

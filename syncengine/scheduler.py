@@ -153,11 +153,11 @@ def _integration_runs_start(integrations: Sequence[Integration], *, now: datetim
             now=now,
         )
     lifecycle.runs_create(jobs)
-    _rows_update(integrations, ["next_run_at", "latest_job_id"])
+    rows_update(integrations, ["next_run_at", "latest_job_id"])
     return jobs
 
 
-def _rows_update(rows: Sequence[models.Model], fields: list[str], *, chunk: int = 1000) -> None:
+def rows_update(rows: Sequence[models.Model], fields: list[str], *, chunk: int = 1000) -> None:
     """Write ``fields`` of each row with one ``UPDATE ... FROM (VALUES ...)`` per chunk.
 
     Same effect as ``bulk_update``, whose ``CASE WHEN pk = ...`` per row and per field costs
@@ -247,7 +247,7 @@ def _connections_batch(*, now: datetime, limit: int) -> tuple[int, int]:
             elapsed = max(timedelta(0), now - due_at)
             connection.next_sync_at = due_at + interval * (elapsed // interval + 1)
         lifecycle.runs_create(jobs)
-        _rows_update(due, ["next_sync_at"])
+        rows_update(due, ["next_sync_at"])
     return len(due), len(jobs)
 
 
