@@ -28,9 +28,9 @@ TASK_ROUTES = {
 
 
 class RunTask(Task):
-    """A task that works a job row (``syncengine.lifecycle``). When it cannot reach the database
-    (before or during its claim: a refused connection, a dropped one), nothing is written, so
-    Celery sends it again after a growing, jittered delay (2 s doubling to 5 min), for as long
+    """A task that works a job row (``syncengine.jobs.lifecycle``). When it cannot reach the
+    database (before or during its claim: a refused connection, a dropped one), nothing is written,
+    so Celery sends it again after a growing, jittered delay (2 s doubling to 5 min), for as long
     as it takes, instead of acknowledging the message and leaving the run to the sweep, which
     could land on the same worker. Everything else a run meets is the lifecycle's to handle.
 

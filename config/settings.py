@@ -230,6 +230,7 @@ SPECTACULAR_SETTINGS = {
         "ConnectionStatusEnum": "connectors.choices.ConnectionStatus",
         "WebhookDeliveryStatusEnum": "webhooks.choices.DeliveryStatus",
         "WebhookDeliveryTriggerEnum": "webhooks.choices.DeliveryTrigger",
+        "JobKindEnum": "syncengine.choices.JobKind",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -323,7 +324,7 @@ FEED_STORAGE_DIR = Path(env("FEED_STORAGE_DIR", default=str(DATA_DIR / "feeds"))
 # Records a connector read returns per batch; a batch is committed with its cursor, and a cancel
 # takes effect between batches.
 SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=5000)
-# The same for the bulk path (PostgreSQL tables into a PostgreSQL store, see syncengine.bulk),
+# The same for the bulk path (PostgreSQL tables into a PostgreSQL store, see syncengine.sync.bulk),
 # whose batches cost far less per record.
 SYNC_BULK_BATCH_SIZE = env.int("SYNC_BULK_BATCH_SIZE", default=50_000)
 # Every run (syncs, feed files): attempts in all when its errors are retryable (timeouts, 5xx,

@@ -2,7 +2,7 @@
 
 As a **source** a store lists the files of one folder whose name matches a glob, downloads one
 into a local file (answering its sha256) and optionally moves a taken file to an archive folder.
-Remembering what was taken is the file pipeline's job (``syncengine.pull``, with PulledFile
+Remembering what was taken is the file pipeline's job (``syncengine.feeds.pull``, with PulledFile
 rows); a store only answers what is there.
 
 As a **destination** a store delivers a file atomically::
@@ -296,7 +296,7 @@ class PartBuffer:
 
 
 class FileSource(Protocol):
-    """What the file pipeline (``syncengine.pull``) needs of a source of files."""
+    """What the file pipeline (``syncengine.feeds.pull``) needs of a source of files."""
 
     feeds_files: ClassVar[bool]
 

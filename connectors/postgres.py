@@ -763,7 +763,7 @@ _COPY_KEY_TYPES = {"integer", "bigint", "smallint", "text", "character varying",
 # Key types whose values may be empty or longer than the store takes (``can_copy`` checks them).
 _TEXT_KEY_TYPES = {"text", "character varying", "character"}
 # The longest key the record store takes: syncengine's Record.key max_length, which
-# syncengine.transform.record_key enforces as KEY_MAX_LENGTH (connectors cannot import the sync
+# syncengine.sync.transform.record_key enforces as KEY_MAX_LENGTH (connectors cannot import the sync
 # engine: apps depend one way; a test keeps the three equal).
 STORE_KEY_MAX_LENGTH = 500
 

@@ -124,7 +124,7 @@ class Connector:
     # Whether read() honours ``date_range`` (a job's dateRange, a rolling window).
     filters_by_date: ClassVar[bool] = False
     # A source of files rather than records: it feeds an inventory integration's file pipeline
-    # (``syncengine.pull``), so its connections do not sync into a record store of their own.
+    # (``syncengine.feeds.pull``), so its connections do not sync into a record store of their own.
     feeds_files: ClassVar[bool] = False
     # A destination of files rather than records: it delivers whole files atomically through
     # ``upload()`` (see ``connectors.files.FileDestination``), for exports and file imports.

@@ -6,7 +6,7 @@ nothing looked up on this machine), with the config names it has always had (``p
 folder) and a connection test that asks only for what a pull needs.
 
 ``read("files")`` answers file metadata in (mtime, name) order, like any source; the file
-pipeline (``syncengine.pull``) uses ``list_files()``, ``download()`` and ``archive()`` inside
+pipeline (``syncengine.feeds.pull``) uses ``list_files()``, ``download()`` and ``archive()`` inside
 one ``session()``.
 """
 

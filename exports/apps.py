@@ -13,5 +13,12 @@ class ExportsConfig(AppConfig):
 
         register_related("exports", integration_export_documents)
 
-        # Export runs are a kind of run of the one lifecycle (syncengine.lifecycle).
-        from exports import runs  # noqa: F401
+        # Export runs and file import runs are kinds of run of the one lifecycle
+        # (syncengine.jobs.lifecycle).
+        from exports import import_runs, runs  # noqa: F401
+
+        # The sync engine's beat tick claims due export schedules too.
+        from exports.scheduler import exports_schedule_tick
+        from syncengine.sync.scheduler import schedule_register
+
+        schedule_register("exports", exports_schedule_tick)

@@ -11,7 +11,7 @@ the export's account) and the folder there:
 - LOCAL: ``EXPORT_LOCAL_DIR/<account id>/`` then ``path`` and ``prefix``, and nothing outside
   that folder (``..``, absolute paths and links that lead out are refused).
 
-File names below that folder come from ``fileNameTemplate`` (``exports.naming``).
+File names below that folder come from ``fileNameTemplate`` (``connectors.naming``).
 """
 
 from __future__ import annotations

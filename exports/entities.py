@@ -4,7 +4,7 @@ Two kinds of entity:
 
 - ``vehicles``: the inventory, one row per vehicle with the API's vehicle fields: ``id``,
   ``integrationId``, ``dealershipId``, ``key``, ``status``, every canonical field
-  (``syncengine.vehicles.VEHICLE_FIELDS``), ``extra`` (the unmapped source columns, as JSON),
+  (``syncengine.feeds.vehicles.VEHICLE_FIELDS``), ``extra`` (the unmapped source columns, as JSON),
   ``firstSeenAt``, ``lastSeenAt``, ``soldAt``, ``removedAt``, ``createdAt``, ``updatedAt``.
 - every entity of the account's record store (``SyncStream.entity``: ``contracts``, ``orders``),
   optionally limited to one integration or connection. A record's columns are its store
@@ -58,8 +58,8 @@ from exports.querying import (
     filter_problems,
     pg_json,
 )
+from syncengine.feeds.vehicles import VEHICLE_FIELDS, Kind
 from syncengine.models import Record, SyncStream, Vehicle
-from syncengine.vehicles import VEHICLE_FIELDS, Kind
 
 Problems = dict[str, list[str]]
 

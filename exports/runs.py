@@ -1,5 +1,6 @@
-"""Export runs, a kind of run (``syncengine.lifecycle``): write each entity of an export as files
-of its format and deliver them, all or nothing, to its destination.
+"""Runs that write files (``FileRuns``): export runs here, file import runs in
+``exports.import_runs``; kinds of run of ``syncengine.jobs.lifecycle``. A run writes each entity
+as files of its format and delivers them, all or nothing, to its destination.
 
 The lifecycle claims, beats, fences, retries and ends the run; this module is its work:
 
@@ -19,8 +20,8 @@ The lifecycle claims, beats, fences, retries and ends the run; this module is it
    throttling are retryable: the connectors say so) starts again from the first row with fresh
    uploads; it never appends to an earlier attempt's.
 
-File names come from the destination's ``fileNameTemplate`` rendered with the run's start (the
-first attempt's, so a retry writes the same names) in the export's time zone.
+File names come from a template (an export's ``fileNameTemplate``, an import's ``ftp.fileName``)
+rendered with the run's start (the first attempt's, so a retry writes the same names).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,9 +39,10 @@ from django.utils import timezone
 from accounts.choices import EventType
 from accounts.services import event_record
 from connectors.files import FileDestination, FileSink
+from connectors.naming import NamingError, render_file_name
 from connectors.registry import ConnectorError
 from exports.destinations import file_destination
-from exports.entities import entity_source
+from exports.entities import EntitySource, entity_source
 from exports.formats import (
     ExportDataError,
     FormatOptions,
@@ -51,11 +53,10 @@ from exports.formats import (
     write_parts,
 )
 from exports.models import Export, ExportFile
-from exports.naming import NamingError, render_file_name
 from exports.querying import FilterError
-from syncengine import lifecycle
 from syncengine.choices import JobKind, JobStatus
-from syncengine.lifecycle import Outcome, Run, RunCancelled, RunFailure, RunKind
+from syncengine.jobs import lifecycle
+from syncengine.jobs.lifecycle import Outcome, Run, RunCancelled, RunFailure, RunKind
 from syncengine.models import SyncJob
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,18 @@ class _Progress:
         self.rows[entity] = count
 
 
+@dataclass
+class FilePlan:
+    """What a run writes: its entities in order, each read from ``source_for(entity)``, into
+    files of ``options`` named ``path_for(entity, part)`` at ``destination``."""
+
+    entities: list[str]
+    options: FormatOptions
+    source_for: Callable[[str], EntitySource]
+    path_for: Callable[[str, int], str]
+    destination: FileDestination
+
+
 def run_options(export: Export) -> FormatOptions:
     """The export's format options, the installation's EXPORT_MAX_FILE_SIZE_MB by default."""
     given = {"maxFileSizeMb": settings.EXPORT_MAX_FILE_SIZE_MB, **(export.options or {})}
@@ -188,13 +201,10 @@ def _committed(sink: FileSink) -> bool:
     return True
 
 
-def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
+def _write(run: Run, plan: FilePlan) -> RunResult:
     """Write every entity into uploads, then commit them all; on any exception, leave nothing."""
-    job = run.job
-    options = run_options(export)
-    started_at = job.started_at or timezone.now()
-    template = export.destination.get("fileNameTemplate")
-    entities = list(dict.fromkeys(export.entities))
+    options, destination = plan.options, plan.destination
+    entities = list(dict.fromkeys(plan.entities))
     progress = _Progress(run, entities)
     result = RunResult()
     rendered: set[str] = set()
@@ -202,33 +212,18 @@ def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
     try:
         with _session(destination):
             for entity in entities:
-                source = entity_source(
-                    account=export.account,
-                    entity=entity,
-                    filter=export.filter,
-                    fields=export.fields,
-                    integration_id=export.integration_id,
-                )
+                source = plan.source_for(entity)
                 stream = source.stream(options)
                 rows = RowStream(progress.counted(entity, stream.drain()), encoded=stream.encoded)
                 opened: list[PendingFile] = []
 
                 def open_part(part: int, entity: str = entity, opened: list[PendingFile] = opened):
-                    path = render_file_name(
-                        template,
-                        export_name=export.name,
-                        entity=entity,
-                        started_at=started_at,
-                        run_id=str(job.pk),
-                        part=part,
-                        ext=options.extension,
-                        timezone=export.timezone,
-                    )
+                    path = plan.path_for(entity, part)
                     if path in rendered:
                         # (refused at create time; a template from before that check)
                         raise NamingError(
                             f"Two files of this run would both be named {path}; the template "
-                            "needs {{entity}} when the export has several entities."
+                            "needs {{entity}} when the run writes several entities."
                         )
                     rendered.add(path)
                     pending = PendingFile(entity=entity, part=part, sink=destination.upload(path))
@@ -265,20 +260,31 @@ def _write(run: Run, export: Export, destination: FileDestination) -> RunResult:
     return result
 
 
-class ExportRuns(RunKind):
-    """A run of one export (``SyncJob.export``): its own queue, apart from its integration's."""
+class FileRuns(RunKind):
+    """What every run that writes files shares: the work, its outcome, the files recorded in
+    the ending's transaction, failures classified, events. A subclass says what it writes
+    (``plan``), what a run is of (``owner_payload``) and what its ending updates."""
 
-    kind = JobKind.EXPORT
-    task = "exports.tasks.run_export"
     completed_event = EventType.EXPORT_COMPLETED
     failed_event = EventType.EXPORT_FAILED
 
+    def plan(self, job: SyncJob) -> FilePlan:
+        raise NotImplementedError
+
+    def destination_type(self, job: SyncJob) -> str:
+        raise NotImplementedError
+
+    def owner_payload(self, job: SyncJob) -> dict[str, Any]:
+        """What identifies the run's export or import in its events."""
+        raise NotImplementedError
+
     def work(self, run: Run) -> Outcome:
         job = run.job
-        export = Export.objects.select_related("account").get(pk=_export_id(job))
-        destination = file_destination(export)
+        plan = self.plan(job)
+        destination = plan.destination
+        destination_type = self.destination_type(job)
         try:
-            result = _write(run, export, destination)
+            result = _write(run, plan)
         except RunCancelled:
             return Outcome(
                 status=JobStatus.CANCELLED,
@@ -293,7 +299,7 @@ class ExportRuns(RunKind):
                     number=number,
                     entity=document["entity"],
                     part=document["part"],
-                    destination_type=export.destination["type"],
+                    destination_type=destination_type,
                     uri=document["uri"],
                     path=file.sink.path,
                     bytes=document["bytes"],
@@ -338,23 +344,8 @@ class ExportRuns(RunKind):
                 payload=self._base_payload(job),
             )
 
-    def ended(self, job: SyncJob, outcome: Outcome, status: str) -> None:
-        if status in (JobStatus.COMPLETED, JobStatus.FAILED):
-            Export.objects.filter(pk=_export_id(job)).update(last_run_at=timezone.now())
-
-    def event_integration_id(self, job: SyncJob) -> Any:
-        # ``job.export`` is read once per job object and kept on it for the other hooks.
-        return job.export.integration_id if job.export else None
-
     def _base_payload(self, job: SyncJob) -> dict[str, Any]:
-        export = job.export
-        return {
-            "runId": str(job.pk),
-            "exportId": str(job.export_id),
-            "exportName": export.name if export else None,
-            "format": export.format if export else None,
-            "trigger": job.trigger,
-        }
+        return {"runId": str(job.pk), **self.owner_payload(job), "trigger": job.trigger}
 
     def payload(self, job: SyncJob, outcome: Outcome, status: str) -> dict[str, Any]:
         payload = {**self._base_payload(job), "status": status}
@@ -368,6 +359,66 @@ class ExportRuns(RunKind):
         if outcome.error:
             payload["error"] = outcome.error
         return payload
+
+
+class ExportRuns(FileRuns):
+    """A run of one export (``SyncJob.export``): its own queue, apart from its integration's."""
+
+    kind = JobKind.EXPORT
+    task = "exports.tasks.run_export"
+
+    def plan(self, job: SyncJob) -> FilePlan:
+        export = Export.objects.select_related("account").get(pk=_export_id(job))
+        options = run_options(export)
+        started_at = job.started_at or timezone.now()
+
+        def source_for(entity: str) -> EntitySource:
+            return entity_source(
+                account=export.account,
+                entity=entity,
+                filter=export.filter,
+                fields=export.fields,
+                integration_id=export.integration_id,
+            )
+
+        def path_for(entity: str, part: int) -> str:
+            return render_file_name(
+                export.destination.get("fileNameTemplate"),
+                export_name=export.name,
+                entity=entity,
+                started_at=started_at,
+                run_id=str(job.pk),
+                part=part,
+                ext=options.extension,
+                timezone=export.timezone,
+            )
+
+        return FilePlan(
+            entities=list(export.entities),
+            options=options,
+            source_for=source_for,
+            path_for=path_for,
+            destination=file_destination(export),
+        )
+
+    def destination_type(self, job: SyncJob) -> str:
+        return str(job.export.destination["type"]) if job.export else ""
+
+    def ended(self, job: SyncJob, outcome: Outcome, status: str) -> None:
+        if status in (JobStatus.COMPLETED, JobStatus.FAILED):
+            Export.objects.filter(pk=_export_id(job)).update(last_run_at=timezone.now())
+
+    def event_integration_id(self, job: SyncJob) -> Any:
+        # ``job.export`` is read once per job object and kept on it for the other hooks.
+        return job.export.integration_id if job.export else None
+
+    def owner_payload(self, job: SyncJob) -> dict[str, Any]:
+        export = job.export
+        return {
+            "exportId": str(job.export_id),
+            "exportName": export.name if export else None,
+            "format": export.format if export else None,
+        }
 
 
 def _export_id(job: SyncJob) -> Any:

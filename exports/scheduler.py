@@ -3,8 +3,8 @@
 ``Export.next_run_at`` is indexed; each tick (``syncengine.tasks.schedules_tick``) claims the due
 rows in batches with ``SELECT ... FOR NO KEY UPDATE SKIP LOCKED``, queues a run for each and
 advances ``next_run_at`` in the same transaction, exactly as integrations' schedules are claimed
-(``syncengine.scheduler``): two ticks at once split the due rows, and a row one of them advanced
-is no longer due for the other, so a run is never started twice.
+(``syncengine.sync.scheduler``): two ticks at once split the due rows, and a row one of them
+advanced is no longer due for the other, so a run is never started twice.
 
 The next run is the first wall-clock occurrence of the schedule after the tick, read in the
 export's time zone (``services.schedule_next_run_at``): at a daylight-saving change a time that
@@ -28,11 +28,11 @@ from django.utils import timezone
 from exports.choices import ExportState
 from exports.models import Export
 from exports.services import schedule_next_run_at
-from syncengine import lifecycle
 from syncengine.choices import JobKind, JobTrigger
-from syncengine.lifecycle import ACTIVE_STATUSES, log_line
+from syncengine.jobs import lifecycle
+from syncengine.jobs.lifecycle import ACTIVE_STATUSES, log_line
 from syncengine.models import SyncJob
-from syncengine.scheduler import rows_update
+from syncengine.sync.scheduler import rows_update
 
 logger = logging.getLogger(__name__)
 

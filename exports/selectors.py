@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from accounts.models import Account
 from exports.models import Export, ExportFile
-from integrations.models import Integration
+from integrations.models import FileImport, Integration
 from syncengine.choices import JobKind
 from syncengine.models import SyncJob
 
@@ -27,6 +27,15 @@ def export_run_list(*, export: Export) -> QuerySet[SyncJob]:
     """The runs of ``export``, newest first, with their files."""
     return (
         SyncJob.objects.filter(export=export, kind=JobKind.EXPORT)
+        .prefetch_related("export_files")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def import_run_list(*, file_import: FileImport) -> QuerySet[SyncJob]:
+    """The runs of ``file_import``, newest first, with their files."""
+    return (
+        SyncJob.objects.filter(file_import=file_import, kind=JobKind.FILE_IMPORT)
         .prefetch_related("export_files")
         .order_by("-created_at", "-pk")
     )

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from accounts.models import validate_timezone
 from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
+from connectors.naming import DEFAULT_TEMPLATE, PLACEHOLDERS
 from exports import selectors
 from exports.choices import DestinationType, ExportFrequency, FilterOperator
 from exports.formats.options import COMMON_OPTIONS, FORMAT_OPTIONS
@@ -21,7 +22,6 @@ from exports.models import (
     destination_problems,
     filter_problems,
 )
-from exports.naming import DEFAULT_TEMPLATE, PLACEHOLDERS
 from exports.selectors import export_run_rows
 from integrations.models import Integration
 from syncengine.choices import JobStatus, JobTrigger
@@ -330,6 +330,28 @@ class ExportRunSerializer(CamelModelSerializer):
 
     def get_error(self, run: SyncJob) -> str | None:
         return run.error or None if run.status == JobStatus.FAILED else None
+
+
+class ImportRunSerializer(ExportRunSerializer):
+    """A run of a file import: the file it wrote and where, as an export run says it."""
+
+    import_id = serializers.UUIDField(source="file_import_id", read_only=True)
+
+    class Meta(ExportRunSerializer.Meta):
+        fields = [
+            "import_id" if name == "export_id" else name for name in ExportRunSerializer.Meta.fields
+        ]
+        read_only_fields = fields
+
+
+class ImportRunDetailSerializer(ImportRunSerializer):
+    """An import run with its log."""
+
+    log = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta(ImportRunSerializer.Meta):
+        fields = [*ImportRunSerializer.Meta.fields, "log"]
+        read_only_fields = fields
 
 
 class ExportRunDetailSerializer(ExportRunSerializer):

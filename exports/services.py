@@ -18,19 +18,20 @@ from accounts.services import Actor, audit_object, audit_record, diff, field_val
 from config.api.errors import Conflict, InvalidInput
 from connectors.files import prefix_errors
 from connectors.models import Connection
+from connectors.naming import template_problems
 from exports.choices import DestinationType, ExportFrequency, ExportState
 from exports.entities import export_problems
 from exports.formats import format_options_problems
+from exports.import_runs import import_run_problems
 from exports.models import (
     DESTINATION_CONNECTOR,
     Export,
     destination_problems,
     schedule_problems,
 )
-from exports.naming import template_problems
-from integrations.models import Integration
-from syncengine import lifecycle
+from integrations.models import FileImport, Integration
 from syncengine.choices import JobKind, JobTrigger
+from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
 
 AUDITED_FIELDS = [
@@ -400,6 +401,43 @@ def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.
             action="run",
             changes={"runId": str(run.pk), "trigger": trigger},
             integration_id=export.integration_id,
+        )
+    return run
+
+
+def file_import_run_start(
+    *, file_import: FileImport, actor: Actor, trigger: str = JobTrigger.MANUAL
+) -> SyncJob:
+    """Queue a run of ``file_import`` (its task is sent once the transaction commits) and audit
+    it. An import that cannot run (no entity, no connection that receives files, ...) is an
+    ``InvalidInput`` naming each problem; at most one run of an import is queued or running:
+    another is a ``Conflict`` naming it."""
+    with transaction.atomic():
+        FileImport.objects.select_for_update(no_key=True).filter(pk=file_import.pk).first()
+        if problems := import_run_problems(file_import):
+            raise InvalidInput("The import cannot run.", details=problems)
+        active = lifecycle.active_job(file_import=file_import)
+        if active is not None:
+            raise Conflict(
+                f"A run of this import is already {active.status.lower()}: {active.pk}.",
+                details={"runId": [str(active.pk)], "status": [active.status]},
+            )
+        run = lifecycle.run_create(
+            kind=JobKind.FILE_IMPORT,
+            message=f"Queued by {actor.name or actor.type}.",
+            account_id=file_import.account_id,
+            file_import=file_import,
+            trigger=trigger,
+            entities=[file_import.entity],
+        )
+        audit_record(
+            account=file_import.account,
+            actor=actor,
+            resource_type="import",
+            resource_id=file_import.pk,
+            action="run",
+            changes={"runId": str(run.pk), "trigger": trigger},
+            integration_id=file_import.integration_id,
         )
     return run
 

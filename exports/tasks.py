@@ -2,7 +2,7 @@
 
 ``run_export`` is a ``config.celery.RunTask``: one that cannot reach the database is retried by
 Celery. Waiting for the export's previous run and retrying a failed attempt are the lifecycle's
-(``syncengine.lifecycle``), not Celery retries.
+(``syncengine.jobs.lifecycle``), not Celery retries.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.app.task import Task
 
 from config.celery import RunTask
-from syncengine import lifecycle
+from syncengine.jobs import lifecycle
 
 
 @shared_task(bind=True, base=RunTask, name="exports.tasks.run_export")

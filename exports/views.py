@@ -23,8 +23,11 @@ from exports.serializers import (
     ExportRunDetailSerializer,
     ExportRunSerializer,
     ExportSerializer,
+    ImportRunDetailSerializer,
+    ImportRunSerializer,
 )
-from integrations.views import IntegrationViewSet
+from integrations.models import FileImport
+from integrations.views import FileImportViewSet, IntegrationViewSet
 from syncengine.models import SyncJob
 
 SORT_FIELDS = {
@@ -219,3 +222,91 @@ class ExportRunFileViewSet(
             filename=path.name,
             content_type="application/octet-stream",
         )
+
+
+# --- file import runs ----------------------------------------------------------------------------
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Run a file import",
+        description="Queues a run that writes the import's file and answers 202 with it: the "
+        "records of its `entity` (with its `filter`), mapped by `mapping.fields`, written as "
+        "`file.type` with the `file.csv` options, named from `ftp.fileName` and uploaded into "
+        "`ftp.directoryPath` through its connection (sftp, s3 or azure_blob). Follow it at "
+        "`GET /imports/{importId}/runs/{runId}`. 400 when the import cannot run (each problem "
+        "by field); 409 CONFLICT while a run of it is queued or running.",
+        request=None,
+        responses={
+            202: ImportRunSerializer,
+            409: error_response("CONFLICT: a run of the import is already queued or running."),
+        },
+        tags=["imports"],
+    )
+)
+class ImportRunStartViewSet(
+    NestedViewSetMixin, TenantScopedMixin, viewsets.GenericViewSet[SyncJob]
+):
+    """``POST /imports/{importId}/run``: start a run of one file import of the account."""
+
+    parent_viewset = FileImportViewSet
+    serializer_class = ImportRunSerializer
+    filterset_class = None
+    sort_fields: dict[str, str] = {}
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[SyncJob]:
+        return selectors.import_run_list(file_import=self.get_parent())
+
+    def create(self, request: Request, **kwargs: Any) -> Response:
+        file_import = self.get_parent()
+        assert isinstance(file_import, FileImport)
+        run = services.file_import_run_start(file_import=file_import, actor=self.actor)
+        return Response(ImportRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List a file import's runs (newest first)", tags=["imports"]),
+    retrieve=extend_schema(
+        summary="Get a file import run: status, rows, file, progress and log",
+        responses=ImportRunDetailSerializer,
+        tags=["imports"],
+    ),
+)
+class ImportRunViewSet(
+    NestedViewSetMixin,
+    TenantScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet[SyncJob],
+):
+    """``/imports/{importId}/runs``: the runs of one file import of the account."""
+
+    parent_viewset = FileImportViewSet
+    serializer_class = ImportRunSerializer
+    lookup_url_kwarg = "runId"
+    sort_fields = RUN_SORT_FIELDS
+    default_sort = ["-created_at"]
+
+    def get_tenant_queryset(self, account: Account) -> QuerySet[SyncJob]:
+        return selectors.import_run_list(file_import=self.get_parent())
+
+    def get_serializer_class(self) -> type[ImportRunSerializer]:
+        return ImportRunSerializer if self.action == "list" else ImportRunDetailSerializer
+
+    @extend_schema(
+        summary="Cancel a file import run",
+        description="A queued run is CANCELLED at once; a running one stops at its next check, "
+        "discards its upload and ends CANCELLED with nothing delivered. 409 CONFLICT for a run "
+        "that already completed or failed.",
+        request=None,
+        responses={
+            200: ImportRunDetailSerializer,
+            409: error_response("CONFLICT: the run already ended."),
+        },
+        tags=["imports"],
+    )
+    @action(detail=True, methods=["post"], sort_fields={})
+    def cancel(self, request: Request, **kwargs: Any) -> Response:
+        run = services.export_run_cancel(run=self.get_object(), actor=self.actor)
+        run = self.get_queryset().get(pk=run.pk)
+        return Response(ImportRunDetailSerializer(run).data)

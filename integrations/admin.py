@@ -91,8 +91,9 @@ class IntegrationAdmin(admin.ModelAdmin):
 
 @admin.register(FileImport)
 class FileImportAdmin(admin.ModelAdmin):
-    list_display = ["name", "api_identifier", "account", "integration", "last_modified"]
-    search_fields = ["name", "api_identifier", "account__name"]
+    list_display = ["name", "api_identifier", "account", "integration", "entity", "last_modified"]
+    list_filter = ["entity"]
+    search_fields = ["name", "api_identifier", "account__name", "entity"]
     raw_id_fields = ["account", "integration", "connection"]
 
 

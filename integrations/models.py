@@ -175,7 +175,13 @@ FTP_TEXT_MAX_LENGTH = {"directoryPath": 1024, "fileName": 255}
 
 
 class FileImport(models.Model):
-    """A file-import definition: file format options, FTP location, field mapping."""
+    """A file-import definition: file format options, FTP location, field mapping, and what its
+    runs write: the records of ``entity`` (``vehicles`` or an entity of the record store) that
+    match ``filter``.
+
+    ``entity`` and ``filter`` are checked against the store when the import runs: an entity may
+    be created after the import that names it.
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="file_imports")
@@ -191,6 +197,9 @@ class FileImport(models.Model):
     file = models.JSONField(default=dict, blank=True)
     ftp = models.JSONField(default=dict, blank=True)
     mapping = models.JSONField(default=dict, blank=True)
+    entity = models.CharField(max_length=100, blank=True, default="")
+    # An export's filter: field -> value (equality) or field -> {operator: operand}.
+    filter = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_modified = models.DateTimeField(auto_now=True)
 

@@ -77,6 +77,8 @@ def _import_definition(file_import: FileImport) -> dict[str, Any]:
         "file": file_import.file,
         "ftp": file_import.ftp,
         "mapping": file_import.mapping,
+        "entity": file_import.entity,
+        "filter": file_import.filter,
     }
 
 

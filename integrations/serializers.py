@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
@@ -26,6 +28,7 @@ from config.api.serializers import (
     StrictNumberField,
 )
 from connectors.models import Connection
+from connectors.naming import IMPORT_PLACEHOLDERS, template_problems
 from integrations.choices import (
     CONTAINER_TYPE,
     DataType,
@@ -514,6 +517,16 @@ class ImportCsvOptionsSerializer(JSONDocumentSerializer):
     replaceNewlineWithSpace = StrictBooleanField(required=False)
 
 
+def default_import_file() -> dict[str, Any]:
+    """``file`` of an import that names none: a CSV file."""
+    return {"type": FileType.CSV.value}
+
+
+def default_import_mapping() -> dict[str, Any]:
+    """``mapping`` of an import that names none: no fields."""
+    return {"fields": []}
+
+
 class ImportFileSerializer(JSONDocumentSerializer):
     """``file``: the file's format and options."""
 
@@ -523,15 +536,46 @@ class ImportFileSerializer(JSONDocumentSerializer):
     csv = ImportCsvOptionsSerializer(required=False)
 
 
+# Control characters (C0, DEL and C1), refused in ``ftp.directoryPath`` as in file names.
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_IMPORT_PLACEHOLDER_LIST = " ".join(f"{{{{{name}}}}}" for name in IMPORT_PLACEHOLDERS)
+
+
 class ImportFtpSerializer(JSONDocumentSerializer):
     """``ftp``: where the file goes; ``fileName`` may hold templates such as ``{{timestamp}}``."""
 
     directoryPath = StrictCharField(
-        max_length=FTP_TEXT_MAX_LENGTH["directoryPath"], allow_blank=True, required=False
+        max_length=FTP_TEXT_MAX_LENGTH["directoryPath"],
+        allow_blank=True,
+        required=False,
+        help_text="A directory on the server, absolute or relative, with / between its parts; "
+        "no .. part, backslash or control character.",
     )
     fileName = StrictCharField(
-        max_length=FTP_TEXT_MAX_LENGTH["fileName"], allow_blank=True, required=False
+        max_length=FTP_TEXT_MAX_LENGTH["fileName"],
+        allow_blank=True,
+        required=False,
+        help_text=f"The file's name; may hold the placeholders {_IMPORT_PLACEHOLDER_LIST}.",
     )
+
+    def validate_directoryPath(self, value: str) -> str:
+        # A ".." part could reach above the directories the connection is meant for; a
+        # backslash is a separator on some servers and an ordinary character on others.
+        problems: list[str] = []
+        if ".." in value.split("/"):
+            problems.append("May not contain a '..' part.")
+        if "\\" in value:
+            problems.append("May not contain backslashes; separate directories with /.")
+        if _CONTROL_CHARACTERS.search(value):
+            problems.append("May not contain control characters.")
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
+
+    def validate_fileName(self, value: str) -> str:
+        if value and (problems := template_problems(value, placeholders=IMPORT_PLACEHOLDERS)):
+            raise serializers.ValidationError(problems)
+        return value
 
 
 class ImportMappingFieldSerializer(JSONDocumentSerializer):
@@ -556,19 +600,76 @@ class ImportMappingSerializer(JSONDocumentSerializer):
         return {"fields": ImportMappingFieldSerializer(many=True, default=list)}
 
 
+class RouteIntegrationDefault:
+    """The default ``integrationId`` of an import: the integration of the URL under
+    ``/integrations/{integrationId}/imports``, none at ``/imports``."""
+
+    requires_context = True
+
+    def __call__(self, field: serializers.Field[Any, Any, Any, Any]) -> Integration | None:
+        integration: Integration | None = field.context.get("route_integration")
+        return integration
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+# What ``entity`` holds: the plain name of what the import writes (``vehicles``, ``crm.deals``),
+# never a path or a template. A blank entity (none named yet) is allowed before validators run.
+ENTITY_NAME = RegexValidator(
+    r"^[A-Za-z0-9_.\-]+\Z",
+    message="Must be a plain entity name: letters, digits, _, - and . only (such as vehicles).",
+)
+
+# The document's own spellings of the ids, answered beside the camelCase names: each with the
+# model attribute it reads. A request may send the last two for connectionId and integrationId;
+# ``_id``, like ``id``, is read-only.
+DOCUMENT_ID_SOURCES = {
+    "_id": "id",
+    "_integrationId": "integration_id",
+    "_connectionId": "connection_id",
+}
+REQUEST_ID_ALIASES = {"_connectionId": "connectionId", "_integrationId": "integrationId"}
+
+
 class FileImportSerializer(CamelModelSerializer):
-    """A file import: file format, FTP location, field mapping. ``_connectionId`` and
-    ``_integrationId`` are accepted as aliases of ``connectionId`` and ``integrationId``."""
+    """A file import: file format, FTP location, field mapping, and the entity and filter of
+    what it writes.
+
+    ``_id``, ``_connectionId`` and ``_integrationId`` (the document's spellings) are answered
+    beside ``id``, ``connectionId`` and ``integrationId``, and accepted in requests as aliases.
+    A POST or PUT gives every field it leaves out its default; a PATCH changes only the fields
+    it sends (each of file, ftp and mapping as a whole).
+    """
 
     integrationId = TenantPrimaryKeyRelatedField(
-        source="integration", queryset=Integration.objects.all(), required=False, allow_null=True
+        source="integration",
+        queryset=Integration.objects.all(),
+        allow_null=True,
+        default=RouteIntegrationDefault(),
+        help_text="The integration the import belongs to; under "
+        "/integrations/{integrationId}/imports, that integration.",
     )
     connectionId = TenantPrimaryKeyRelatedField(
-        source="connection", queryset=Connection.objects.all(), required=False, allow_null=True
+        source="connection", queryset=Connection.objects.all(), allow_null=True, default=None
     )
-    file = ImportFileSerializer(required=False)
-    ftp = ImportFtpSerializer(required=False)
-    mapping = ImportMappingSerializer(required=False)
+    file = ImportFileSerializer(default=default_import_file)
+    ftp = ImportFtpSerializer(default=dict)
+    mapping = ImportMappingSerializer(default=default_import_mapping)
+    entity = StrictCharField(
+        max_length=100,
+        allow_blank=True,
+        default="",
+        validators=[ENTITY_NAME],
+        help_text="What the import writes when it runs: vehicles, or an entity of the record "
+        "store. Checked when the import runs.",
+    )
+    filter = StrictJSONObjectField(
+        default=dict,
+        help_text="Which records the import writes, as an export's filter: field -> value "
+        "(equality) or field -> object of operators. Checked against the entity when the "
+        "import runs.",
+    )
 
     class Meta:
         model = FileImport
@@ -579,6 +680,8 @@ class FileImportSerializer(CamelModelSerializer):
             "connectionId",
             "distributed",
             "api_identifier",
+            "entity",
+            "filter",
             "file",
             "ftp",
             "mapping",
@@ -586,12 +689,48 @@ class FileImportSerializer(CamelModelSerializer):
             "last_modified",
         ]
         read_only_fields = ["id", "api_identifier", "created_at", "last_modified"]
+        extra_kwargs = {"distributed": {"default": False}}
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # Added after the camelCase renaming, which would make "Id" of "_id"; each right after
+        # the field it repeats.
+        fields: dict[str, serializers.Field[Any, Any, Any, Any]] = {}
+        for name, field in super().get_fields().items():
+            fields[name] = field
+            alias = f"_{name}"
+            if alias in DOCUMENT_ID_SOURCES:
+                fields[alias] = serializers.UUIDField(
+                    source=DOCUMENT_ID_SOURCES[alias],
+                    read_only=True,
+                    allow_null=alias != "_id",
+                    label=alias,
+                    help_text=f"Same as {name}.",
+                )
+        return fields
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            aliases = {"_connectionId": "connectionId", "_integrationId": "integrationId"}
-            data = {aliases.get(key, key): value for key, value in data.items() if key != "_id"}
+            conflicts = {
+                alias: [f"Conflicts with {name}; send one of them, or the same value in both."]
+                for alias, name in REQUEST_ID_ALIASES.items()
+                if alias in data and name in data and data[alias] != data[name]
+            }
+            if conflicts:
+                raise serializers.ValidationError(conflicts)
+            data = {REQUEST_ID_ALIASES.get(key, key): value for key, value in data.items()}
         return super().to_internal_value(data)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        route_integration = self.context.get("route_integration")
+        if (
+            route_integration is not None
+            and "integration" in attrs
+            and attrs["integration"] != route_integration
+        ):
+            raise serializers.ValidationError(
+                {"integrationId": ["An import under this URL belongs to its integration."]}
+            )
+        return attrs
 
 
 class FlowSerializer(CamelModelSerializer):

@@ -306,15 +306,50 @@ class IntegrationFlowViewSet(
         return Flow.objects.filter(integration=self.get_parent())
 
 
-@extend_schema_view(list=extend_schema(summary="File imports of an integration", tags=TAG))
+IMPORT_PUT_DESCRIPTION = (
+    "PUT replaces the whole import: a field left out takes its default (file: a CSV file, "
+    "ftp: {{}}, mapping: no fields, connectionId: null, integrationId: {integration}, "
+    'distributed: false, entity: "", filter: {{}}); name is required. PATCH changes only the '
+    "fields it sends."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="File imports of an integration", tags=TAG),
+    retrieve=extend_schema(summary="Get a file import of an integration", tags=TAG),
+    update=extend_schema(
+        summary="Replace a file import of an integration",
+        description=IMPORT_PUT_DESCRIPTION.format(integration="the integration of the URL"),
+        tags=TAG,
+    ),
+    partial_update=extend_schema(summary="Update a file import of an integration", tags=TAG),
+)
 class IntegrationImportViewSet(
-    IntegrationNestedMixin, mixins.ListModelMixin, viewsets.GenericViewSet[FileImport]
+    IntegrationNestedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet[FileImport],
 ):
+    """``/integrations/{integrationId}/imports``: the file imports of one live integration; an
+    import is read and written here as at ``/imports/{importId}``, except that it stays in the
+    integration of the URL."""
+
     serializer_class = FileImportSerializer
+    lookup_url_kwarg = "importId"
     default_sort = ["-created_at"]
 
     def get_tenant_queryset(self, account: Account) -> QuerySet[FileImport]:
         return FileImport.objects.filter(integration=self.get_parent())
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "route_integration": self.get_parent()}
+
+    def perform_update(self, serializer: BaseSerializer[Any]) -> None:
+        assert serializer.instance is not None
+        serializer.instance = import_services.file_import_update(
+            file_import=serializer.instance, actor=self.actor, **serializer.validated_data
+        )
 
 
 @extend_schema_view(
@@ -527,7 +562,11 @@ class TemplateDownloadViewSet(viewsets.ViewSet):
     list=extend_schema(summary="List file imports", tags=["imports"]),
     create=extend_schema(summary="Create a file import", tags=["imports"]),
     retrieve=extend_schema(summary="Get a file import", tags=["imports"]),
-    update=extend_schema(summary="Replace a file import", tags=["imports"]),
+    update=extend_schema(
+        summary="Replace a file import",
+        description=IMPORT_PUT_DESCRIPTION.format(integration="null"),
+        tags=["imports"],
+    ),
     partial_update=extend_schema(summary="Update a file import", tags=["imports"]),
     destroy=extend_schema(summary="Delete a file import", tags=["imports"]),
 )

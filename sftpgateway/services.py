@@ -43,7 +43,7 @@ from sftpgateway.models import (
 )
 from sftpgateway.publickeys import PublicKeyError, parse_public_key
 from sftpgateway.text import printable
-from syncengine.services import feed_file_receive
+from syncengine.feeds.services import feed_file_receive
 
 logger = logging.getLogger(__name__)
 

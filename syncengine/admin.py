@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from accounts.services import Actor
 from config.api.errors import ApplicationError
-from syncengine import jobs, services
+from syncengine.feeds import services
 from syncengine.models import (
     FeedFile,
     PulledFile,
@@ -17,6 +17,7 @@ from syncengine.models import (
     Vehicle,
     VehicleVersion,
 )
+from syncengine.sync import launch
 
 
 @admin.register(FeedFile)
@@ -72,6 +73,8 @@ class SyncJobAdmin(admin.ModelAdmin):
         "id",
         "integration",
         "connection",
+        "export",
+        "file_import",
         "kind",
         "trigger",
         "mode",
@@ -82,8 +85,15 @@ class SyncJobAdmin(admin.ModelAdmin):
         "completed_at",
     ]
     list_filter = ["status", "kind", "trigger", "mode"]
-    list_select_related = ["integration", "connection"]
-    search_fields = ["id", "integration__name", "connection__name", "account__name"]
+    list_select_related = ["integration", "connection", "export", "file_import"]
+    search_fields = [
+        "id",
+        "integration__name",
+        "connection__name",
+        "export__name",
+        "file_import__name",
+        "account__name",
+    ]
     date_hierarchy = "created_at"
     readonly_fields = [field.name for field in SyncJob._meta.fields]
     actions = ["cancel"]
@@ -97,7 +107,7 @@ class SyncJobAdmin(admin.ModelAdmin):
         cancelled = 0
         for job in queryset:
             try:
-                jobs.sync_job_cancel(job=job, actor=actor)
+                launch.sync_job_cancel(job=job, actor=actor)
                 cancelled += 1
             except ApplicationError as exc:
                 self.message_user(request, f"{job.pk}: {exc.message}", level=messages.ERROR)

@@ -11,7 +11,7 @@ class JobStatus(models.TextChoices):
 
 class JobKind(models.TextChoices):
     """What a run does. Each kind supplies its work and the side effects of its transitions
-    (``syncengine.lifecycle.RunKind``); the lifecycle is the same for all."""
+    (``syncengine.jobs.lifecycle.RunKind``); the lifecycle is the same for all."""
 
     SYNC = "sync", "Connector sync"
     FILE = "file", "Feed file"

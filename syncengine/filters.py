@@ -3,6 +3,7 @@ import django_filters
 from connectors.choices import SyncMode
 from syncengine.choices import (
     FeedFileStatus,
+    JobKind,
     JobStatus,
     JobTrigger,
     VehicleCondition,
@@ -57,6 +58,9 @@ class AccountSyncJobFilter(SyncJobFilter):
 
     integrationId = django_filters.UUIDFilter(field_name="integration_id")
     connectionId = django_filters.UUIDFilter(field_name="connection_id")
+    kind = django_filters.ChoiceFilter(choices=JobKind.choices)
+    exportId = django_filters.UUIDFilter(field_name="export_id")
+    importId = django_filters.UUIDFilter(field_name="file_import_id")
 
     class Meta:
         model = SyncJob

@@ -11,8 +11,9 @@ from accounts.models import Account
 from config.api.errors import InvalidInput
 from connectors.models import Connection
 from integrations.models import Integration
+from syncengine.feeds.ingest import feed_import, feed_settings, mapping_overrides
 from syncengine.feeds.reader import FeedFileError, open_feed
-from syncengine.ingest import feed_import, feed_settings, mapping_overrides
+from syncengine.feeds.vehicles import VEHICLE_FIELDS
 from syncengine.models import (
     FeedFile,
     Record,
@@ -23,7 +24,6 @@ from syncengine.models import (
     Vehicle,
 )
 from syncengine.serializers import vehicle_row
-from syncengine.vehicles import VEHICLE_FIELDS
 
 PREVIEW_ROWS = 10
 

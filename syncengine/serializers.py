@@ -16,7 +16,8 @@ from config.api.serializers import CamelModelSerializer, CamelSerializer
 from connectors.choices import SyncMode
 from integrations.choices import SyncStrategy
 from integrations.models import MAPPING_NAME_MAX_LENGTH
-from syncengine.jobs import parse_date_range
+from syncengine.choices import JobKind
+from syncengine.feeds.vehicles import VEHICLE_FIELDS
 from syncengine.models import (
     FeedFile,
     Record,
@@ -27,7 +28,7 @@ from syncengine.models import (
     Vehicle,
     VehicleVersion,
 )
-from syncengine.vehicles import VEHICLE_FIELDS
+from syncengine.sync.launch import parse_date_range
 
 ERROR_SAMPLES_SCHEMA = {
     "type": "array",
@@ -345,6 +346,14 @@ class SyncJobSerializer(CamelModelSerializer):
     jobId = serializers.UUIDField(source="id", read_only=True)
     integrationId = serializers.UUIDField(source="integration_id", read_only=True, allow_null=True)
     connectionId = serializers.UUIDField(source="connection_id", read_only=True, allow_null=True)
+    kind = serializers.ChoiceField(
+        choices=JobKind.choices,
+        read_only=True,
+        help_text="sync (a connector sync or a file pull), file (a feed file's ingestion), "
+        "export (an export run: exportId) or import (a file import run: importId).",
+    )
+    exportId = serializers.UUIDField(source="export_id", read_only=True, allow_null=True)
+    importId = serializers.UUIDField(source="file_import_id", read_only=True, allow_null=True)
     mode = serializers.ChoiceField(choices=MODE_CHOICES, read_only=True)
     entities = serializers.ListField(child=serializers.CharField(), read_only=True)
     date_range = DateRangeField(read_only=True)
@@ -378,6 +387,9 @@ class SyncJobSerializer(CamelModelSerializer):
             "jobId",
             "integrationId",
             "connectionId",
+            "kind",
+            "exportId",
+            "importId",
             "trigger",
             "mode",
             "strategy",

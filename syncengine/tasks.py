@@ -3,7 +3,7 @@
 The tasks that run a run (``ingest_feed_file``, ``run_sync_job``) are ``config.celery.RunTask``s:
 one that cannot reach the database is retried with a backoff, not acknowledged away. Waiting for
 a busy integration and retrying a failed attempt are not Celery retries: the run goes back to its
-queue (``syncengine.lifecycle``).
+queue (``syncengine.jobs.lifecycle``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from celery.app.task import Task
 from celery.signals import worker_ready
 
 from config.celery import RunTask
-from syncengine import ingest, lifecycle, scheduler, sweep
+from syncengine.feeds import ingest
+from syncengine.jobs import lifecycle, sweep
+from syncengine.sync import scheduler
 
 
 def _redelivered(task: Task) -> bool:
@@ -40,14 +42,10 @@ def schedules_tick() -> dict[str, int]:
     """Beat, every SCHEDULER_TICK_SECONDS: start a job for each due integration, connection and
     export."""
     result = scheduler.schedules_tick()
-    # Exports sit above this app; the one tick claims their schedules too.
-    from exports.scheduler import exports_schedule_tick
-
-    exports = exports_schedule_tick()
     return {
         "integrations": result.integrations,
         "connections": result.connections,
-        "exports": exports,
+        **scheduler.other_schedules_tick(),
     }
 
 

@@ -30,7 +30,8 @@ from connectors.views import ConnectionViewSet
 from integrations.models import Integration
 from integrations.serializers import FileImportSerializer
 from integrations.views import IntegrationViewSet
-from syncengine import jobs, selectors, services
+from syncengine import selectors
+from syncengine.feeds import services
 from syncengine.filters import (
     AccountSyncJobFilter,
     FeedFileFilter,
@@ -65,6 +66,7 @@ from syncengine.serializers import (
     VehicleSerializer,
     VehicleVersionSerializer,
 )
+from syncengine.sync import launch
 
 
 @extend_schema_view(
@@ -325,7 +327,7 @@ class ConnectionSyncViewSet(
         body = ConnectionSyncInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         values = body.validated_data
-        job = jobs.connection_sync_start(
+        job = launch.connection_sync_start(
             connection=connection,
             actor=self.actor,
             entities=values.get("entities") or [],
@@ -355,7 +357,9 @@ class IntegrationSyncViewSet(_IntegrationScopedMixin, viewsets.GenericViewSet[Sy
         tags=["integration syncs"],
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        job = jobs.integration_sync_start(integration=self.owner()["integration"], actor=self.actor)
+        job = launch.integration_sync_start(
+            integration=self.owner()["integration"], actor=self.actor
+        )
         return Response(
             {"jobId": job.pk, "status": "dispatched", "message": "Sync job has been dispatched"},
             status=status.HTTP_202_ACCEPTED,
@@ -418,7 +422,7 @@ class SyncJobViewSet(
     )
     @action(detail=True, methods=["post"], filterset_class=None, sort_fields={})
     def cancel(self, request: Request, **kwargs: Any) -> Response:
-        job = jobs.sync_job_cancel(job=self.get_object(), actor=self.actor)
+        job = launch.sync_job_cancel(job=self.get_object(), actor=self.actor)
         return Response(SyncJobDetailSerializer(job).data)
 
 

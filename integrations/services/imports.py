@@ -10,11 +10,22 @@ from accounts.models import Account
 from accounts.services import Actor, resource_create, resource_delete, resource_update
 from integrations.models import FileImport, Flow
 
-IMPORT_FIELDS = ["name", "integration", "connection", "distributed", "file", "ftp", "mapping"]
+IMPORT_FIELDS = [
+    "name",
+    "integration",
+    "connection",
+    "distributed",
+    "entity",
+    "filter",
+    "file",
+    "ftp",
+    "mapping",
+]
 FLOW_FIELDS = ["name", "integration", "description", "disabled", "file_import", "settings"]
 
 
 def file_import_create(*, account: Account, actor: Actor, **values: Any) -> FileImport:
+    """A new file import of the account, audited."""
     return resource_create(
         instance=FileImport(account=account, **values),
         actor=actor,
@@ -24,6 +35,7 @@ def file_import_create(*, account: Account, actor: Actor, **values: Any) -> File
 
 
 def file_import_update(*, file_import: FileImport, actor: Actor, **values: Any) -> FileImport:
+    """Set the fields of ``values`` (a PUT's are all of them, defaults included); audited."""
     return resource_update(
         instance=file_import,
         actor=actor,
@@ -48,6 +60,8 @@ def file_import_clone(
         connection=file_import.connection,
         name=name or f"{file_import.name} (copy)",
         distributed=file_import.distributed,
+        entity=file_import.entity,
+        filter=file_import.filter,
         file=file_import.file,
         ftp=file_import.ftp,
         mapping=file_import.mapping,

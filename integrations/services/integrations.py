@@ -330,6 +330,8 @@ def integration_clone(
             file=file_import.file,
             ftp=file_import.ftp,
             mapping=file_import.mapping,
+            entity=file_import.entity,
+            filter=file_import.filter,
         )
     Flow.objects.bulk_create(
         Flow(

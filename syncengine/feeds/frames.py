@@ -39,7 +39,7 @@ from syncengine.feeds.normalize import (
     normalize,
     split_lists,
 )
-from syncengine.vehicles import VEHICLE_FIELDS, Kind
+from syncengine.feeds.vehicles import VEHICLE_FIELDS, Kind
 
 # Appended as one more field when a file does not end with a line break: the column it lands in
 # is the number of fields the last row really had (see FeedStream and check_last_row).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from syncengine.vehicles import VEHICLE_FIELDS
+from syncengine.feeds.vehicles import VEHICLE_FIELDS
 
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 

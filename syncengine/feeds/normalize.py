@@ -31,7 +31,7 @@ from syncengine.feeds.currencies import (
     SHARED_SYMBOLS,
     SYMBOL_INDEX,
 )
-from syncengine.vehicles import Kind
+from syncengine.feeds.vehicles import Kind
 
 # Values that mean "no value" in partners' exports (Excel's #N/A, a database's NULL, ...),
 # matched case-insensitively after stripping. Listing every case variant lets pyarrow's ``isin``

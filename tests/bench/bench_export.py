@@ -44,7 +44,7 @@ from exports.entities import VEHICLE_SOURCE_FIELDS, VEHICLES, entity_source
 from exports.formats import format_options, write_parts
 from exports.models import Export
 from integrations.models import Integration
-from syncengine import lifecycle
+from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob, Vehicle
 
 TARGET = 0.5

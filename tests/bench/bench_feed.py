@@ -27,9 +27,9 @@ from django.utils import timezone
 
 from accounts.models import Account, Dealership
 from integrations.models import Integration
-from syncengine import lifecycle
 from syncengine.choices import JobKind, JobTrigger
-from syncengine.ingest import feed_file_ingest
+from syncengine.feeds.ingest import feed_file_ingest
+from syncengine.jobs import lifecycle
 from syncengine.models import FeedFile
 from tests.bench.feedgen import VAUTO_HEADER, write_vauto_feed
 

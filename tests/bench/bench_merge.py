@@ -11,9 +11,9 @@ one ``INSERT ... ON CONFLICT DO UPDATE`` into a copy of the vehicle table (same 
 Targets: the first load at least 0.5x the reference's rate, cases 2 and 3 at least 2x, and the
 process's peak RSS at most 1 GB (the parser shares the process, so the merge aims at ~400 MB).
 
-Frames follow the parser's frame contract (``syncengine.merge.rows.FRAME_COLUMNS``) and are made
-in memory, deterministically from a seed, one chunk of 100,000 rows at a time; making them is not
-timed. The benchmark runs in a throwaway test database (``test_<name>``), created and migrated
+Frames follow the parser's frame contract (``syncengine.feeds.merge.rows.FRAME_COLUMNS``) and are
+made in memory, deterministically from a seed, one chunk of 100,000 rows at a time; making them is
+not timed. The benchmark runs in a throwaway test database (``test_<name>``), created and migrated
 here and dropped afterwards.
 """
 
@@ -37,10 +37,10 @@ from numpy.typing import NDArray
 # The runner (tests.bench) sets Django up before it imports a benchmark.
 from accounts.models import Account, Dealership
 from integrations.models import Integration
-from syncengine.merge import MergeCounts, VehicleMerge
-from syncengine.merge.rows import object_values
+from syncengine.feeds.merge import MergeCounts, VehicleMerge
+from syncengine.feeds.merge.rows import object_values
+from syncengine.feeds.vehicles import VEHICLE_COLUMNS
 from syncengine.models import Vehicle
-from syncengine.vehicles import VEHICLE_COLUMNS
 from tests.bench import feedgen
 
 CHUNK_ROWS = 100_000

@@ -35,8 +35,8 @@ from django.test.utils import setup_databases, teardown_databases
 
 from accounts.models import Account, Dealership
 from integrations.models import Integration
+from syncengine.feeds.services import feed_file_receive
 from syncengine.models import FeedFile, SyncJob, Vehicle
-from syncengine.services import feed_file_receive
 from tests.bench.feedgen import write_vauto_feed
 from tests.worker import celery_worker, worker_children
 

@@ -35,7 +35,7 @@ from connectors.models import Connection
 from integrations.choices import IntegrationState
 from integrations.models import Integration
 from syncengine.models import SyncJob
-from syncengine.scheduler import schedules_tick
+from syncengine.sync.scheduler import schedules_tick
 
 TARGET_SECONDS = 10.0
 TICKS = 2

@@ -94,7 +94,7 @@ def _gateway_runs(workdir: Path, key: Path, public_line: str, local: Path, diges
     from sftpgateway.models import SftpCredential
     from sftpgateway.server import SftpGateway, host_key_load_or_create
     from sftpgateway.services import key_add
-    from syncengine import services as syncengine_services
+    from syncengine.feeds import services as syncengine_services
     from syncengine.models import FeedFile
 
     account = Account.objects.create(name="Bench Motors")

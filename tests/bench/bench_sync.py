@@ -31,8 +31,9 @@ from accounts.services import Actor
 from connectors.choices import SyncMode
 from connectors.services import connection_create
 from integrations.choices import SyncStrategy
-from syncengine import jobs, lifecycle
+from syncengine.jobs import lifecycle
 from syncengine.models import Record, SyncJob
+from syncengine.sync import launch
 from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database
 
 TARGETS = {"full sync into an empty store": 0.5}
@@ -110,7 +111,7 @@ def _reference(source: str) -> float:
 
 
 def _run_in_child(job_id: str, pipe: Pipe) -> None:
-    from syncengine.sync import sync_job_run
+    from syncengine.sync.runner import sync_job_run
 
     started = time.perf_counter()
     sync_job_run(job_id)
@@ -124,7 +125,7 @@ def _sync(connection_: Any, actor: Actor) -> tuple[float, float, SyncJob]:
     """Queue a FULL overwrite sync of the table and run it in a forked child."""
     # The child runs the job itself, as a worker would: nothing is sent to a broker.
     with mock.patch.object(lifecycle, "runs_dispatch"):
-        job = jobs.connection_sync_start(
+        job = launch.connection_sync_start(
             connection=connection_,
             actor=actor,
             entities=[TABLE],

@@ -18,9 +18,9 @@ from connectors.models import Connection
 from connectors.services import connection_create
 from connectors.sftp_pull import SftpPullConnector
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start
 from syncengine.models import Record
-from syncengine.sync import sync_job_run
+from syncengine.sync.launch import connection_sync_start
+from syncengine.sync.runner import sync_job_run
 from tests.connectors.fakehttp import Request, json_server
 
 URL = "/api/v1/integrations/connections"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from syncengine.models import Record, Vehicle
-from syncengine.store import RecordStoreWriter, stream_for
+from syncengine.sync.store import RecordStoreWriter, stream_for
 from tests.factories import AccountFactory, ConnectionFactory, IntegrationFactory
 
 SEEN = dt.datetime(2025, 3, 1, 8, 30, tzinfo=dt.UTC)

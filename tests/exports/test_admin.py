@@ -3,7 +3,7 @@ from django.test import Client
 
 from accounts.models import AuditEntry
 from exports.models import Export, ExportFile
-from syncengine import lifecycle
+from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
 from tests.exports.factories import ExportFactory
 from tests.factories import UserFactory

@@ -6,7 +6,7 @@ import time_machine
 
 from accounts.models import AuditEntry
 from exports.models import Export
-from syncengine.store import RecordStoreWriter, stream_for
+from syncengine.sync.store import RecordStoreWriter, stream_for
 from tests.exports.conftest import put_records
 from tests.exports.factories import ExportFactory
 from tests.factories import ConnectionFactory, IntegrationFactory

@@ -20,7 +20,7 @@ from connectors.registry import ConnectorError
 from connectors.services import connection_create
 from exports.models import Export
 from exports.scheduler import exports_schedule_tick
-from syncengine import lifecycle
+from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
 from tests.exports.conftest import add_vehicle, put_records
 from tests.factories import IntegrationFactory

@@ -13,7 +13,7 @@ import pytest
 from exports.models import Export
 from exports.scheduler import exports_schedule_tick
 from exports.services import schedule_next_run_at
-from syncengine import lifecycle
+from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
 from syncengine.tasks import schedules_tick
 from tests.exports.factories import ExportFactory

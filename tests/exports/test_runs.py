@@ -12,8 +12,8 @@ import pytest
 from accounts.models import Event
 from exports import runs as export_runs
 from exports.models import Export, ExportFile
-from syncengine import lifecycle
-from syncengine.lifecycle import Run
+from syncengine.jobs import lifecycle
+from syncengine.jobs.lifecycle import Run
 from syncengine.models import SyncJob
 from tests.exports.conftest import add_vehicle, put_records
 from tests.factories import IntegrationFactory

@@ -33,7 +33,11 @@ def test_clone_copies_definition_flows_and_imports_but_not_run_state(tenant, api
     integration.consecutive_failures = 4
     integration.save()
     file_import = FileImport.objects.create(
-        account=tenant.account, integration=integration, name="Inventory CSV"
+        account=tenant.account,
+        integration=integration,
+        name="Inventory CSV",
+        entity="vehicles",
+        filter={"make": "Ford"},
     )
     Flow.objects.create(
         account=tenant.account, integration=integration, name="Load", file_import=file_import
@@ -53,6 +57,7 @@ def test_clone_copies_definition_flows_and_imports_but_not_run_state(tenant, api
     cloned_import = clone.file_imports.get()
     assert cloned_import.name == "Inventory CSV"
     assert cloned_import.api_identifier != file_import.api_identifier
+    assert (cloned_import.entity, cloned_import.filter) == ("vehicles", {"make": "Ford"})
     assert clone.flows.get().file_import == cloned_import
     assert AuditEntry.objects.get(integration_id=clone.pk, resource_type="integration").changes[
         "clonedFrom"

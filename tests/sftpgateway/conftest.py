@@ -132,7 +132,8 @@ def dispatched(monkeypatch) -> list[str]:
     has its own tests); here it is enough to see each upload dispatched exactly once."""
     ids: list[str] = []
     monkeypatch.setattr(
-        "syncengine.services.dispatch_ingest", lambda feed_file_id: ids.append(str(feed_file_id))
+        "syncengine.feeds.services.dispatch_ingest",
+        lambda feed_file_id: ids.append(str(feed_file_id)),
     )
     return ids
 

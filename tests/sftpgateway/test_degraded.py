@@ -198,7 +198,7 @@ def test_uploads_received_while_redis_is_down_are_ingested_when_it_returns(
         sweep = subprocess.run(  # noqa: S603
             [
                 *(sys.executable, "manage.py", "shell", "--verbosity", "0", "-c"),
-                "from syncengine.sweep import jobs_sweep; print(jobs_sweep()['redispatched'])",
+                "from syncengine.jobs.sweep import jobs_sweep; print(jobs_sweep()['redispatched'])",
             ],
             cwd=Path(settings.BASE_DIR),
             env=_environment(redis_url, JOB_REDISPATCH_AFTER_SECONDS="0"),

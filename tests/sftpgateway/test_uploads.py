@@ -17,7 +17,7 @@ from django.conf import settings
 
 from sftpgateway.choices import ActivityEvent
 from sftpgateway.models import SftpActivity
-from syncengine import ingest
+from syncengine.feeds import ingest
 from syncengine.models import FeedFile
 from tests.sftpgateway.conftest import (
     HOST,

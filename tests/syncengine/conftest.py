@@ -7,9 +7,9 @@ import pytest
 import redis
 from django.conf import settings
 
-from syncengine.ingest import feed_file_ingest
+from syncengine.feeds.ingest import feed_file_ingest
+from syncengine.feeds.services import feed_file_receive
 from syncengine.models import FeedFile
-from syncengine.services import feed_file_receive
 from tests.factories import DealershipFactory, IntegrationFactory
 
 

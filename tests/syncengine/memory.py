@@ -17,7 +17,7 @@ from connectors.choices import ConnectorCategory, SyncMode
 from connectors.models import Connection
 from connectors.registry import Connector, ConnectorError, EntitySpec, ReadBatch, TestResult
 from syncengine.models import SyncJob
-from syncengine.sync import sync_job_run
+from syncengine.sync.runner import sync_job_run
 from tests.factories import ConnectionFactory
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from connectors.registry import ConnectorError, CopyBatch
-from syncengine.bulk import prefetched
+from syncengine.sync.bulk import prefetched
 
 
 def batches(count: int, *, first_delay: float = 0.0, fail_at: int | None = None, log=None):

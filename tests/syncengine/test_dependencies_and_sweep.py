@@ -13,10 +13,10 @@ from accounts.services import Actor
 from connectors import registry
 from integrations.choices import ImportDependencyStatus, IntegrationState
 from syncengine.choices import JobStatus
-from syncengine.jobs import integration_sync_start
+from syncengine.jobs.sweep import jobs_sweep
 from syncengine.models import SyncJob
-from syncengine.sweep import jobs_sweep
-from syncengine.sync import sync_job_run
+from syncengine.sync.launch import integration_sync_start
+from syncengine.sync.runner import sync_job_run
 from tests.factories import ConnectionFactory, IntegrationFactory
 from tests.syncengine.memory import DATASETS, Dataset, MemoryConnector
 

@@ -11,10 +11,10 @@ from config.api.errors import InvalidInput
 from connectors import registry
 from connectors.postgres import STORE_KEY_MAX_LENGTH
 from connectors.services import connection_create
-from syncengine import transform
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start, parse_date_range
 from syncengine.models import Record, Snapshot, SyncJob, SyncStream
+from syncengine.sync import transform
+from syncengine.sync.launch import connection_sync_start, parse_date_range
 from tests.syncengine.memory import Dataset, connection_for, run
 
 ACTOR = Actor.system("tests")

@@ -16,8 +16,8 @@ from connectors import registry
 from connectors.choices import SyncMode
 from integrations.choices import IntegrationState
 from syncengine.choices import JobStatus, JobTrigger
-from syncengine.jobs import INACTIVE_MESSAGE
 from syncengine.models import SyncJob
+from syncengine.sync.launch import INACTIVE_MESSAGE
 from tests.conftest import ShopApiConnector
 from tests.factories import AccountFactory, ConnectionFactory, IntegrationFactory, UserFactory
 
@@ -29,6 +29,9 @@ JOB_FIELDS = {
     "jobId",
     "integrationId",
     "connectionId",
+    "kind",
+    "exportId",
+    "importId",
     "trigger",
     "mode",
     "strategy",
@@ -145,6 +148,7 @@ def test_connection_sync_queues_a_job_and_answers_202_with_it(api, shop):
     data = response.json()["data"]
     assert set(data) == JOB_FIELDS
     assert data["syncId"] == data["jobId"] == data["id"]
+    assert (data["kind"], data["exportId"], data["importId"]) == ("sync", None, None)
     assert data["connectionId"] == str(shop.pk)
     assert data["integrationId"] is None
     assert data["status"] == "QUEUED"

@@ -10,8 +10,9 @@ import sys
 import pytest
 from django.utils import timezone
 
-from syncengine import ingest, lifecycle
-from syncengine.ingest import feed_file_ingest
+from syncengine.feeds import ingest
+from syncengine.feeds.ingest import feed_file_ingest
+from syncengine.jobs import lifecycle
 from syncengine.models import FeedFile, SyncJob, Vehicle
 from tests.syncengine.conftest import vauto_rows
 from tests.syncengine.test_pipeline import ROW_A, ROW_B, ROW_C

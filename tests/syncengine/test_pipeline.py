@@ -8,7 +8,7 @@ import time_machine
 
 from accounts.models import Event
 from integrations.models import FileImport
-from syncengine.ingest import feed_file_ingest
+from syncengine.feeds.ingest import feed_file_ingest
 from syncengine.models import FeedFile, SyncJob, Vehicle, VehicleVersion
 from tests.syncengine.conftest import vauto_rows
 

@@ -1,7 +1,7 @@
 """Connection syncs of a real PostgreSQL table through the runner.
 
-On PostgreSQL the store takes these through the bulk path (``syncengine.bulk``), on SQLite
-through the Python path (``syncengine.store``): the same tests hold for both, and the stored
+On PostgreSQL the store takes these through the bulk path (``syncengine.sync.bulk``), on SQLite
+through the Python path (``syncengine.sync.store``): the same tests hold for both, and the stored
 records are what the connector's ``read()`` gives.
 """
 
@@ -19,9 +19,9 @@ from connectors.postgres import PostgresConnector
 from connectors.services import connection_create
 from integrations.models import Integration
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start, integration_sync_start
 from syncengine.models import Record, SyncJob, SyncStream
-from syncengine.sync import sync_job_run
+from syncengine.sync.launch import connection_sync_start, integration_sync_start
+from syncengine.sync.runner import sync_job_run
 from tests.factories import IntegrationFactory
 from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database
 from tests.syncengine.memory import DATASETS, Dataset, MemoryConnector

@@ -20,10 +20,10 @@ from connectors.models import Connection
 from connectors.registry import ConnectorError
 from integrations.models import Integration
 from syncengine.choices import FeedFileSource, JobStatus, JobTrigger
-from syncengine.ingest import feed_file_ingest
+from syncengine.feeds.ingest import feed_file_ingest
+from syncengine.feeds.pull import PullResult, pull_files
 from syncengine.models import FeedFile, PulledFile, SyncJob
-from syncengine.pull import PullResult, pull_files
-from syncengine.sync import sync_job_run
+from syncengine.sync.runner import sync_job_run
 from tests.connectors.test_sftp_pull import (
     BASE_MTIME,
     pin_of,

@@ -13,8 +13,8 @@ from accounts.services import Actor
 from integrations.choices import IntegrationState, IntegrationStatus
 from integrations.models import Integration
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start, integration_sync_start
 from syncengine.models import Record, SyncJob, SyncStream
+from syncengine.sync.launch import connection_sync_start, integration_sync_start
 from tests.connectors.fakehttp import Answer, Request, json_server
 from tests.factories import ConnectionFactory, IntegrationFactory
 from tests.syncengine.memory import Dataset, connection_for, customers, run

@@ -21,10 +21,10 @@ from django.db import connection
 from accounts.services import Actor
 from connectors.services import connection_create
 from integrations.models import Integration
-from syncengine.jobs import integration_sync_start
+from syncengine.feeds.services import feed_file_receive
+from syncengine.jobs.sweep import jobs_sweep
 from syncengine.models import FeedFile, SyncJob, Vehicle
-from syncengine.services import feed_file_receive
-from syncengine.sweep import jobs_sweep
+from syncengine.sync.launch import integration_sync_start
 from tests.bench.feedgen import write_vauto_feed
 from tests.factories import DealershipFactory, IntegrationFactory
 from tests.pgscratch import PG_HOST, PG_PORT, PG_USER, admin_connect, scratch_database

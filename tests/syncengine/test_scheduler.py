@@ -22,7 +22,7 @@ from connectors.services import connection_create
 from integrations.choices import IntegrationState
 from integrations.models import Integration
 from syncengine.models import SyncJob
-from syncengine.scheduler import schedules_tick
+from syncengine.sync.scheduler import schedules_tick
 from tests.factories import AccountFactory, ConnectionFactory, IntegrationFactory
 
 NOW = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)

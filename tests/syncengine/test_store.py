@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 import pytest
 from django.db import DatabaseError, connection
 
-from syncengine import store
 from syncengine.models import Record, Snapshot, SnapshotRecord, SyncJob, SyncStream
-from syncengine.store import (
+from syncengine.sync import store
+from syncengine.sync.store import (
     RecordStoreWriter,
     SnapshotWriter,
     content_hash,

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from syncengine.jobs.sweep import jobs_sweep
 from syncengine.models import FeedFile, SyncJob
-from syncengine.sweep import jobs_sweep
 from tests.syncengine.conftest import vauto_rows
 from tests.syncengine.test_pipeline import ROW_A, ROW_B
 

@@ -12,8 +12,8 @@ from accounts.models import Event
 from accounts.services import Actor
 from integrations.choices import IntegrationState, IntegrationStatus
 from syncengine.choices import JobStatus
-from syncengine.jobs import connection_sync_start, integration_sync_start, sync_job_cancel
 from syncengine.models import Record, Snapshot, SyncJob, SyncStream
+from syncengine.sync.launch import connection_sync_start, integration_sync_start, sync_job_cancel
 from tests.factories import IntegrationFactory
 from tests.syncengine.memory import Dataset, connection_for, customers, run
 
@@ -488,17 +488,17 @@ def test_a_full_overwrite_retry_counts_each_record_once(tenant):
 
 
 def test_a_cancel_after_the_last_batch_still_ends_cancelled(tenant, monkeypatch):
-    from syncengine import sync
+    from syncengine.sync.runner import kind
 
     connection = connection_for(tenant, Dataset(records={"customers": customers(2)}))
     job = connection_sync_start(connection=connection, actor=ACTOR)
-    budget = sync._error_budget_exceeded
+    budget = kind.error_budget_exceeded
 
     def cancel_at_the_end(ctx):
         sync_job_cancel(job=SyncJob.objects.get(pk=job.pk), actor=ACTOR)
         return budget(ctx)
 
-    monkeypatch.setattr(sync, "_error_budget_exceeded", cancel_at_the_end)
+    monkeypatch.setattr(kind, "error_budget_exceeded", cancel_at_the_end)
     job = run(job)
 
     assert job.status == JobStatus.CANCELLED

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from syncengine.feeds.reader import FeedFileError, FeedOptions, open_feed
-from syncengine.vehicles import VEHICLE_COLUMNS, VEHICLE_FIELDS, Kind
+from syncengine.feeds.vehicles import VEHICLE_COLUMNS, VEHICLE_FIELDS, Kind
 from tests.bench.feedgen import write_vauto_feed
 from tests.syncengine.feeds.support import GOOD_VIN, csv_text, read, vin, write
 
