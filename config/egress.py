@@ -30,7 +30,7 @@ import socket
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -284,7 +284,9 @@ class EgressTransport(httpx.HTTPTransport):
         try:
             addresses = egress_resolve(host, port)
         except OSError as error:
-            raise httpx.ConnectError(f"{host} does not resolve: {error}", request=request) from None
+            raise httpx.ConnectError(
+                f"{host} does not resolve: {error}", request=request
+            ) from error
         last_error: httpx.TransportError | None = None
         for address in addresses:
             request.url = request.url.copy_with(host=str(address))
@@ -305,13 +307,28 @@ def egress_http_client(**options: Any) -> httpx.Client:
     return httpx.Client(transport=EgressTransport(**transport_options), **options)
 
 
-def egress_error(error: BaseException) -> EgressRefused | None:
-    """The ``EgressRefused`` behind an exception (httpx wraps transport errors), if any."""
+_E = TypeVar("_E", bound=BaseException)
+
+
+def error_behind(error: BaseException, kind: type[_E]) -> _E | None:
+    """The exception of ``kind`` behind ``error`` (httpx wraps transport errors), if any."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
-        if isinstance(current, EgressRefused):
+        if isinstance(current, kind):
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def egress_error(error: BaseException) -> EgressRefused | None:
+    """The ``EgressRefused`` behind an exception, if any."""
+    return error_behind(error, EgressRefused)
+
+
+def name_unknown(error: BaseException) -> bool:
+    """Whether ``error`` comes from a host name that does not resolve, which waiting will not
+    fix, rather than from a resolver that could not answer now (``EAI_AGAIN``)."""
+    lookup = error_behind(error, socket.gaierror)
+    return lookup is not None and lookup.errno != socket.EAI_AGAIN

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from config.egress import egress_error, egress_http_client
+from config.egress import egress_error, egress_http_client, name_unknown
 from connectors.registry import ConnectorError
 
 # Module attribute so tests can replace it and not really wait out a Retry-After.
@@ -144,7 +144,10 @@ def _transport_error(url: str, error: Exception, timeout: float) -> ConnectorErr
             f"{_where(url)} redirected more than {MAX_REDIRECTS} times.", retryable=False
         )
     if isinstance(error, httpx.ConnectError):
-        return ConnectorError(f"Could not connect to {_where(url)}: {error}.", retryable=True)
+        # A name that does not exist stays so; a resolver that could not answer may later.
+        return ConnectorError(
+            f"Could not connect to {_where(url)}: {error}.", retryable=not name_unknown(error)
+        )
     if isinstance(error, httpx.HTTPError | OSError):
         return ConnectorError(f"Connection to {_where(url)} failed: {error}.", retryable=True)
     raise error

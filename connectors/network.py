@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import socket
 
-from config.egress import EgressRefused, IPAddress, egress_connect, egress_resolve
+from config.egress import EgressRefused, IPAddress, egress_connect, egress_resolve, name_unknown
 from connectors.registry import ConnectorError
 
 
 def _unresolved(host: str, error: OSError) -> ConnectorError:
-    # EAI_AGAIN is a resolver that could not answer now; any other failure is a name that does
-    # not exist, which waiting will not fix.
-    temporary = isinstance(error, socket.gaierror) and error.errno == socket.EAI_AGAIN
-    return ConnectorError(f"Could not resolve host {host!r}: {error}.", retryable=temporary)
+    return ConnectorError(
+        f"Could not resolve host {host!r}: {error}.", retryable=not name_unknown(error)
+    )
 
 
 def checked_addresses(host: str, port: int) -> list[IPAddress]:

@@ -279,13 +279,15 @@ _PG_DISCOVER = """
     WHERE record.stream_id = ANY(%s)
     GROUP BY 1, 2
 """
+# The kinds of value at several paths, in one scan of the records: each record is paired with
+# each path (``{paths}``: ``(0, %s::text[]), (1, %s::text[]), ...``).
 _PG_PATH_TYPES = """
-    SELECT json_typeof({document} #> %s::text[]),
-           bool_and(json_typeof({document} #> %s::text[]) <> 'number'
-                    OR ({document} #>> %s::text[]) ~ '^-?[0-9]+$')
-    FROM {table} AS record
+    SELECT path.i, json_typeof({document} #> path.p),
+           bool_and(json_typeof({document} #> path.p) <> 'number'
+                    OR ({document} #>> path.p) ~ '^-?[0-9]+$')
+    FROM {table} AS record, (VALUES {paths}) AS path(i, p)
     WHERE record.stream_id = ANY(%s)
-    GROUP BY 1
+    GROUP BY 1, 2
 """
 _SQLITE_DISCOVER = """
     SELECT field.key, field.type, 1
@@ -294,10 +296,10 @@ _SQLITE_DISCOVER = """
     GROUP BY 1, 2
 """
 _SQLITE_PATH_TYPES = """
-    SELECT json_type(record.data, %s), 1
-    FROM {table} AS record
+    SELECT path.i, json_type(record.data, path.p), 1
+    FROM {table} AS record, ({paths}) AS path
     WHERE record.stream_id IN ({streams})
-    GROUP BY 1
+    GROUP BY 1, 2
 """
 # Both databases' JSON type names, as one vocabulary.
 _JSON_KINDS = {
@@ -356,22 +358,32 @@ def _discover_fields(stream_ids: list[int]) -> dict[str, set[str]]:
     return found
 
 
-def _path_kinds(stream_ids: list[int], path: Sequence[str]) -> set[str]:
-    kinds: set[str] = set()
-    if not stream_ids:
+def _path_kinds(stream_ids: list[int], paths: Sequence[Sequence[str]]) -> list[set[str]]:
+    """The kinds of value each path into the streams' records holds, in one query."""
+    kinds: list[set[str]] = [set() for _ in paths]
+    if not stream_ids or not paths:
         return kinds
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            sql = _PG_PATH_TYPES.format(table=_record_table(), document=pg_json("record.data"))
-            cursor.execute(sql, [list(path), list(path), list(path), stream_ids])
+            values = ", ".join(["(%s, %s::text[])"] * len(paths))
+            sql = _PG_PATH_TYPES.format(
+                table=_record_table(), document=pg_json("record.data"), paths=values
+            )
+            params: list[Any] = [value for i, path in enumerate(paths) for value in (i, list(path))]
+            cursor.execute(sql, [*params, stream_ids])
         else:
+            selects = " UNION ALL ".join(["SELECT %s AS i, %s AS p"] * len(paths))
             marks = ", ".join(["%s"] * len(stream_ids))
-            sql = _SQLITE_PATH_TYPES.format(table=_record_table(), streams=marks)
-            json_path = "$" + "".join(f'."{part}"' for part in path)
-            cursor.execute(sql, [json_path, *stream_ids])
-        for name, whole in cursor.fetchall():
+            sql = _SQLITE_PATH_TYPES.format(table=_record_table(), paths=selects, streams=marks)
+            params = [
+                value
+                for i, path in enumerate(paths)
+                for value in (i, "$" + "".join(f'."{part}"' for part in path))
+            ]
+            cursor.execute(sql, [*params, *stream_ids])
+        for index, name, whole in cursor.fetchall():
             if name is not None and (kind := _kind(name, whole)) is not None:
-                kinds.add(kind)
+                kinds[index].add(kind)
     return kinds
 
 
@@ -390,16 +402,14 @@ def _record_fields(stream_ids: list[int], fields: Sequence[str] | None) -> list[
                 for key, kinds in sorted(discovered.items())
             ),
         ]
-    result = []
-    for name in fields:
-        if name in RECORD_META_FIELDS:
-            result.append(RECORD_META_FIELDS[name])
-        else:
-            path = tuple(name.split("."))
-            result.append(
-                SourceField(Column(name, column_type(_path_kinds(stream_ids, path))), path=path)
-            )
-    return result
+    paths = {name: tuple(name.split(".")) for name in fields if name not in RECORD_META_FIELDS}
+    kinds = dict(zip(paths, _path_kinds(stream_ids, list(paths.values())), strict=True))
+    return [
+        RECORD_META_FIELDS[name]
+        if name in RECORD_META_FIELDS
+        else SourceField(Column(name, column_type(kinds[name])), path=paths[name])
+        for name in fields
+    ]
 
 
 # --- the rows --------------------------------------------------------------------------------

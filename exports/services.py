@@ -370,6 +370,46 @@ def export_delete(*, export: Export, actor: Actor) -> None:
 # --- runs ---------------------------------------------------------------------------------------
 
 
+def _run_queue(
+    *,
+    owner: Export | FileImport,
+    noun: str,
+    kind: str,
+    actor: Actor,
+    trigger: str,
+    entities: list[str],
+) -> SyncJob:
+    """Queue a run of an export or a file import (``owner``, locked so two requests cannot both
+    pass the check) and audit it; another queued or running run of it is a ``Conflict``."""
+    type(owner).objects.select_for_update(no_key=True).filter(pk=owner.pk).first()
+    field = "export" if isinstance(owner, Export) else "file_import"
+    owned: dict[str, Any] = {field: owner}
+    active = lifecycle.active_job(**owned)
+    if active is not None:
+        raise Conflict(
+            f"A run of this {noun} is already {active.status.lower()}: {active.pk}.",
+            details={"runId": [str(active.pk)], "status": [active.status]},
+        )
+    run = lifecycle.run_create(
+        kind=kind,
+        message=f"Queued by {actor.name or actor.type}.",
+        account_id=owner.account_id,
+        trigger=trigger,
+        entities=entities,
+        **owned,
+    )
+    audit_record(
+        account=owner.account,
+        actor=actor,
+        resource_type=noun,
+        resource_id=owner.pk,
+        action="run",
+        changes={"runId": str(run.pk), "trigger": trigger},
+        integration_id=owner.integration_id,
+    )
+    return run
+
+
 def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.MANUAL) -> SyncJob:
     """Queue a run of ``export`` (its task is sent once the transaction commits) and audit it.
 
@@ -377,32 +417,14 @@ def export_run_start(*, export: Export, actor: Actor, trigger: str = JobTrigger.
     A paused export runs when asked to; only its schedule is paused.
     """
     with transaction.atomic():
-        # Lock the export so two requests cannot both pass the check below.
-        Export.objects.select_for_update(no_key=True).filter(pk=export.pk).first()
-        active = lifecycle.active_job(export=export)
-        if active is not None:
-            raise Conflict(
-                f"A run of this export is already {active.status.lower()}: {active.pk}.",
-                details={"runId": [str(active.pk)], "status": [active.status]},
-            )
-        run = lifecycle.run_create(
+        return _run_queue(
+            owner=export,
+            noun="export",
             kind=JobKind.EXPORT,
-            message=f"Queued by {actor.name or actor.type}.",
-            account_id=export.account_id,
-            export=export,
+            actor=actor,
             trigger=trigger,
             entities=list(export.entities),
         )
-        audit_record(
-            account=export.account,
-            actor=actor,
-            resource_type="export",
-            resource_id=export.pk,
-            action="run",
-            changes={"runId": str(run.pk), "trigger": trigger},
-            integration_id=export.integration_id,
-        )
-    return run
 
 
 def file_import_run_start(
@@ -412,34 +434,17 @@ def file_import_run_start(
     it. An import that cannot run (no entity, no connection that receives files, ...) is an
     ``InvalidInput`` naming each problem; at most one run of an import is queued or running:
     another is a ``Conflict`` naming it."""
+    if problems := import_run_problems(file_import):
+        raise InvalidInput("The import cannot run.", details=problems)
     with transaction.atomic():
-        FileImport.objects.select_for_update(no_key=True).filter(pk=file_import.pk).first()
-        if problems := import_run_problems(file_import):
-            raise InvalidInput("The import cannot run.", details=problems)
-        active = lifecycle.active_job(file_import=file_import)
-        if active is not None:
-            raise Conflict(
-                f"A run of this import is already {active.status.lower()}: {active.pk}.",
-                details={"runId": [str(active.pk)], "status": [active.status]},
-            )
-        run = lifecycle.run_create(
+        return _run_queue(
+            owner=file_import,
+            noun="import",
             kind=JobKind.FILE_IMPORT,
-            message=f"Queued by {actor.name or actor.type}.",
-            account_id=file_import.account_id,
-            file_import=file_import,
+            actor=actor,
             trigger=trigger,
             entities=[file_import.entity],
         )
-        audit_record(
-            account=file_import.account,
-            actor=actor,
-            resource_type="import",
-            resource_id=file_import.pk,
-            action="run",
-            changes={"runId": str(run.pk), "trigger": trigger},
-            integration_id=file_import.integration_id,
-        )
-    return run
 
 
 def export_run_cancel(*, run: SyncJob, actor: Actor) -> SyncJob:

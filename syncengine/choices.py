@@ -55,7 +55,8 @@ FEED_FILE_PROCESSED: frozenset[str] = frozenset(
 
 class FeedFileSource(models.TextChoices):
     SFTP = "sftp", "SFTP gateway"
-    PULL = "sftp_pull", "SFTP pull"
+    # A file taken by a pull from any connection that feeds files (sftp_pull, sftp, s3, azure_blob).
+    PULL = "sftp_pull", "Pulled from storage (SFTP, S3, Azure Blob)"
     REPROCESS = "reprocess", "Reprocess"
 
 

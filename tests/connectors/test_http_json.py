@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -372,6 +373,28 @@ def test_refused_connection_is_retryable(fake_api):
         read_all(closed)
 
     assert error.value.retryable is True
+
+
+@pytest.mark.parametrize(
+    ("errno", "retryable"), [(socket.EAI_NONAME, False), (socket.EAI_AGAIN, True)]
+)
+def test_a_name_that_does_not_exist_is_not_retryable_a_resolver_failure_is(
+    monkeypatch, errno, retryable
+):
+    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(errno, "faked lookup")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)  # no lookup leaves the machine
+    source = HttpJsonConnector(
+        config={"baseUrl": "https://api.example.test", "entities": {"items": {"path": "/items"}}},
+        credentials={},
+    )
+
+    with pytest.raises(ConnectorError) as error:
+        read_all(source)
+
+    assert error.value.retryable is retryable
+    assert "does not resolve" in error.value.message
 
 
 def test_records_path_that_is_not_an_array_is_not_retryable(fake_api):

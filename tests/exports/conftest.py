@@ -4,11 +4,15 @@ whichever DATABASE_URL names)."""
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accounts.services import Actor
+from connectors.services import connection_create
 from syncengine.models import Record, Vehicle
 from syncengine.sync.store import RecordStoreWriter, stream_for
 from tests.factories import AccountFactory, ConnectionFactory, IntegrationFactory
@@ -58,6 +62,49 @@ def account(db):
 @pytest.fixture
 def integration(account):
     return IntegrationFactory(account=account)
+
+
+def storage_connection(tenant: Any, connector_id: str, config: dict, credentials: dict) -> Any:
+    """A connection of ``tenant`` made through the service, as the API would."""
+    return connection_create(
+        account=tenant.account,
+        actor=Actor.system(),
+        connector_id=connector_id,
+        name=f"{connector_id} files",
+        config=config,
+        credentials=credentials,
+    )
+
+
+def sftp_connection_to(tenant: Any, server: Any, directory: Path) -> Any:
+    """An ``sftp`` connection to the test sshd, in ``directory``, with a pinned host key."""
+    return storage_connection(
+        tenant,
+        "sftp",
+        {
+            "host": server.host,
+            "port": server.port,
+            "username": server.username,
+            "hostKey": server.host_key,
+            "directory": str(directory),
+        },
+        {"privateKey": server.private_key},
+    )
+
+
+def s3_bucket_with_connection(tenant: Any, server: Any, prefix: str) -> tuple[str, Any]:
+    """A new bucket on the moto server and an ``s3`` connection of ``tenant`` to it."""
+    bucket = f"{prefix}-{secrets.token_hex(4)}"
+    server.client().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": server.region}
+    )
+    connection = storage_connection(
+        tenant,
+        "s3",
+        {"bucket": bucket, "region": server.region, "endpointUrl": server.endpoint},
+        server.admin,
+    )
+    return bucket, connection
 
 
 # The real storage servers (moto's S3, Azurite, OpenSSH sshd), each started once per test run.

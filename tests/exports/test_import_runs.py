@@ -15,10 +15,13 @@ import pytest
 import time_machine
 
 from accounts.models import Event
-from accounts.services import Actor
-from connectors.services import connection_create
 from syncengine.jobs import lifecycle
-from tests.exports.conftest import add_vehicle, put_records
+from tests.exports.conftest import (
+    add_vehicle,
+    put_records,
+    s3_bucket_with_connection,
+    sftp_connection_to,
+)
 from tests.factories import ConnectionFactory, IntegrationFactory
 from tests.servers import S3Server, SshServer
 
@@ -26,17 +29,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/v1/imports"
 NOW = dt.datetime(2025, 1, 15, 2, 0, tzinfo=dt.UTC)
-
-
-def connection(tenant, connector_id: str, config: dict, credentials: dict) -> Any:
-    return connection_create(
-        account=tenant.account,
-        actor=Actor.system(),
-        connector_id=connector_id,
-        name=f"{connector_id} for imports",
-        config=config,
-        credentials=credentials,
-    )
 
 
 @pytest.fixture
@@ -61,18 +53,7 @@ def sftp_folder(sshd: SshServer) -> Path:
 
 @pytest.fixture
 def sftp_connection(tenant, sshd: SshServer, sftp_folder: Path):
-    return connection(
-        tenant,
-        "sftp",
-        {
-            "host": sshd.host,
-            "port": sshd.port,
-            "username": sshd.username,
-            "hostKey": sshd.host_key,
-            "directory": str(sftp_folder),
-        },
-        {"privateKey": sshd.private_key},
-    )
+    return sftp_connection_to(tenant, sshd, sftp_folder)
 
 
 def document_body(connection_id: Any, **changes: Any) -> dict[str, Any]:
@@ -147,16 +128,7 @@ def test_a_run_writes_the_mapped_records_with_the_csv_options_into_the_sftp_fold
 
 
 def test_a_run_to_s3_writes_json_under_the_directory_path(tenant, api, moto_s3: S3Server):
-    bucket = f"imports-{secrets.token_hex(4)}"
-    moto_s3.client().create_bucket(
-        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": moto_s3.region}
-    )
-    s3 = connection(
-        tenant,
-        "s3",
-        {"bucket": bucket, "region": moto_s3.region, "endpointUrl": moto_s3.endpoint},
-        moto_s3.admin,
-    )
+    bucket, s3 = s3_bucket_with_connection(tenant, moto_s3, "imports")
     integration = IntegrationFactory(account=tenant.account)
     add_vehicle(integration, "1FTFW1E50MFA00001", make="Ford", price="31999.00")
     add_vehicle(integration, "1FTFW1E50MFA00002", make="Kia", price="18500.00")

@@ -14,15 +14,18 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from accounts.services import Actor
 from connectors import s3 as s3_module
 from connectors.registry import ConnectorError
-from connectors.services import connection_create
 from exports.models import Export
 from exports.scheduler import exports_schedule_tick
 from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
-from tests.exports.conftest import add_vehicle, put_records
+from tests.exports.conftest import (
+    add_vehicle,
+    put_records,
+    sftp_connection_to,
+    storage_connection,
+)
 from tests.factories import IntegrationFactory
 from tests.servers import S3Server, SshServer
 
@@ -61,17 +64,6 @@ def inventory(tenant):
     return integration
 
 
-def connection(tenant, connector_id: str, config: dict, credentials: dict) -> Any:
-    return connection_create(
-        account=tenant.account,
-        actor=Actor.system(),
-        connector_id=connector_id,
-        name=f"{connector_id} exports",
-        config=config,
-        credentials=credentials,
-    )
-
-
 def run_export(api, export_id: str) -> dict:
     queued = api.post(f"{URL}/{export_id}/run")
     assert queued.status_code == 202, queued.content
@@ -94,7 +86,7 @@ def bucket(moto_s3: S3Server) -> str:
 
 @pytest.fixture
 def s3_connection(tenant, moto_s3: S3Server, bucket: str):
-    return connection(
+    return storage_connection(
         tenant,
         "s3",
         {"bucket": bucket, "region": moto_s3.region, "endpointUrl": moto_s3.endpoint},
@@ -247,7 +239,7 @@ def test_a_throttled_upload_is_retried_with_a_fresh_upload_and_leaves_nothing_me
 def test_a_destination_that_refuses_writes_fails_the_run_at_once(
     tenant, api, inventory, moto_s3, bucket
 ):
-    reader = connection(
+    reader = storage_connection(
         tenant,
         "s3",
         {"bucket": bucket, "region": moto_s3.region, "endpointUrl": moto_s3.endpoint},
@@ -275,7 +267,7 @@ def test_a_destination_that_refuses_writes_fails_the_run_at_once(
 def test_destination_connections_must_be_of_the_matching_connector(
     tenant, other_tenant, api, inventory, s3_connection
 ):
-    theirs = connection(
+    theirs = storage_connection(
         other_tenant, "s3", {"bucket": "theirs"}, {"accessKeyId": "a", "secretAccessKey": "b"}
     )
     cases = [
@@ -300,7 +292,7 @@ def test_destination_connections_must_be_of_the_matching_connector(
 def test_a_run_to_azure_blob_commits_one_blob_per_entity(tenant, api, inventory, azurite):
     container = f"exports-{secrets.token_hex(4)}"
     azurite.service().create_container(container)
-    azure = connection(
+    azure = storage_connection(
         tenant,
         "azure_blob",
         {"container": container, "endpointUrl": azurite.endpoint},
@@ -341,18 +333,7 @@ def test_a_run_to_sftp_renames_one_complete_file_per_entity_into_place(
 ):
     folder: Path = sshd.workspace / secrets.token_hex(4)
     folder.mkdir()
-    sftp = connection(
-        tenant,
-        "sftp",
-        {
-            "host": sshd.host,
-            "port": sshd.port,
-            "username": sshd.username,
-            "hostKey": sshd.host_key,
-            "directory": str(folder),
-        },
-        {"privateKey": sshd.private_key},
-    )
+    sftp = sftp_connection_to(tenant, sshd, folder)
     export = api.post(
         URL,
         {
