@@ -1,4 +1,5 @@
-# Railyard: one image for every process (web, worker, beat); docker-compose.yml picks the command.
+# Railyard: one image for every process (migrate, web, worker, beat, sftp); docker-compose.yml picks
+# the command. Static files are collected into the image; migrations run from it at deploy time.
 
 # --- build: dependencies into a virtualenv (compilers only live in this stage) --------------------
 FROM python:3.11-slim AS build
@@ -51,6 +52,7 @@ RUN SECRET_KEY=collectstatic FIELD_ENCRYPTION_KEY=collectstatic REDIS_URL=redis:
     && rm -rf /tmp/collectstatic
 
 USER railyard
+# 8000: the web process (HTTP, behind a TLS proxy); 2222: the SFTP gateway (plain TCP).
 EXPOSE 8000 2222
 
 # Workers, timeouts and request limits: gunicorn.conf.py (the same file the Procfile and compose use).

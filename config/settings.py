@@ -31,7 +31,14 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
 
-DATA_DIR = Path(env("DATA_DIR", default=str(BASE_DIR / "var"))).resolve()
+
+def _path(name: str, default: str) -> Path:
+    """A path from the environment; set but empty (``FEED_STORAGE_DIR=`` in a .env) counts as
+    unset, not as the current directory."""
+    return Path(env(name, default="") or default)
+
+
+DATA_DIR = _path("DATA_DIR", str(BASE_DIR / "var")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -149,7 +156,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env("STATIC_ROOT", default=str(DATA_DIR / "static")))
+STATIC_ROOT = _path("STATIC_ROOT", str(DATA_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Static files (admin, Swagger UI) are served by the app itself through WhiteNoise.
 STORAGES = {
@@ -160,7 +167,6 @@ MEDIA_ROOT = DATA_DIR / "files"
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- API --------------------------------------------------------------------------------------
 # Budgets are count/second|minute|hour|day, counted exactly in Redis (accounts.throttling).
@@ -170,6 +176,9 @@ API_AUTH_FAILURE_LIMIT_PER_KEY = env("API_AUTH_FAILURE_LIMIT_PER_KEY", default="
 # Reverse proxies in front of the web process that append to X-Forwarded-For (0: the peer's
 # address is the client's; a higher count than the real one lets clients forge their address).
 API_NUM_PROXIES = env.int("API_NUM_PROXIES", default=0)
+# X-Forwarded-Proto: https marks a request as secure only behind a proxy that sets it; with none
+# declared, a client could send the header itself.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if API_NUM_PROXIES > 0 else None
 API_PAGE_SIZE = 20
 # Request limits (config.middleware, config.api.parsers): a larger body is 413, deeper JSON 400.
 API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=10 * 1024 * 1024)
@@ -278,7 +287,7 @@ EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
 
 # --- exports ----------------------------------------------------------------------------------
 # LOCAL destinations write under EXPORT_LOCAL_DIR/<account id>/ and nowhere else.
-EXPORT_LOCAL_DIR = Path(env("EXPORT_LOCAL_DIR", default=str(DATA_DIR / "exports")))
+EXPORT_LOCAL_DIR = _path("EXPORT_LOCAL_DIR", str(DATA_DIR / "exports"))
 # A file larger than this is split into parts (an export's own maxFileSizeMb wins).
 EXPORT_MAX_FILE_SIZE_MB = env.int("EXPORT_MAX_FILE_SIZE_MB", default=256)
 
@@ -318,7 +327,7 @@ _egress_rules_check()
 
 # --- feeds ------------------------------------------------------------------------------------
 # Received feed files are kept here (immutable copies; reprocessing reads them again).
-FEED_STORAGE_DIR = Path(env("FEED_STORAGE_DIR", default=str(DATA_DIR / "feeds")))
+FEED_STORAGE_DIR = _path("FEED_STORAGE_DIR", str(DATA_DIR / "feeds"))
 
 # --- sync jobs and schedules -----------------------------------------------------------------
 # Records a connector read returns per batch; a batch is committed with its cursor, and a cancel
@@ -352,7 +361,7 @@ SCHEDULER_BATCH_SIZE = env.int("SCHEDULER_BATCH_SIZE", default=500)
 # --- SFTP gateway -----------------------------------------------------------------------------
 SFTP_PUBLIC_HOST = env("SFTP_PUBLIC_HOST", default="localhost")
 SFTP_PORT = env.int("SFTP_PORT", default=2222)
-SFTP_ROOT_DIR = Path(env("SFTP_ROOT_DIR", default=str(DATA_DIR / "sftp")))
+SFTP_ROOT_DIR = _path("SFTP_ROOT_DIR", str(DATA_DIR / "sftp"))
 SFTP_MAX_FILE_SIZE = env.int("SFTP_MAX_FILE_SIZE", default=2 * 1024**3)
 SFTP_MAX_SESSIONS_PER_USER = env.int("SFTP_MAX_SESSIONS_PER_USER", default=4)
 SFTP_MAX_SESSIONS = env.int("SFTP_MAX_SESSIONS", default=100)
@@ -391,9 +400,9 @@ SFTP_SESSION_RECHECK_SECONDS = env.float("SFTP_SESSION_RECHECK_SECONDS", default
 # Seconds from a connection's arrival to its login (key exchange included).
 SFTP_LOGIN_GRACE_SECONDS = env.float("SFTP_LOGIN_GRACE_SECONDS", default=20.0)
 SFTP_SHUTDOWN_GRACE_SECONDS = env.float("SFTP_SHUTDOWN_GRACE_SECONDS", default=60.0)
-SFTP_HOST_KEY_PATH = Path(env("SFTP_HOST_KEY_PATH", default=str(DATA_DIR / "sftp_host_key")))
+SFTP_HOST_KEY_PATH = _path("SFTP_HOST_KEY_PATH", str(DATA_DIR / "sftp_host_key"))
 # Uploads cut off mid-transfer are kept here, outside every partner's root.
-SFTP_PARTIAL_DIR = Path(env("SFTP_PARTIAL_DIR", default=str(SFTP_ROOT_DIR / ".partial")))
+SFTP_PARTIAL_DIR = _path("SFTP_PARTIAL_DIR", str(SFTP_ROOT_DIR / ".partial"))
 SFTP_ACTIVITY_RETENTION_DAYS = env.int("SFTP_ACTIVITY_RETENTION_DAYS", default=90)
 
 LOGGING = {
