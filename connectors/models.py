@@ -35,6 +35,9 @@ class Connection(models.Model):
     next_sync_at = models.DateTimeField(null=True, blank=True, db_index=True)
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_result = models.JSONField(null=True, blank=True)
+    # The entities discovery found (``connectors.discovery``), kept until refreshed.
+    discovered = models.JSONField(null=True, blank=True, editable=False)
+    discovered_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

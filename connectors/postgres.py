@@ -32,6 +32,7 @@ from connectors.registry import (
     ConnectorError,
     CopyBatch,
     EntitySpec,
+    FieldSpec,
     ReadBatch,
     TestResult,
     register,
@@ -45,6 +46,26 @@ NO_PASSFILE = "/dev/null/railyard-no-passfile"
 # Column names taken as the cursor of an entity when the config names none (timestamp-typed only).
 CURSOR_COLUMN_NAMES = ("updated_at", "modified_at", "updatedAt")
 TIMESTAMP_TYPES = {"timestamp with time zone", "timestamp without time zone", "date"}
+# information_schema data types -> JSON Schema types, as discovery reports them.
+_JSON_TYPES: dict[str, str | None] = {
+    "smallint": "integer",
+    "integer": "integer",
+    "bigint": "integer",
+    "real": "number",
+    "double precision": "number",
+    "interval": "number",  # seconds
+    "boolean": "boolean",
+    "json": None,  # any JSON value
+    "jsonb": None,
+    "ARRAY": "array",
+}
+
+
+def _json_type(data_type: str) -> str | None:
+    """The JSON type a column's values take in records: text, dates, times, uuids and numeric
+    (kept exact, as its text) are strings."""
+    return _JSON_TYPES.get(data_type, "string")
+
 
 # Connection failures that another attempt cannot fix: wrong database, role or password.
 _PERMANENT_CONNECT_FAILURES = re.compile(
@@ -180,6 +201,7 @@ class _Table:
     is_view: bool
     columns: list[tuple[str, str]]  # (name, data type) in column order
     primary_key: list[str]
+    nullable: frozenset[str] = frozenset()
 
 
 @register
@@ -316,7 +338,7 @@ class PostgresConnector(Connector):
         """Tables and views of the schema, limited to config ``tables`` when it is set."""
         rows = conn.execute(
             """
-            SELECT t.table_name, t.table_type, c.column_name, c.data_type
+            SELECT t.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable
             FROM information_schema.tables t
             JOIN information_schema.columns c
               ON c.table_schema = t.table_schema AND c.table_name = t.table_name
@@ -341,11 +363,14 @@ class PostgresConnector(Connector):
         wanted = set(self.config.get("tables") or [])
         columns: dict[str, list[tuple[str, str]]] = {}
         kinds: dict[str, bool] = {}
-        for table_name, table_type, column_name, data_type in rows:
+        nullable: dict[str, set[str]] = {}
+        for table_name, table_type, column_name, data_type, is_nullable in rows:
             if wanted and table_name not in wanted:
                 continue
             columns.setdefault(table_name, []).append((column_name, data_type))
             kinds[table_name] = table_type == "VIEW"
+            if is_nullable == "YES":
+                nullable.setdefault(table_name, set()).add(column_name)
         primary_keys: dict[str, list[str]] = {}
         for table_name, column_name in keys:
             primary_keys.setdefault(table_name, []).append(column_name)
@@ -356,6 +381,7 @@ class PostgresConnector(Connector):
                 is_view=kinds[name],
                 columns=table_columns,
                 primary_key=list(configured_keys.get(name) or primary_keys.get(name, [])),
+                nullable=frozenset(nullable.get(name, ())),
             )
             for name, table_columns in columns.items()
         }
@@ -376,6 +402,10 @@ class PostgresConnector(Connector):
             primary_key=table.primary_key,
             cursor_field=self._cursor_field(table),
             fields=[column for column, _ in table.columns],
+            field_specs=tuple(
+                FieldSpec(column, _json_type(data_type), column in table.nullable)
+                for column, data_type in table.columns
+            ),
         )
 
     def _table(self, conn: psycopg.Connection[Any], entity: str) -> _Table:

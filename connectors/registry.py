@@ -48,6 +48,17 @@ class TestResult:
 
 
 @dataclass(frozen=True)
+class FieldSpec:
+    """A field of an entity as discovery reports it: its JSON Schema type (``string``,
+    ``integer``, ``number``, ``boolean``, ``object``, ``array``; None when the source does not
+    say) and whether it may be null."""
+
+    name: str
+    type: str | None = None
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
 class EntitySpec:
     """An entity a source offers: its name, primary key and the cursor for incremental reads."""
 
@@ -55,6 +66,8 @@ class EntitySpec:
     primary_key: list[str]
     cursor_field: str | None = None
     fields: list[str] = field(default_factory=list)
+    # The fields with their types, when the source knows them (a database's columns).
+    field_specs: tuple[FieldSpec, ...] = ()
     # Whether read() returns records in cursor order, so that a run can resume after any batch.
     # A source that pages in its own order (a generic API, Stripe's newest first) has its
     # cursor saved only once the whole entity is read.

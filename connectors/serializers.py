@@ -4,6 +4,8 @@ Connections have an input serializer (what a client may send) and an output seri
 API answers): ``credentials`` exists only on the way in, and ``status`` ERROR only on the way out.
 """
 
+from typing import Any
+
 from rest_framework import serializers
 
 from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
@@ -119,3 +121,37 @@ class ConnectionTestResultSerializer(CamelSerializer):
     error = serializers.CharField(
         required=False, help_text="Why the test failed, readable by a person; only on failure."
     )
+
+
+class DiscoveredFieldSerializer(CamelSerializer):
+    name = serializers.CharField(read_only=True)
+    type = serializers.CharField(
+        read_only=True,
+        allow_null=True,
+        help_text="JSON Schema type: string, integer, number, boolean, object or array; null "
+        "when the source does not say.",
+    )
+    nullable = serializers.BooleanField(read_only=True)
+
+
+class DiscoveredEntitySerializer(CamelSerializer):
+    """An entity the connection's source offers."""
+
+    name = serializers.CharField(read_only=True)
+    primaryKey = serializers.ListField(child=serializers.CharField(), read_only=True)
+    cursorField = serializers.CharField(
+        read_only=True, allow_null=True, help_text="What incremental reads go by; null if none."
+    )
+    syncModes = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="FULL, INCREMENTAL (entities with a cursor field) and SNAPSHOT, as the "
+        "connector supports them.",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        # Declared here: a class attribute named "fields" reads like the serializer's own.
+        return {
+            **super().get_fields(),
+            "fields": DiscoveredFieldSerializer(many=True, read_only=True),
+        }

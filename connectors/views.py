@@ -12,6 +12,7 @@ from accounts.models import Account
 from accounts.viewsets import TenantViewSet
 from config.api.schema import error_response
 from connectors import selectors, services
+from connectors.discovery import connection_entities
 from connectors.filters import ConnectionFilter
 from connectors.models import Connection
 from connectors.serializers import (
@@ -20,6 +21,7 @@ from connectors.serializers import (
     ConnectionTestResultSerializer,
     ConnectorQuerySerializer,
     ConnectorSerializer,
+    DiscoveredEntitySerializer,
 )
 
 
@@ -147,3 +149,33 @@ class ConnectionViewSet(TenantViewSet):
     def test(self, request: Request, connectionId: str) -> Response:
         result = services.connection_test(connection=self.get_object(), actor=self.actor)
         return Response(ConnectionTestResultSerializer(services.connection_test_data(result)).data)
+
+    @extend_schema(
+        summary="Discover a connection's entities",
+        operation_id="connections_entities",
+        description=(
+            "The entities the connection's source offers, each with its fields (name, JSON "
+            "type, nullable), primary key, cursor field and sync modes. Kept on the connection "
+            "after the first discovery; `?refresh=true` asks the source again. Syncs and "
+            "integrations that name an entity are checked against this list. 502 "
+            "UPSTREAM_ERROR when the source cannot be asked."
+        ),
+        parameters=[
+            OpenApiParameter(
+                "refresh",
+                OpenApiTypes.BOOL,
+                description="Ask the source again instead of answering the kept list.",
+            )
+        ],
+        responses={
+            200: DiscoveredEntitySerializer(many=True),
+            502: error_response("UPSTREAM_ERROR: the source could not be asked."),
+        },
+        tags=["connections"],
+    )
+    @action(detail=True, methods=["get"], filterset_class=None, sort_fields={})
+    def entities(self, request: Request, connectionId: str) -> Response:
+        refresh = request.query_params.get("refresh", "").lower() in ("1", "true", "yes")
+        entities = connection_entities(connection=self.get_object(), refresh=refresh)
+        page = self.paginate_queryset(entities)
+        return self.get_paginated_response(DiscoveredEntitySerializer(page, many=True).data)

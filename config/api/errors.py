@@ -60,6 +60,14 @@ class Conflict(ApplicationError):
     code = "CONFLICT"
 
 
+class UpstreamError(ApplicationError):
+    """The connected system (a tenant's database or API) failed to answer a request that needed
+    it now; the message is the connector's."""
+
+    status_code = status.HTTP_502_BAD_GATEWAY
+    code = "UPSTREAM_ERROR"
+
+
 _CODES_BY_EXCEPTION: list[tuple[type[exceptions.APIException], str]] = [
     (exceptions.ValidationError, "VALIDATION_ERROR"),
     (exceptions.ParseError, "BAD_REQUEST"),

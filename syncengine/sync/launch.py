@@ -17,6 +17,7 @@ from accounts.services import Actor, audit_record
 from config.api.datetimes import moment_problem
 from config.api.errors import BadRequest, Conflict, InvalidInput
 from connectors.choices import ConnectionStatus, SyncMode
+from connectors.discovery import entities_check
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector
@@ -164,6 +165,9 @@ def connection_sync_start(
         raise BadRequest(
             f"Cannot sync a connection whose status is {connection.status}; set it to ACTIVE first."
         )
+    if not connector.entities:
+        # Entities found by discovery (a database's tables): checked against the kept list.
+        entities_check(connection=connection, names=entities, field="entities")
     with transaction.atomic():
         # Lock the connection row so two requests cannot both pass the busy check.
         Connection.objects.select_for_update().filter(pk=connection.pk).first()
