@@ -6,7 +6,7 @@ from rest_framework import serializers
 from accounts.choices import ApiKeyScope
 from accounts.models import ApiKey, AuditEntry, Dealership, Event
 from accounts.services import DEALERSHIP_FIELDS
-from config.api.serializers import CamelModelSerializer
+from config.api.serializers import CamelModelSerializer, camel
 
 
 class DealershipSerializer(CamelModelSerializer):
@@ -74,6 +74,12 @@ class AuditEntrySerializer(CamelModelSerializer):
 
     def get_actor(self, entry: AuditEntry) -> dict[str, str]:
         return {"type": entry.actor_type, "id": entry.actor_id, "name": entry.actor_name}
+
+    def to_representation(self, instance: AuditEntry) -> dict[str, Any]:
+        # Changes are kept by model field (sync_settings); the API names fields camelCase.
+        data = super().to_representation(instance)
+        data["changes"] = {camel(name): change for name, change in (instance.changes or {}).items()}
+        return data
 
 
 class EventSerializer(CamelModelSerializer):

@@ -213,6 +213,13 @@ class MappedColumnSerializer(CamelSerializer):
     origin = serializers.ChoiceField(choices=["default", "custom"], allow_null=True)
 
 
+class MappingsSerializer(CamelSerializer):
+    """An integration's field mappings: ``{"Source Column": "canonicalField"}`` as set."""
+
+    integrationId = serializers.UUIDField()
+    mappings = serializers.DictField(child=serializers.CharField())
+
+
 class MappingPreviewSerializer(CamelSerializer):
     """The effective mapping and the latest file's first rows as they would be stored."""
 

@@ -28,10 +28,10 @@ from config.api.schema import error_response
 from connectors.models import Connection
 from connectors.views import ConnectionViewSet
 from integrations.models import Integration
-from integrations.serializers import FileImportSerializer
 from integrations.views import IntegrationViewSet
 from syncengine import selectors
 from syncengine.feeds import services
+from syncengine.feeds.ingest import mapping_overrides
 from syncengine.filters import (
     AccountSyncJobFilter,
     FeedFileFilter,
@@ -55,6 +55,7 @@ from syncengine.serializers import (
     FeedFileLogSerializer,
     JobDispatchedSerializer,
     MappingPreviewSerializer,
+    MappingsSerializer,
     MappingsUpdateSerializer,
     RecordSerializer,
     ReprocessSerializer,
@@ -173,7 +174,7 @@ class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
             "Applies to the next file and to reprocessing."
         ),
         request=MappingsUpdateSerializer,
-        responses=FileImportSerializer,
+        responses=MappingsSerializer,
         tags=["mappings"],
     )
     def partial_update(self, request: Request, **kwargs: Any) -> Response:
@@ -183,7 +184,14 @@ class MappingViewSet(TenantScopedMixin, viewsets.GenericViewSet[Integration]):
         file_import = services.integration_mappings_update(
             integration=integration, actor=self.actor, mappings=body.validated_data["mappings"]
         )
-        return Response(FileImportSerializer(file_import).data)
+        mappings = {
+            source: target
+            for source, target in mapping_overrides(file_import).items()
+            if target is not None
+        }
+        return Response(
+            MappingsSerializer({"integrationId": integration.pk, "mappings": mappings}).data
+        )
 
 
 @extend_schema_view(

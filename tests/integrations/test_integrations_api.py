@@ -384,6 +384,16 @@ def test_audit_endpoint_lists_newest_first(tenant, api):
     assert names == ["v2", "v1"]
 
 
+def test_audit_changes_name_fields_as_the_api_does(tenant, api):
+    integration = IntegrationFactory(account=tenant.account)
+    api.patch(f"{URL}/{integration.pk}", {"syncSettings": {"strategy": "overwrite"}}, format="json")
+
+    [entry] = api.get(f"{URL}/{integration.pk}/audit").json()["data"]
+
+    assert "syncSettings" in entry["changes"]
+    assert "sync_settings" not in entry["changes"]
+
+
 def test_events_are_recorded_and_listed(tenant, api, dealership):
     created = api.post(
         URL, {"type": "vauto", "dealershipId": str(dealership.pk)}, format="json"

@@ -101,9 +101,11 @@ def test_mapping_update_validates_fields_and_null_removes(feed, api):
     assert bad.status_code == 400
     assert "mappings.Asking" in bad.json()["error"]["details"]
     assert set_.status_code == 200
-    assert removed.json()["data"]["mapping"]["fields"] == [
-        {"extract": "Asking", "generate": "price"}
-    ]
+    assert set_.json()["data"] == {
+        "integrationId": str(feed.pk),
+        "mappings": {"Asking": "price", "Lot": "trim"},
+    }
+    assert removed.json()["data"]["mappings"] == {"Asking": "price"}
 
 
 def test_preview_of_an_unreadable_file_reports_it(feed, upload, api):
