@@ -17,3 +17,4 @@ class ConnectorsConfig(AppConfig):
             sftp_pull,  # noqa: F401
             stripe,  # noqa: F401
         )
+        from connectors.declarative import shipped  # noqa: F401

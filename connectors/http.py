@@ -1,4 +1,5 @@
-"""The HTTP client of the REST connectors (http_json, stripe), on httpx through the egress policy.
+"""The HTTP client of the REST connectors (http_json, stripe, manifests), on httpx through the
+egress policy.
 
 One place decides what a failed request means for the job that made it: timeouts, dropped
 connections, 5xx and a 429 that outlasts its retries can succeed later (retryable); bad
@@ -94,18 +95,41 @@ def get_json(
     Redirects are followed (each one checked by the egress policy; httpx drops the
     Authorization header when a redirect leaves the origin).
     """
+    return request("GET", url, params=params, headers=headers, timeout=timeout)
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    params: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    json_body: Any = None,
+    form: dict[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    follow_redirects: bool = True,
+) -> HttpResponse:
+    """Send a request with an optional JSON or form body; 429 answers are retried in-process
+    as for ``get_json``, and any other failure is a ``ConnectorError``.
+
+    ``follow_redirects`` False answers a redirect with a ``HttpStatusError`` instead: a caller
+    whose secrets travel in headers other than Authorization (or in the query) must not have
+    them sent to wherever a redirect points.
+    """
     check_http_url(url, field="URL")
     full_url = url_with_params(url, params)
     request_headers = {"Accept": "application/json", **(headers or {})}
     with egress_http_client(
         retries=CONNECT_RETRIES,
         timeout=timeout,
-        follow_redirects=True,
+        follow_redirects=follow_redirects,
         max_redirects=MAX_REDIRECTS,
     ) as client:
         for attempt in range(RATE_LIMIT_RETRIES + 1):
             try:
-                answer = client.get(full_url, headers=request_headers)
+                answer = client.request(
+                    method, full_url, headers=request_headers, json=json_body, data=form
+                )
             except Exception as error:
                 raise _transport_error(full_url, error, timeout) from error
             if answer.status_code == 429 and attempt < RATE_LIMIT_RETRIES:
@@ -113,6 +137,13 @@ def get_json(
                 continue
             if answer.status_code >= 400:
                 raise _status_error(full_url, answer.status_code, answer.content)
+            if answer.is_redirect:
+                target = _where(urllib.parse.urljoin(full_url, answer.headers["Location"]))
+                raise HttpStatusError(
+                    f"{_where(full_url)} answered {answer.status_code}, a redirect to {target}, "
+                    "which is not followed.",
+                    status=answer.status_code,
+                )
             return HttpResponse(
                 url=str(answer.url),
                 status=answer.status_code,

@@ -145,6 +145,49 @@ def resolve_credentials(connection: Connection) -> dict[str, Any]:
         ) from None
 
 
+@transaction.atomic
+def connection_credentials_rotate(
+    *, connector_id: str, key: str, previous: str, current: str
+) -> int:
+    """Store a credential that the connected system replaced, such as an OAuth refresh token it
+    rotated with a token refresh: every connection of ``connector_id`` whose stored ``key`` is
+    ``previous`` gets ``current``, encrypted like any credential, with an audit row (values
+    masked). Returns how many connections changed.
+
+    A connector holds only its connection's resolved credentials, not the connection, so the
+    value it used identifies the connections to update; a refresh token is a secret the system
+    issued for one authorization, and every connection holding it holds that authorization. A
+    connection whose stored value changed meanwhile (another run rotated it first), or holds a
+    ``${NAME}`` reference rather than the value, is left as it is.
+    """
+    holders = [
+        connection.pk
+        for connection in Connection.objects.filter(connector_id=connector_id).only(
+            "pk", "credentials_encrypted"
+        )
+        if connection.stored_credentials().get(key) == previous
+    ]
+    updated = 0
+    for pk in holders:
+        connection = Connection.objects.select_for_update().get(pk=pk)
+        stored = connection.stored_credentials()
+        if stored.get(key) != previous:
+            continue
+        rotated = {**stored, key: current}
+        _store_credentials(connection, rotated)
+        connection.save(update_fields=["credentials_encrypted", "credential_keys", "updated_at"])
+        audit_record(
+            account=connection.account,
+            actor=Actor.system("token refresh"),
+            resource_type="connection",
+            resource_id=connection.pk,
+            action=AuditAction.UPDATED,
+            changes=_masked_credentials_diff(stored, rotated),
+        )
+        updated += 1
+    return updated
+
+
 # --- connections ---------------------------------------------------------------------------
 
 

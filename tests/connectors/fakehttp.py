@@ -15,15 +15,25 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Request:
-    """What the server received: path, query (every value of each parameter), headers."""
+    """What the server received: path, query (every value of each parameter), headers, and the
+    method and body (POST)."""
 
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    method: str = "GET"
+    body: bytes = b""
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+    def form(self) -> dict[str, str]:
+        """A form-encoded body (``application/x-www-form-urlencoded``), one value per name."""
+        return {key: values[0] for key, values in parse_qs(self.body.decode()).items()}
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
 
 
 Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body
@@ -31,15 +41,18 @@ Answer = tuple[int, dict[str, str], Any]  # status, headers, JSON body
 
 @contextmanager
 def json_server(answer: Callable[[Request], Answer]) -> Iterator[str]:
-    """Serve GET requests with ``answer``; yields the base URL, stops the server after."""
+    """Serve GET and POST requests with ``answer``; yields the base URL, stops the server after."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
+            length = int(self.headers.get("Content-Length") or 0)
             request = Request(
                 path=parts.path,
                 query=parse_qs(parts.query),
                 headers={key.lower(): value for key, value in self.headers.items()},
+                method=self.command,
+                body=self.rfile.read(length) if length else b"",
             )
             status, headers, body = answer(request)
             payload = json.dumps(body).encode()
@@ -53,6 +66,8 @@ def json_server(answer: Callable[[Request], Answer]) -> Iterator[str]:
                 self.wfile.write(payload)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up (timeout tests)
+
+        do_POST = do_GET
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -1,0 +1,507 @@
+"""The engine that runs a manifest: one ``Connector`` class per manifest, registered in the same
+catalog as the connectors written in Python, with the same ``test()``, ``discover()`` and
+``read()``.
+
+A read requests a stream page by page (the manifest's pagination), optionally split into date
+windows, through ``connectors.http`` (the egress policy, 429 / Retry-After) and the manifest's
+request budget. Each page is one batch. INCREMENTAL reads send the saved cursor where the
+manifest's templates put it and also drop records at or below it, since many APIs filter
+inclusively. A stream whose API answers in ascending cursor order says so (``cursor.ordered``),
+and the sync engine then commits its cursor batch by batch; any other stream has its cursor
+saved once it is read through.
+
+Redirects are not followed: credentials travel in headers and query parameters that an HTTP
+client would forward to wherever a redirect points. Next-page links must stay on the origin of
+the base URL for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ClassVar
+
+from accounts.throttling import Rate, window_hit
+from connectors import http
+from connectors.choices import ConnectorCategory, ConnectorStatus, SyncMode
+from connectors.declarative import templates
+from connectors.declarative.auth import Authenticator
+from connectors.registry import (
+    Connector,
+    ConnectorError,
+    EntitySpec,
+    FieldSpec,
+    ReadBatch,
+    TestResult,
+)
+
+DEFAULT_RETRYABLE: list[int | str] = [429, "5xx"]
+TEST_TIMEOUT_SECONDS = 30.0
+
+
+class DeclarativeConnector(Connector):
+    """A source connector whose behaviour is its ``manifest`` (see ``manifest.schema.json``)."""
+
+    manifest: ClassVar[dict[str, Any]]
+    is_source = True
+
+    def __init__(self, *, config: dict[str, Any], credentials: dict[str, Any]) -> None:
+        super().__init__(config=config, credentials=credentials)
+        self.context: dict[str, Any] = {
+            "config": self._config_with_defaults(),
+            # A copy: a rotated refresh token replaces its value for the rest of this run.
+            "credentials": dict(credentials),
+        }
+        self.timeout = float(self.manifest.get("timeoutSeconds") or http.DEFAULT_TIMEOUT_SECONDS)
+        self.auth = Authenticator(
+            connector_id=self.id,
+            spec=self.manifest.get("authentication") or {"type": "none"},
+            context=self.context,
+            timeout=self.timeout,
+        )
+
+    # --- the Connector interface -------------------------------------------------------------
+
+    def test(self) -> TestResult:
+        started = time.monotonic()
+        # A test answers an API request: it waits at most TEST_TIMEOUT_SECONDS a request.
+        self.timeout = self.auth.timeout = min(self.timeout, TEST_TIMEOUT_SECONDS)
+        try:
+            check = self.manifest.get("check")
+            if check is not None:
+                self._send(
+                    "GET",
+                    self._url(check["path"], self.context),
+                    params=templates.render(check.get("params") or {}, self.context),
+                    body=None,
+                    headers={},
+                )
+            else:
+                stream = self.manifest["streams"][0]
+                next(self._pages(stream, cursor=None, window=None, batch_size=1), None)
+        except ConnectorError as error:
+            return TestResult(success=False, latency_ms=_since(started), error=error.message)
+        return TestResult(success=True, latency_ms=_since(started), permissions=["read"])
+
+    def discover(self) -> list[EntitySpec]:
+        return [
+            EntitySpec(
+                name=stream["name"],
+                primary_key=_primary_key(stream),
+                cursor_field=(stream.get("cursor") or {}).get("field"),
+                fields=[spec.name for spec in stream_fields(stream)],
+                field_specs=stream_fields(stream),
+                ordered=bool((stream.get("cursor") or {}).get("ordered", False)),
+            )
+            for stream in self.manifest["streams"]
+        ]
+
+    def read(
+        self,
+        entity: str,
+        *,
+        cursor: Any = None,
+        date_range: tuple[Any, Any] | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[ReadBatch]:
+        """Each page of ``entity`` as a batch; ``date_range`` bounds the date windows of a
+        stream that has them (``filters_by_date`` says whether every stream does)."""
+        stream = self._stream(entity)
+        spec = stream.get("cursor")
+        kind = (spec or {}).get("type", "string")
+        field_name = spec["field"] if spec else None
+        high_water = cursor
+        for window in self._windows(stream, cursor=cursor, date_range=date_range):
+            for page in self._pages(stream, cursor=cursor, window=window, batch_size=batch_size):
+                records = [self._with_added_fields(stream, record) for record in page]
+                if field_name is not None:
+                    if cursor is not None:
+                        records = [r for r in records if _after(r.get(field_name), cursor, kind)]
+                    for record in records:
+                        value = record.get(field_name)
+                        if value is not None and (
+                            high_water is None or _after(value, high_water, kind)
+                        ):
+                            high_water = value
+                if records:
+                    yield ReadBatch(records=records, cursor=high_water)
+
+    @classmethod
+    def stream_schema(cls, entity: str) -> dict[str, Any] | None:
+        """The JSON Schema a stream declares for its records, if any (for discovery)."""
+        for stream in cls.manifest["streams"]:
+            if stream["name"] == entity:
+                schema = stream.get("schema")
+                return dict(schema) if schema is not None else None
+        return None
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _pages(
+        self,
+        stream: dict[str, Any],
+        *,
+        cursor: Any,
+        window: tuple[datetime, datetime] | None,
+        batch_size: int,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The records of each page of one read of ``stream`` (one date window of it)."""
+        pagination = stream.get("pagination") or {"type": "none"}
+        kind = pagination["type"]
+        size = min(int(pagination.get("pageSize") or batch_size), max(batch_size, 1))
+        start = pagination.get("start")
+        page: dict[str, Any] = {
+            "size": size,
+            "number": 1 if start is None else start,
+            "offset": 0 if start is None else start,
+            "cursor": None,
+        }
+        cursor_value = cursor
+        if cursor_value is None and stream.get("cursor", {}).get("start"):
+            cursor_value = templates.render_text(stream["cursor"]["start"], self.context)
+        context: dict[str, Any] = {
+            **self.context,
+            "cursor": cursor_value,
+            "page": page,
+            "stream": {"name": stream["name"]},
+        }
+        if window is not None:
+            fmt = stream["window"].get("format") or "%Y-%m-%dT%H:%M:%SZ"
+            context["window"] = {"start": window[0].strftime(fmt), "end": window[1].strftime(fmt)}
+        method = stream.get("method", "GET")
+        url = self._url(stream["path"], context)
+        headers = {
+            str(k): str(v)
+            for k, v in templates.render(stream.get("headers") or {}, context).items()
+        }
+        next_url: str | None = None
+        seen: set[str] = set()
+        while True:
+            body = templates.render(stream.get("body"), context) if "body" in stream else None
+            if next_url is None:
+                params = templates.render(stream.get("params") or {}, context)
+                answer = self._send(method, url, params=params, body=body, headers=headers)
+            else:
+                answer = self._send(method, next_url, params={}, body=body, headers=headers)
+            payload = answer.json()
+            records = _records_at(payload, stream.get("recordSelector", ""), url=answer.url)
+            yield records
+            if kind in ("page", "offset"):
+                if len(records) < size:
+                    return
+                page["number"] += 1
+                page["offset"] += len(records)
+            elif kind == "cursor":
+                following = _value_at(payload, pagination["cursorPath"])
+                # A server that hands back a cursor it already gave would page forever.
+                if following in (None, "", False) or str(following) in seen:
+                    return
+                seen.add(str(following))
+                page["cursor"] = following
+            elif kind in ("nextLink", "linkHeader"):
+                if kind == "nextLink":
+                    link = _value_at(payload, pagination["nextLinkPath"])
+                else:
+                    link = answer.links.get("next")
+                if not isinstance(link, str) or not link:
+                    return
+                next_url = urllib.parse.urljoin(answer.url, link)
+                if next_url in seen:
+                    return
+                seen.add(next_url)
+                if _origin(next_url) != _origin(url):
+                    raise ConnectorError(
+                        f"The next page link {_without_query(next_url)} leaves {_origin(url)}.",
+                        retryable=False,
+                    )
+            else:
+                return
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any],
+        body: Any,
+        headers: dict[str, str],
+    ) -> http.HttpResponse:
+        """One request with authentication and the request budget; a 401 answered to an OAuth
+        access token gets one more try with a new token."""
+        for attempt in (1, 2):
+            self._spend()
+            # Outside the try: a failed token request is not an answer of this API.
+            request_headers = {**self._headers(), **headers, **self.auth.headers()}
+            try:
+                return http.request(
+                    method,
+                    url,
+                    params={**params, **self.auth.params()},
+                    headers=request_headers,
+                    json_body=body if method != "GET" else None,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                )
+            except http.HttpStatusError as error:
+                if error.status == 401 and attempt == 1 and self.auth.can_refresh:
+                    self.auth.invalidate()
+                    continue
+                raise self._classified(error) from error
+        raise AssertionError("unreachable")
+
+    def _classified(self, error: http.HttpStatusError) -> ConnectorError:
+        """The error as the manifest's ``errors.retryable`` classifies its status."""
+        retryable = (self.manifest.get("errors") or {}).get("retryable", DEFAULT_RETRYABLE)
+        status = error.status
+        matches = status in retryable or f"{status // 100}xx" in retryable
+        if error.retryable == matches:
+            return error
+        return ConnectorError(error.message, retryable=matches)
+
+    def _spend(self) -> None:
+        """Count a request against the manifest's budget, waiting for the next window when it
+        is used up (or failing retryably when that is further off than a 429 would be waited
+        for). Without Redis the budget is not enforced, like the API's own limits."""
+        budget = self.manifest.get("rateLimit")
+        if budget is None:
+            return
+        rate = Rate(count=int(budget["requests"]), period=int(budget["seconds"]))
+        owner = templates.render_text(budget.get("key") or self.manifest["baseUrl"], self.context)
+        digest = hashlib.sha256(owner.encode()).hexdigest()[:24]
+        key = f"connector-budget:{self.id}:{digest}"
+        while True:
+            hit = window_hit(key, rate=rate)
+            if hit is None or hit.count <= rate.count:
+                return
+            if hit.retry_after > http.MAX_RETRY_WAIT_SECONDS:
+                raise ConnectorError(
+                    f"The request budget of {self.name} ({rate.count} per {rate.period}s) "
+                    f"is used up for another {hit.retry_after}s.",
+                    retryable=True,
+                )
+            http.sleep(hit.retry_after)
+
+    def _headers(self) -> dict[str, str]:
+        rendered = templates.render(self.manifest.get("headers") or {}, self.context)
+        return {str(key): str(value) for key, value in rendered.items()}
+
+    def _url(self, path: str, context: dict[str, Any]) -> str:
+        base = templates.render_url(self.manifest["baseUrl"], self.context)
+        http.check_http_url(base, field="baseUrl")
+        rendered = templates.render_text(path, context, quote=True)
+        return f"{base.rstrip('/')}/{rendered.lstrip('/')}" if rendered else base
+
+    # --- streams -----------------------------------------------------------------------------
+
+    def _stream(self, entity: str) -> dict[str, Any]:
+        for stream in self.manifest["streams"]:
+            if stream["name"] == entity:
+                return stream
+        raise ConnectorError(f"{self.name} has no entity {entity!r}.", retryable=False)
+
+    def _windows(
+        self, stream: dict[str, Any], *, cursor: Any, date_range: tuple[Any, Any] | None
+    ) -> Iterator[tuple[datetime, datetime] | None]:
+        """Consecutive windows of at most ``window.days`` from the cursor (or the window's
+        start) to now, within ``date_range``; one window of None for a stream without them."""
+        window = stream.get("window")
+        if window is None:
+            yield None
+            return
+        start_text = (
+            cursor if cursor is not None else templates.render_text(window["start"], self.context)
+        )
+        lower = _moment(start_text, field="window.start")
+        upper = datetime.now(UTC)
+        if date_range is not None:
+            if date_range[0] is not None:
+                lower = max(lower, _range_start(date_range[0]))
+            if date_range[1] is not None:
+                upper = min(upper, _range_end(date_range[1]))
+        step = timedelta(days=int(window["days"]))
+        while lower < upper:
+            end = min(lower + step, upper)
+            yield lower, end
+            lower = end
+
+    def _with_added_fields(self, stream: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+        added = stream.get("addFields")
+        if not added:
+            return record
+        record = dict(record)
+        for name, spec in added.items():
+            value = _value_at(record, spec["path"])
+            if spec.get("type") == "datetime" and value is not None:
+                value = _utc_text(value)
+            record[name] = value
+        return record
+
+    def _config_with_defaults(self) -> dict[str, Any]:
+        defaults = {
+            key: schema["default"]
+            for key, schema in self.config_properties.items()
+            if isinstance(schema, dict) and "default" in schema
+        }
+        return {**defaults, **{k: v for k, v in self.config.items() if v is not None}}
+
+
+def connector_class(manifest: dict[str, Any]) -> type[DeclarativeConnector]:
+    """The catalog entry of a checked manifest (``manifest.manifest_load``)."""
+    streams = manifest["streams"]
+    incremental = any("cursor" in stream for stream in streams)
+    credentials_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        **manifest.get("credentials", {"properties": {}}),
+    }
+    attributes: dict[str, Any] = {
+        "__doc__": f"{manifest['name']}, from its connector manifest.",
+        "__module__": __name__,
+        "manifest": manifest,
+        "id": manifest["id"],
+        "name": manifest["name"],
+        "category": ConnectorCategory(manifest["category"]),
+        "status": ConnectorStatus(manifest.get("status", ConnectorStatus.BETA)),
+        "description": manifest.get("description", ""),
+        "features": list(manifest.get("features") or []),
+        "entities": [stream["name"] for stream in streams],
+        "sync_modes": [
+            mode
+            for mode in (SyncMode.FULL, SyncMode.INCREMENTAL, SyncMode.SNAPSHOT)
+            if mode != SyncMode.INCREMENTAL or incremental
+        ],
+        "filters_by_date": all("window" in stream for stream in streams),
+        "config_properties": dict((manifest.get("config") or {}).get("properties") or {}),
+        "config_required": list((manifest.get("config") or {}).get("required") or []),
+        "credentials_schema": credentials_schema,
+    }
+    class_name = "".join(part.capitalize() for part in manifest["id"].split("_")) + "Connector"
+    return type(class_name, (DeclarativeConnector,), attributes)
+
+
+def stream_fields(stream: dict[str, Any]) -> tuple[FieldSpec, ...]:
+    """The fields of a stream's records as its schema declares them (a type only where the
+    schema names one besides null; nullable unless required and never null), then the
+    fields ``addFields`` adds."""
+    schema = stream.get("schema") or {}
+    required = set(schema.get("required") or [])
+    fields: list[FieldSpec] = []
+    for name, declared in (schema.get("properties") or {}).items():
+        kind = declared.get("type") if isinstance(declared, dict) else None
+        types = [kind] if isinstance(kind, str) else list(kind or [])
+        concrete = [value for value in types if value != "null"]
+        fields.append(
+            FieldSpec(
+                name=name,
+                type=concrete[0] if len(concrete) == 1 else None,
+                nullable="null" in types or name not in required,
+            )
+        )
+    declared_names = {field.name for field in fields}
+    for name, added in (stream.get("addFields") or {}).items():
+        if name not in declared_names:
+            kind = "string" if added.get("type") == "datetime" else None
+            fields.append(FieldSpec(name=name, type=kind, nullable=True))
+    return tuple(fields)
+
+
+def _primary_key(stream: dict[str, Any]) -> list[str]:
+    key = stream["primaryKey"]
+    return [key] if isinstance(key, str) else list(key)
+
+
+def _value_at(body: Any, path: str) -> Any:
+    """Follow a dotted path through nested objects; "" is the value itself."""
+    value = body
+    for key in filter(None, path.split(".")):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _records_at(body: Any, path: str, *, url: str) -> list[dict[str, Any]]:
+    records = _value_at(body, path)
+    if records is None:
+        # APIs leave an empty list out (QuickBooks answers {"QueryResponse": {}}).
+        return []
+    if not isinstance(records, list):
+        where = f"recordSelector {path!r}" if path else "The body"
+        raise ConnectorError(
+            f"{where} of {_without_query(url)} is not a JSON array.", retryable=False
+        )
+    if not all(isinstance(record, dict) for record in records):
+        raise ConnectorError(
+            f"The records of {_without_query(url)} are not all JSON objects.", retryable=False
+        )
+    return records
+
+
+def _after(value: Any, cursor: Any, kind: str) -> bool:
+    """value > cursor, as the stream's cursor type compares (datetimes by the instant)."""
+    if value is None:
+        return False
+    if kind == "datetime":
+        try:
+            return _moment(value, field="cursor") > _moment(cursor, field="cursor")
+        except ConnectorError:
+            return str(value) > str(cursor)
+    if kind == "number":
+        try:
+            return float(value) > float(cursor)
+        except (TypeError, ValueError):
+            return str(value) > str(cursor)
+    return str(value) > str(cursor)
+
+
+def _moment(value: Any, *, field: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ConnectorError(
+                f"{field} {value!r} is not an ISO 8601 date or time.", retryable=False
+            ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _utc_text(value: Any) -> Any:
+    """An ISO 8601 time as UTC text that sorts in time order ("2025-01-01T18:00:00+00:00");
+    a value that is not one stays as it is."""
+    try:
+        moment = _moment(value, field="value").astimezone(UTC)
+    except ConnectorError:
+        return value
+    return moment.isoformat(timespec="seconds" if not moment.microsecond else "microseconds")
+
+
+def _range_start(value: Any) -> datetime:
+    return _moment(value, field="dateRange.from")
+
+
+def _range_end(value: Any) -> datetime:
+    """A bare date ends at the next midnight; a time ends at itself."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return _moment(value, field="dateRange.to") + timedelta(days=1)
+    return _moment(value, field="dateRange.to")
+
+
+def _origin(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def _without_query(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+
+
+def _since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)

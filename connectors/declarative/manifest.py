@@ -1,0 +1,192 @@
+"""Reading and checking a connector manifest: its JSON Schema (``manifest.schema.json``, shipped
+with the project), then what a schema cannot say (unique stream names, templates that name
+values the manifest declares, paging parameters that are actually sent).
+
+Errors are keyed by the dotted path of the field they concern (``streams.0.pagination.type``),
+the way the API reports invalid input, so a manifest author sees every problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from connectors.declarative import templates
+
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be used; ``errors`` maps each field's dotted path (``_`` for the
+    manifest as a whole) to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, list[str]], *, source: str = "The manifest") -> None:
+        self.errors = errors
+        self.message = f"{source} is invalid: " + "; ".join(
+            f"{field}: {' '.join(messages)}" for field, messages in sorted(errors.items())
+        )
+        super().__init__(self.message)
+
+
+@cache
+def manifest_schema() -> dict[str, Any]:
+    schema: dict[str, Any] = json.loads(SCHEMA_PATH.read_text())
+    return schema
+
+
+def manifest_load(text: str, *, source: str = "The manifest") -> dict[str, Any]:
+    """Parse YAML or JSON text (JSON is YAML) and check it; raises ``ManifestError``."""
+    try:
+        manifest = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ManifestError({"_": [f"Not YAML or JSON{where}."]}, source=source) from None
+    manifest_check(manifest, source=source)
+    return dict(manifest)
+
+
+def manifest_file_load(path: Path) -> dict[str, Any]:
+    return manifest_load(path.read_text(encoding="utf-8"), source=f"Manifest {path.name}")
+
+
+def manifest_check(manifest: Any, *, source: str = "The manifest") -> None:
+    errors = manifest_errors(manifest)
+    if errors:
+        raise ManifestError(errors, source=source)
+
+
+def manifest_errors(manifest: Any) -> dict[str, list[str]]:
+    """Every problem of ``manifest`` by field; empty when it can be used."""
+    errors = _schema_errors(manifest)
+    if errors:
+        return errors
+    return _meaning_errors(manifest)
+
+
+def _schema_errors(manifest: Any) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    validator = jsonschema.Draft202012Validator(manifest_schema())
+    for error in validator.iter_errors(manifest):
+        for leaf in _leaves(error):
+            path = [str(part) for part in leaf.absolute_path]
+            message = leaf.message
+            if leaf.validator == "required":
+                # "'path' is a required property": key it by the missing field
+                missing = message.split("'")[1] if "'" in message else ""
+                path, message = [*path, missing] if missing else path, "This field is required."
+            elif leaf.validator == "additionalProperties":
+                extra = sorted(set(leaf.instance) - set(leaf.schema.get("properties", {})))
+                for name in extra:
+                    key = ".".join([*path, name])
+                    errors.setdefault(key, []).append("Unknown field.")
+                continue
+            key = ".".join(path) or "_"
+            if message not in errors.get(key, []):
+                errors.setdefault(key, []).append(message)
+    return dict(sorted(errors.items()))
+
+
+def _leaves(error: jsonschema.ValidationError) -> list[jsonschema.ValidationError]:
+    """The errors that say what is wrong: ``oneOf`` answers with its best alternative's errors
+    rather than "is not valid under any of the given schemas"."""
+    if error.validator == "oneOf" and error.context:
+        best = jsonschema.exceptions.best_match(error.context)
+        return [best] if best is not None else [error]
+    return [error]
+
+
+def _meaning_errors(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    config_keys = set((manifest.get("config") or {}).get("properties") or {})
+    credential_keys = (
+        set(manifest["credentials"]["properties"]) if "credentials" in manifest else set()
+    )
+
+    def check_names(field: str, value: Any, *, allowed: set[str]) -> None:
+        for name in templates.names(value):
+            root, _, rest = name.partition(".")
+            if root not in allowed:
+                add(field, f"{{{{ {name} }}}} cannot be used here.")
+            elif root == "config" and rest.split(".")[0] not in config_keys:
+                add(field, f"{{{{ {name} }}}}: config declares no {rest.split('.')[0]!r}.")
+            elif root == "credentials" and rest.split(".")[0] not in credential_keys:
+                add(field, f"{{{{ {name} }}}}: credentials declare no {rest.split('.')[0]!r}.")
+            elif templates.ROOTS[root] is not None and rest not in (templates.ROOTS[root] or {""}):
+                add(field, f"{{{{ {name} }}}} is not a value the engine provides.")
+
+    connection_values = {"config", "credentials"}
+    for field in ("baseUrl", "headers"):
+        check_names(field, manifest.get(field), allowed=connection_values)
+    authentication = manifest.get("authentication") or {"type": "none"}
+    for key, value in authentication.items():
+        check_names(f"authentication.{key}", value, allowed=connection_values)
+    refresh_key = authentication.get("refreshTokenCredential")
+    if refresh_key is not None and refresh_key not in credential_keys:
+        add("authentication.refreshTokenCredential", f"credentials declare no {refresh_key!r}.")
+    for key, value in (manifest.get("check") or {}).items():
+        check_names(f"check.{key}", value, allowed=connection_values)
+    check_names(
+        "rateLimit.key", (manifest.get("rateLimit") or {}).get("key"), allowed=connection_values
+    )
+
+    seen: dict[str, int] = {}
+    for number, stream in enumerate(manifest["streams"]):
+        prefix = f"streams.{number}"
+        name = stream["name"]
+        if name in seen:
+            add(f"{prefix}.name", f"Stream {seen[name]} is named {name!r} too.")
+        seen.setdefault(name, number)
+        request_values = {"config", "credentials", "cursor", "page", "stream"}
+        if "window" in stream:
+            request_values.add("window")
+            check_names(
+                f"{prefix}.window.start", stream["window"]["start"], allowed=connection_values
+            )
+        for key in ("path", "headers", "params", "body"):
+            check_names(f"{prefix}.{key}", stream.get(key), allowed=request_values)
+        sent = set(templates.names([stream.get(key) for key in ("path", "params", "body")]))
+        cursor = stream.get("cursor")
+        if cursor is not None:
+            check_names(f"{prefix}.cursor.start", cursor.get("start"), allowed=connection_values)
+        elif "cursor" in sent:
+            add(f"{prefix}.cursor", "{{ cursor }} is used, so the stream needs a cursor.")
+        kind = (stream.get("pagination") or {"type": "none"})["type"]
+        needs = {"page": ["page.size", "page.number"], "offset": ["page.size", "page.offset"]}
+        needs["cursor"] = ["page.cursor"]
+        for needed in needs.get(kind, []):
+            if needed not in sent:
+                add(
+                    f"{prefix}.pagination",
+                    f"{kind} paging needs {{{{ {needed} }}}} in the stream's path, params or body.",
+                )
+        if "window" in stream and not {"window.start", "window.end"} & sent:
+            add(
+                f"{prefix}.window", "Send {{ window.start }} or {{ window.end }} in params or body."
+            )
+        fields = set((stream.get("schema") or {}).get("properties") or {})
+        fields |= set(stream.get("addFields") or {})
+        if fields:
+            keys = (
+                [stream["primaryKey"]]
+                if isinstance(stream["primaryKey"], str)
+                else stream["primaryKey"]
+            )
+            for key in keys:
+                if key not in fields:
+                    add(f"{prefix}.primaryKey", f"{key!r} is not a field of the stream's schema.")
+            if cursor is not None and cursor["field"] not in fields:
+                add(
+                    f"{prefix}.cursor.field",
+                    f"{cursor['field']!r} is not a field of the stream's schema.",
+                )
+    return dict(sorted(errors.items()))
