@@ -11,6 +11,7 @@ class ConnectorsConfig(AppConfig):
             azure_blob,  # noqa: F401
             feeds,  # noqa: F401
             http_json,  # noqa: F401
+            mixpanel,  # noqa: F401
             postgres,  # noqa: F401
             s3,  # noqa: F401
             sftp,  # noqa: F401

@@ -38,9 +38,10 @@ _MESSAGE_LIMIT = 300
 class HttpStatusError(ConnectorError):
     """The server answered an error status; ``status`` lets a connector tell 401 apart."""
 
-    def __init__(self, message: str, *, status: int) -> None:
+    def __init__(self, message: str, *, status: int, body: bytes = b"") -> None:
         super().__init__(message, retryable=status == 429 or status >= 500)
         self.status = status
+        self.body = body  # the answer, for connectors that read more of an error than its message
 
 
 @dataclass(frozen=True)
@@ -220,8 +221,9 @@ def _status_error(url: str, status: int, body: bytes) -> HttpStatusError:
         return HttpStatusError(
             f"{_where(url)} still answers 429 after {RATE_LIMIT_RETRIES} retries{suffix}",
             status=status,
+            body=body,
         )
-    return HttpStatusError(f"{_where(url)} answered {status}{suffix}", status=status)
+    return HttpStatusError(f"{_where(url)} answered {status}{suffix}", status=status, body=body)
 
 
 def server_message(body: bytes) -> str:

@@ -50,6 +50,7 @@ from integrations.models import (
     Revision,
     default_steps_progress,
 )
+from integrations.task_config import task_problems
 
 # --- an integration's JSON parts ---------------------------------------------------------------
 #
@@ -175,6 +176,14 @@ class IntegrationConfigSerializer(JSONDocumentSerializer):
                 error_messages={"not_a_list": "Must be a JSON array of task objects."},
             ),
         }
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # Each task's type and options, so a task the sync engine cannot run is refused now
+        # rather than failing the integration's first run.
+        problems = task_problems(attrs["tasks"])
+        if problems:
+            raise serializers.ValidationError(problems)
+        return attrs
 
 
 STEP_TYPES = ("form", "connection", "url", "action")

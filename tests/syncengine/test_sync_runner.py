@@ -351,11 +351,11 @@ def test_unknown_task_type_fails_the_run_readably(tenant):
     integration = integration_for(
         tenant,
         Dataset(records={"customers": customers(1)}),
-        config={"global": {}, "tasks": [{"task_type": "track_events"}]},
+        config={"global": {}, "tasks": [{"task_type": "send_sms"}]},
     )
     job = run(integration_sync_start(integration=integration, actor=ACTOR))
     assert job.status == JobStatus.FAILED
-    assert "does not run task_type 'track_events'" in job.error
+    assert "does not run task_type 'send_sms'" in job.error
 
 
 def test_consecutive_failures_pause_the_integration(tenant, settings):

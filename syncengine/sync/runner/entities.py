@@ -105,7 +105,9 @@ def sync_entity(
 ) -> None:
     job, entity = ctx.job, spec.name
     stats = ctx.stats[entity]
-    plan = transform.entity_plan(entity, mappings=ctx.mappings, tasks=ctx.tasks)
+    plan = transform.entity_plan(
+        entity, mappings=ctx.mappings, tasks=ctx.tasks, cursor_field=spec.cursor_field
+    )
     snapshot_writer: SnapshotWriter | None = None
     writer: RecordStoreWriter | None = None
     if ctx.snapshot is not None:
@@ -158,11 +160,12 @@ def sync_entity(
             stats.read += 1
             key = transform.record_key(record, spec.primary_key)
             if isinstance(key, transform.Rejected):
-                stats.errors += 1
-                if len(stats.error_samples) < transform.ERROR_SAMPLE_LIMIT:
-                    stats.error_samples.append(transform.error_sample(key))
+                count_rejected(stats, key)
                 continue
-            transformed = plan.apply(record)
+            transformed = plan.apply(record, key)
+            if isinstance(transformed, transform.Rejected):
+                count_rejected(stats, transformed)
+                continue
             if transformed is None:
                 stats.skipped += 1
                 continue
@@ -200,6 +203,12 @@ def sync_entity(
         entity_done(ctx, entity, deleted=deleted, warning=warning, total_entities=total_entities)
         return
     entity_done(ctx, entity, total_entities=total_entities)
+
+
+def count_rejected(stats: EntityStats, rejected: transform.Rejected) -> None:
+    stats.errors += 1
+    if len(stats.error_samples) < transform.ERROR_SAMPLE_LIMIT:
+        stats.error_samples.append(transform.error_sample(rejected))
 
 
 def count_batch(stats: EntityStats, result: BatchResult, *, resuming: bool) -> None:
