@@ -18,9 +18,10 @@ Two kinds of entity:
   text. Text in records (dates included) stays text.
 
 Rows are read in chunks through a server-side cursor (``QuerySet.iterator``), or on
-PostgreSQL, for CSV and Parquet, through ``COPY (SELECT ...) TO STDOUT``, where the database
-renders each value in the exported text form; either way memory does not grow with the row
-count. Rows come in storage order.
+PostgreSQL through ``COPY (SELECT ...) TO STDOUT``: for CSV as CSV in the export's dialect, with
+each value in the exported text form; for Parquet in PostgreSQL's text format, which the Parquet
+writer types in bulk. Either way memory does not grow with the row count. Rows come in storage
+order.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from django.db.models.functions import Cast
 
 from accounts.models import Account
 from exports.formats import (
+    COPY_TEXT_DIALECT,
     CSV,
     PARQUET,
-    TRANSFER_DIALECT,
     Column,
     ColumnType,
     CsvDialect,
@@ -519,8 +520,9 @@ class EntitySource:
             yield tuple(values)
 
     def stream(self, options: FormatOptions) -> RowStream:
-        """The rows for a writer of ``options.format``: CSV encoded by PostgreSQL's ``COPY``
-        when the dialect allows (and Parquet's transfer CSV), typed tuples otherwise."""
+        """The rows for a writer of ``options.format``: encoded by PostgreSQL's ``COPY``,
+        as CSV when the dialect allows and for Parquet in its text format, typed tuples
+        otherwise."""
         dialect = _copy_dialect(options, len(self.fields))
         if dialect is not None and self.is_vehicles and connection.vendor == "postgresql":
             return RowStream(self._copy_rows(dialect), encoded=dialect)
@@ -535,9 +537,12 @@ class EntitySource:
             sql, params = query.query.sql_with_params()
         except EmptyResultSet:  # a filter Django knows matches nothing
             return
-        copy_options = ["FORMAT csv", f"DELIMITER '{dialect.delimiter}'"]
-        if dialect.quote_all:
-            copy_options.append("FORCE_QUOTE *")
+        if dialect.postgres_text:
+            copy_options = ["FORMAT text"]
+        else:
+            copy_options = ["FORMAT csv", f"DELIMITER '{dialect.delimiter}'"]
+            if dialect.quote_all:
+                copy_options.append("FORCE_QUOTE *")
         statement = f"COPY ({sql}) TO STDOUT WITH ({', '.join(copy_options)})"
         ending = dialect.line_ending.encode()
         with _reading_connection() as (reader, own), reader.cursor() as cursor:
@@ -558,12 +563,12 @@ _COPY_DELIMITERS = frozenset(",;|\t: ")
 
 
 def _copy_dialect(options: FormatOptions, width: int) -> CsvDialect | None:
-    # One column needs the writers' own encoding: COPY writes a missing value as a blank line,
-    # which CSV readers (pyarrow's too) skip.
+    # One column needs the writers' own encoding: COPY writes a missing value (in its text
+    # format an empty string) as a blank line, which CSV readers (pyarrow's too) skip.
     if width < 2:
         return None
     if options.format == PARQUET:
-        return TRANSFER_DIALECT
+        return COPY_TEXT_DIALECT
     dialect = options.dialect
     if options.format != CSV or dialect.delimiter not in _COPY_DELIMITERS:
         return None
@@ -573,8 +578,15 @@ def _copy_dialect(options: FormatOptions, width: int) -> CsvDialect | None:
 def _pg_text(field: SourceField, dialect: CsvDialect) -> Func:
     """The column's value as PostgreSQL renders it in the exported text form, which is the
     one the writers give typed values (``exports.formats``): ISO dates, ISO 8601 UTC times
-    with a Z, true/false, exact decimals, JSON text for lists and objects."""
+    with a Z, true/false, exact decimals, JSON text for lists and objects. In the text COPY
+    format (``CsvDialect.postgres_text``, for Parquet) values keep PostgreSQL's own forms,
+    which cost it less: t/f, and times in UTC without an offset."""
     kind = field.column.type
+    if dialect.postgres_text:
+        template = "%(expressions)s"
+        if kind == ColumnType.TIMESTAMP:
+            template = "(%(expressions)s) AT TIME ZONE 'UTC'"
+        return Func(F(field.lookup or ""), template=template, output_field=TextField())
     if field.is_uuid or kind in (
         ColumnType.INTEGER,
         ColumnType.DECIMAL,

@@ -40,11 +40,17 @@ from exports.formats.options import (
     format_options_problems,
     normalise_format,
 )
-from exports.formats.parquetfile import TRANSFER_DIALECT, ParquetFormatWriter, arrow_schema
+from exports.formats.parquetfile import (
+    COPY_TEXT_DIALECT,
+    TRANSFER_DIALECT,
+    ParquetFormatWriter,
+    arrow_schema,
+)
 from exports.formats.textformats import CsvWriter, JsonWriter, XmlWriter, xml_name
 from exports.formats.writer import FormatWriter
 
 __all__ = [
+    "COPY_TEXT_DIALECT",
     "CSV",
     "FORMATS",
     "JSON",

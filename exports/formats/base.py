@@ -191,6 +191,12 @@ class CsvDialect:
     ``null_is_distinct``: a missing value is an unquoted empty field and an empty string a
     quoted one (``""``), as PostgreSQL writes them; the Parquet writer reads rows that way.
     Files for people never set it: there a missing value and an empty string look alike.
+
+    ``postgres_text``: PostgreSQL's text ``COPY`` format rather than CSV, the cheapest for
+    the database to write and for the Parquet writer to read: fields never quoted, ``\\N`` a
+    missing value, a backslash and the control characters a value holds escaped (``\\\\``,
+    ``\\b``, ``\\f``, ``\\n``, ``\\r``, ``\\t``, ``\\v``), so a row is one line; values in
+    PostgreSQL's own text forms: booleans ``t``/``f``, timestamps in UTC without an offset.
     """
 
     delimiter: str = ","
@@ -199,6 +205,7 @@ class CsvDialect:
     replace_tab: bool = False
     replace_newline: bool = False
     null_is_distinct: bool = False
+    postgres_text: bool = False
 
 
 class RowStream:

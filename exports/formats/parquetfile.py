@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 import orjson
@@ -28,19 +32,28 @@ from exports.formats.options import FormatOptions
 from exports.formats.textformats import json_text
 
 # Rows are turned into Arrow arrays this many at a time; a row group is written once it holds
-# ``rowGroupSize`` rows or this many bytes of Arrow data, whichever comes first, so a wide row
+# ``rowGroupSize`` rows or this many bytes of data, whichever comes first, so a wide row
 # cannot make a row group (held in memory until written) large.
 BATCH_ROWS = 10_000
 ROW_GROUP_MAX_BYTES = 64 << 20
-# Encoded rows (PostgreSQL's COPY) are parsed by pyarrow's CSV reader this many bytes at a time.
+# Encoded rows (PostgreSQL's COPY) go to the thread that types them in chunks of this many
+# bytes, at most this many waiting, so reading the database goes on while a row group is
+# compressed and memory stays bounded.
 ENCODED_CHUNK_BYTES = 8 << 20
+ENCODED_CHUNKS_QUEUED = 2
+# pyarrow's CSV reader parses a chunk in blocks of this many bytes (or the longest row's):
+# blocks that stay in the CPU's caches parse about twice as fast as one large block.
+PARSE_BLOCK_BYTES = 1 << 20
 # The footer (schema and row group metadata) is small; leave this much room for it.
 FOOTER_RESERVE = 256 << 10
 
-# The dialect an encoded source must use to feed this writer: standard CSV where a missing
-# value is an unquoted empty field and an empty string a quoted one, booleans true/false,
-# timestamps ISO 8601, lists and objects JSON text.
+# The dialects an encoded source may feed this writer in. TRANSFER_DIALECT: standard CSV where
+# a missing value is an unquoted empty field and an empty string a quoted one, booleans
+# true/false, timestamps ISO 8601, lists and objects JSON text. COPY_TEXT_DIALECT:
+# PostgreSQL's text COPY format (``CsvDialect.postgres_text``), the cheapest for the database
+# to write and for this writer to read.
 TRANSFER_DIALECT = CsvDialect(null_is_distinct=True)
+COPY_TEXT_DIALECT = CsvDialect(delimiter="\t", null_is_distinct=True, postgres_text=True)
 
 
 def arrow_type(column: Column) -> pa.DataType:
@@ -102,29 +115,39 @@ def arrow_array(column: Column, values: Sequence[Any]) -> pa.Array:
     raise ExportDataError(f"Column {column.name!r} ({column.type}) could not be converted.")
 
 
+def _value_bytes(texts: pa.Array) -> bytes:
+    """The UTF-8 of a string array's values, one after the other."""
+    if not len(texts) or texts.buffers()[2] is None:
+        return b""
+    offsets = pa.Array.from_buffers(
+        pa.int32(), len(texts) + 1, [None, texts.buffers()[1]], offset=texts.offset
+    )
+    start, end = offsets[0].as_py(), offsets[-1].as_py()
+    return texts.buffers()[2].slice(start, end - start).to_pybytes()
+
+
 def _json_string_lists(texts: pa.Array) -> pa.Array:
     """JSON array texts (``["a", "b"]``, as PostgreSQL prints ``jsonb``) as list<string>.
 
-    Vectorised for the usual case, arrays of strings without escapes: there every ``"``
-    delimits a string, and the text splits on the ``", "`` between consecutive strings.
-    Anything else (escapes, numbers, nested values) is decoded row by row.
+    Vectorised for the usual case, arrays of strings without escapes: when every text is
+    ``[]`` or starts with ``["`` and ends with ``"]``, it splits on the ``", "`` between
+    consecutive strings. Each such text holds at least two ``"`` per item it splits into, so
+    when the texts hold no backslash and exactly two ``"`` per item in all, no item holds a
+    ``"`` either, and the split is the decoding. Anything else (escapes, numbers, nested
+    values) is decoded row by row.
     """
     list_type = pa.list_(pa.string())
     texts = texts.cast(pa.string())
-    quotes = pc.count_substring(texts, '"')
-    separators = pc.count_substring(texts, '", "')
-    simple = pc.and_(
-        pc.and_(pc.starts_with(texts, '["'), pc.ends_with(texts, '"]')),
-        pc.and_(
-            pc.invert(pc.match_substring(texts, "\\")),
-            pc.equal(quotes, pc.multiply(pc.add(separators, 1), 2)),
-        ),
-    )
     empty = pc.equal(texts, "[]")
-    handled = pc.or_(simple, empty)
-    if pc.all(pc.or_(handled, pc.is_null(texts))).as_py() is not False:
+    shaped = pc.and_(pc.starts_with(texts, '["'), pc.ends_with(texts, '"]'))
+    if pc.all(pc.or_(shaped, empty)).as_py() is not False:
         split = pc.split_pattern(pc.utf8_slice_codeunits(texts, 2, -2), '", "')
-        return pc.if_else(empty, pa.scalar([], list_type), split)
+        if pc.any(empty).as_py():
+            split = pc.if_else(empty, pa.scalar([], list_type), split)
+        data = _value_bytes(texts)
+        items = pc.sum(pc.list_value_length(split)).as_py() or 0
+        if b"\\" not in data and data.count(b'"') == 2 * items:
+            return split
     decoded = [None if text is None else orjson.loads(text) for text in texts.to_pylist()]
     return pa.array(
         [
@@ -135,13 +158,66 @@ def _json_string_lists(texts: pa.Array) -> pa.Array:
     )
 
 
+# PostgreSQL's text COPY escapes other than ``\\`` (``CsvDialect.postgres_text``).
+_COPY_ESCAPES = [(f"\\{code}", char) for code, char in zip("nrtbfv", "\n\r\t\b\f\v", strict=True)]
+
+
+def _copy_unescaped(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A text COPY column's values as they are stored, the escapes that occur replaced. An
+    escaped backslash (``\\\\``) stands as NUL (which text values cannot hold) while the
+    others are replaced, so that one followed by an n does not become a line feed."""
+    data = b"".join(_value_bytes(chunk) for chunk in texts.chunks)
+    if b"\\" not in data:
+        return texts
+    backslash = b"\\\\" in data
+    if backslash:
+        texts = pc.replace_substring(texts, "\\\\", "\x00")
+    for escape, char in _COPY_ESCAPES:
+        if escape.encode() in data:
+            texts = pc.replace_substring(texts, escape, char)
+    return pc.replace_substring(texts, "\x00", "\\") if backslash else texts
+
+
+@dataclass(frozen=True)
+class _EncodedReading:
+    """How pyarrow's CSV reader reads the rows of one encoded dialect."""
+
+    parse: pacsv.ParseOptions
+    null: str
+    true: str
+    false: str
+    # PostgreSQL's text format: backslash escapes, timestamps without an offset.
+    postgres_text: bool
+
+
+_READINGS = {
+    TRANSFER_DIALECT: _EncodedReading(
+        parse=pacsv.ParseOptions(newlines_in_values=True),
+        null="",
+        true="true",
+        false="false",
+        postgres_text=False,
+    ),
+    COPY_TEXT_DIALECT: _EncodedReading(
+        parse=pacsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+        null="\\N",
+        true="t",
+        false="f",
+        postgres_text=True,
+    ),
+}
+
+_CSV_COLUMN = re.compile(r"In CSV column #(\d+): ")
+
+
 class ParquetFormatWriter:
     """Parquet with the columns' types (``arrow_type``), row groups of at most ``rowGroupSize``
     rows (and about 64 MB of data), compressed with ``compression`` (snappy by default).
 
-    Rows are typed values, or, from a source that encodes them (PostgreSQL's ``COPY``), CSV in
-    ``TRANSFER_DIALECT`` that pyarrow's CSV reader types in bulk. A part is closed at a row
-    group boundary when one more row group as large as the last would pass the size limit.
+    Rows are typed values, or, from a source that encodes them (PostgreSQL's ``COPY``), text
+    in ``TRANSFER_DIALECT`` or ``COPY_TEXT_DIALECT`` that pyarrow's CSV reader parses and
+    pyarrow's compute functions type in bulk. A part is closed at a row group boundary when
+    one more row group as large as the last would pass the size limit.
     """
 
     def __init__(self, sink: BinarySink, columns: Sequence[Column], options: FormatOptions):
@@ -158,6 +234,7 @@ class ParquetFormatWriter:
         self._pending_rows = 0
         self._pending_bytes = 0
         self._last_group_bytes = 0
+        self._part_full = False
         self._stats: PartStats | None = None
 
     # -- filling row groups -------------------------------------------------------------------
@@ -195,33 +272,6 @@ class ParquetFormatWriter:
         ]
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
-    def _encoded_table(self, chunk: list[bytes]) -> pa.Table:
-        schema = self.schema
-        read_types = {
-            field.name: pa.string() if pa.types.is_list(field.type) else field.type
-            for field in schema
-        }
-        table = pacsv.read_csv(
-            pa.py_buffer(b"".join(chunk)),
-            read_options=pacsv.ReadOptions(column_names=self.names, use_threads=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=read_types,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["true"],
-                false_values=["false"],
-            ),
-        )
-        arrays = [
-            _json_string_lists(table.column(index).combine_chunks())
-            if pa.types.is_list(field.type)
-            else table.column(index)
-            for index, field in enumerate(schema)
-        ]
-        return pa.Table.from_arrays(arrays, schema=schema)
-
     def _take(self, table: pa.Table, max_bytes: int | None) -> bool:
         """Add rows; write the row group once full. True when the part has no room for
         another row group."""
@@ -235,8 +285,8 @@ class ParquetFormatWriter:
         if max_bytes is not None and not isinstance(rows, RowStream):
             raise TypeError("Splitting into parts needs a RowStream, which keeps the next row.")
         stream = rows if isinstance(rows, RowStream) else None
-        if stream is not None and stream.encoded == TRANSFER_DIALECT:
-            return self._write_encoded(stream, max_bytes)
+        if stream is not None and stream.encoded in _READINGS:
+            return self._write_encoded(stream, _READINGS[stream.encoded], max_bytes)
         batch: list[Any] = []
         for row in stream.drain() if stream is not None else rows:
             batch.append(row_values(row, self.names))
@@ -250,38 +300,136 @@ class ParquetFormatWriter:
             self._add(self._typed_table(batch))
         return False
 
-    def _write_encoded(self, stream: RowStream, max_bytes: int | None) -> bool:
-        """Encoded rows: this thread reads the next chunk from the source while a second one
-        types and writes the previous chunk (pyarrow lets go of the GIL while it parses and
-        compresses), so reading the database and writing the file overlap. One chunk at most
-        is in flight; when it fills the part, the chunk read meanwhile goes back to the stream.
-        The database is read on this thread only."""
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as worker:
-            in_flight: Future[bool] | None = None
-            batch: list[Any] = []
-            batch_bytes = 0
-            for row in stream.drain():
-                batch.append(row)
-                batch_bytes += len(row)
-                if batch_bytes < ENCODED_CHUNK_BYTES:
-                    continue
-                if in_flight is not None and in_flight.result():
-                    for kept in reversed(batch):
-                        stream.push_back(kept)
-                    return True
-                in_flight = worker.submit(self._take_encoded, batch, max_bytes)
-                batch, batch_bytes = [], 0
-            full = in_flight is not None and in_flight.result()
-        if batch:
-            if full:
-                for kept in reversed(batch):
-                    stream.push_back(kept)
-                return True
-            self._add(self._encoded_table(batch))
-        return False
+    # -- encoded rows -------------------------------------------------------------------------
 
-    def _take_encoded(self, batch: list[Any], max_bytes: int | None) -> bool:
-        return self._take(self._encoded_table(batch), max_bytes)
+    def _chunks(self, rows: Iterator[Any]) -> Iterator[tuple[list[bytes], bool]]:
+        """The rows in chunks of about ENCODED_CHUNK_BYTES, each with whether it ends a row
+        group. A group ends after ``rowGroupSize`` rows or about ROW_GROUP_MAX_BYTES of
+        encoded rows, so a chunk never straddles two groups."""
+        group_rows = group_bytes = 0
+        while True:
+            budget = min(ENCODED_CHUNK_BYTES, ROW_GROUP_MAX_BYTES - group_bytes)
+            chunk: list[bytes] = []
+            size = 0
+            for row in islice(rows, self._group_rows - group_rows):
+                # Kept as bytes: a chunk of thousands of memoryviews (as psycopg gives COPY
+                # rows) keeps the cyclic garbage collector walking them, which costs more
+                # than the copy.
+                row = bytes(row)
+                chunk.append(row)
+                size += len(row)
+                if size >= budget:
+                    break
+            if not chunk:
+                return
+            group_rows += len(chunk)
+            group_bytes += size
+            ends_group = group_rows >= self._group_rows or group_bytes >= ROW_GROUP_MAX_BYTES
+            if ends_group:
+                group_rows = group_bytes = 0
+            yield chunk, ends_group
+
+    def _write_encoded(
+        self, stream: RowStream, reading: _EncodedReading, max_bytes: int | None
+    ) -> bool:
+        """Encoded rows: this thread reads them from the source in chunks while a second one
+        types the chunks and writes the row groups (pyarrow lets go of the GIL while it
+        parses and compresses), so reading the database and writing the file overlap. The
+        database is read on this thread only.
+
+        Once a row group fills the part, the second thread leaves the chunks queued after it
+        alone, and they go back to the stream for the next part."""
+        queued: deque[tuple[Future[bool], list[bytes]]] = deque()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer") as worker:
+            try:
+                for chunk, ends_group in self._chunks(stream.drain()):
+                    future = worker.submit(self._take_chunk, chunk, ends_group, reading, max_bytes)
+                    queued.append((future, chunk))
+                    while queued and (len(queued) > ENCODED_CHUNKS_QUEUED or queued[0][0].done()):
+                        if not queued[0][0].result():
+                            break
+                        queued.popleft()
+                    if self._part_full:
+                        break
+                left = [chunk for future, chunk in queued if not future.result()]
+            finally:
+                for future, _ in queued:
+                    future.cancel()
+        for chunk in reversed(left):
+            for row in reversed(chunk):
+                stream.push_back(row)
+        return self._part_full and not stream.exhausted()
+
+    def _take_chunk(
+        self,
+        chunk: list[bytes],
+        ends_group: bool,
+        reading: _EncodedReading,
+        max_bytes: int | None,
+    ) -> bool:
+        """On the second thread: type a chunk and, when it ends a row group, write the group.
+        False (the chunk left alone) once the part is full."""
+        if self._part_full:
+            return False
+        self._add(self._encoded_table(chunk, reading))
+        if ends_group:
+            self._write_group()
+            self._part_full = not self._room_for_another_group(max_bytes)
+        return True
+
+    def _encoded_table(self, rows: list[bytes], reading: _EncodedReading) -> pa.Table:
+        """Encoded rows (each a whole line) as a table of the schema: parsed with lists as
+        their JSON text and the text format's timestamps without their zone (UTC), then
+        typed."""
+        read_types = {}
+        for field in self.schema:
+            kind = field.type
+            if pa.types.is_list(kind):
+                kind = pa.string()
+            elif reading.postgres_text and pa.types.is_timestamp(kind):
+                kind = pa.timestamp(kind.unit)
+            read_types[field.name] = kind
+        try:
+            parsed = pacsv.read_csv(
+                pa.py_buffer(b"".join(rows)),
+                # The rows come a chunk at a time to a thread of their own: pyarrow's threads
+                # would only compete with the database and the reading of the rows.
+                read_options=pacsv.ReadOptions(
+                    column_names=self.names,
+                    use_threads=False,
+                    block_size=max(PARSE_BLOCK_BYTES, max(map(len, rows)) + 1),
+                ),
+                parse_options=reading.parse,
+                convert_options=pacsv.ConvertOptions(
+                    column_types=read_types,
+                    null_values=[reading.null],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    true_values=[reading.true],
+                    false_values=[reading.false],
+                ),
+            )
+        except pa.ArrowInvalid as error:
+            raise ExportDataError(self._reading_error(str(error))) from None
+        arrays = []
+        for index, field in enumerate(self.schema):
+            column = parsed.column(index)
+            if reading.postgres_text and pa.types.is_string(column.type):
+                column = _copy_unescaped(column)
+            if pa.types.is_list(field.type):
+                column = _json_string_lists(column.combine_chunks())
+            elif column.type != field.type:
+                column = column.cast(field.type)
+            arrays.append(column)
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _reading_error(self, message: str) -> str:
+        """pyarrow's message on a value it cannot convert, naming the column."""
+        found = _CSV_COLUMN.match(message)
+        if found is None or int(found[1]) >= len(self.columns):
+            return f"A row could not be read: {message}"
+        column = self.columns[int(found[1])]
+        return f"Column {column.name!r} ({column.type}): {message[found.end() :]}"
 
     def close(self) -> PartStats:
         if self._stats is None:

@@ -226,6 +226,89 @@ def test_parquet_row_groups_are_bounded_and_the_codec_is_an_option():
     assert metadata.row_group(0).column(0).compression == "ZSTD"
 
 
+def copy_text(values):
+    """A row as PostgreSQL's text COPY writes it: tab-separated, ``\\N`` for a missing value, a
+    backslash and control characters escaped, booleans t/f, timestamps in UTC without an
+    offset, lists and objects as JSON."""
+
+    def field(value):
+        if value is None:
+            return "\\N"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, dt.datetime):
+            text = value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(" ")
+        elif isinstance(value, Decimal):
+            text = format(value, "f")
+        elif isinstance(value, list | dict):
+            text = json.dumps(value, ensure_ascii=False)
+        else:
+            text = str(value)
+        for char, escape in zip("\\\n\r\t\b\f\v", "\\nrtbfv", strict=True):
+            text = text.replace(char, "\\" + escape)
+        return text
+
+    return ("\t".join(field(value) for value in values) + "\n").encode()
+
+
+PLAIN_LISTS: list[tuple[object, ...]] = [
+    ("a", None, 1, None, True, None, None, ["https://p.example/1.jpg", "x, y"], {"k": 1}),
+    ("b", None, 2, None, False, None, None, [], None),
+    ("c", None, 3, None, None, None, None, None, []),
+    ("d", None, 4, None, None, None, None, ["", "日本語"], "text"),
+]
+ESCAPES = [
+    (
+        "back\\slash, \\n is no line feed, \\\\N no null\b\f\v end\\",
+        Decimal("0.01"),
+        None,
+        None,
+        None,
+        None,
+        dt.datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=CHICAGO),
+        ["tab\there", "back\\slash"],
+        {"nested": {"line": "1\n2"}},
+    ),
+    ("\\N", *[None] * 8),
+]
+
+
+@pytest.mark.parametrize("rows", [TRICKY, PLAIN_LISTS, ESCAPES], ids=["tricky", "plain", "esc"])
+def test_parquet_from_postgres_text_rows_equals_the_parquet_from_typed_rows(rows):
+    from exports.formats import COPY_TEXT_DIALECT
+
+    encoded = RowStream((copy_text(row) for row in rows), encoded=COPY_TEXT_DIALECT)
+    _, from_text = write("PARQUET", rows=encoded)
+    _, typed = write("PARQUET", rows=rows)
+
+    text_table = pq.read_table(io.BytesIO(from_text))
+    assert text_table.schema == pq.read_table(io.BytesIO(typed)).schema
+    text_rows, typed_rows = text_table.to_pylist(), pq.read_table(io.BytesIO(typed)).to_pylist()
+    for text_row, typed_row in zip(text_rows, typed_rows, strict=True):
+        # JSON text of objects may differ in layout; its content may not
+        assert _json(text_row.pop("extra")) == _json(typed_row.pop("extra"))
+    assert text_rows == typed_rows
+    assert text_rows[0]["name"] == rows[0][0]
+    assert text_rows[-1]["name"] == rows[-1][0]
+
+
+def _json(text):
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def test_a_value_postgres_gives_that_its_parquet_column_cannot_hold_names_the_column():
+    from exports.formats import COPY_TEXT_DIALECT
+
+    row = copy_text(("a", None, None, None, None, None, None, None, None))
+    infinite = row.replace(b"\\N\t\\N\t\\N\n", b"infinity\t\\N\t\\N\n")
+    encoded = RowStream([infinite], encoded=COPY_TEXT_DIALECT)
+    with pytest.raises(ExportDataError, match="'updatedAt' \\(timestamp\\)"):
+        write("PARQUET", rows=encoded)
+
+
 def test_a_value_that_does_not_fit_its_parquet_column_names_the_column():
     with pytest.raises(
         ExportDataError, match="'mileage' \\(integer\\) cannot hold the value 'many'"
@@ -394,6 +477,39 @@ def test_parquet_parts_from_encoded_rows_lose_and_repeat_nothing(monkeypatch):
     assert [n for table in tables for n in table.column("n").to_pylist()] == list(range(30_000))
     assert tables[0].column("label")[5].as_py() == "row 5, quoted"
     assert [s.rows for s in stats] == [table.num_rows for table in tables]
+
+
+def test_parquet_from_postgres_text_rows_has_full_row_groups_in_parts(monkeypatch):
+    # Chunks of encoded rows end where row groups end, so every row group but a part's last
+    # holds rowGroupSize rows; a part that fills up hands the chunks queued after it to the
+    # next part.
+    from exports.formats import COPY_TEXT_DIALECT, parquetfile
+
+    monkeypatch.setattr(parquetfile, "ENCODED_CHUNK_BYTES", 3_000)
+    monkeypatch.setattr(parquetfile, "ENCODED_CHUNKS_QUEUED", 5)
+    columns = [Column("n", ColumnType.INTEGER), Column("label")]
+    encoded = RowStream(
+        (f"{n}\trow {n},\\tquoted\n".encode() for n in range(25_500)), encoded=COPY_TEXT_DIALECT
+    )
+    parts = Parts()
+    options = format_options("PARQUET", {"rowGroupSize": 1_000, "compression": "none"})
+    stats = write_parts(
+        options, columns=columns, rows=encoded, open_sink=parts.open, max_part_bytes=100 * 1024
+    )
+
+    assert len(stats) > 2
+    files = [pq.ParquetFile(io.BytesIO(parts.files[n])) for n in sorted(parts.files)]
+    groups = [
+        [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)] for file in files
+    ]
+    assert all(size == 1_000 for sizes in groups for size in sizes[:-1])
+    assert all(sizes[-1] == 1_000 for sizes in groups[:-1])
+    assert groups[-1][-1] == 500
+    tables = [file.read() for file in files]
+    assert [n for table in tables for n in table.column("n").to_pylist()] == list(range(25_500))
+    assert tables[0].column("label")[5].as_py() == "row 5,\tquoted"
+    assert [s.rows for s in stats] == [table.num_rows for table in tables]
+    assert all(len(parts.files[n]) <= 100 * 1024 for n in parts.files)
 
 
 def test_a_row_larger_than_the_limit_is_a_part_alone():
