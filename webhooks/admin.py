@@ -6,7 +6,7 @@ from django.forms import ModelForm
 from django.http import HttpRequest
 
 from accounts.services import Actor
-from config.api.errors import Conflict
+from config.api.errors import Conflict, NotFound
 from webhooks import services
 from webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 
@@ -151,8 +151,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             try:
                 services.delivery_redeliver(delivery=delivery, actor=actor)
                 done += 1
-            except Conflict as conflict:
-                refused.append(f"{delivery.pk}: {conflict.message}")
+            except (Conflict, NotFound) as refusal:
+                refused.append(f"{delivery.pk}: {refusal.message}")
         if done:
             self.message_user(request, f"{done} deliveries queued again.", messages.SUCCESS)
         for problem in refused:

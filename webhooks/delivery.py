@@ -1,18 +1,25 @@
-"""Delivering the outbox: an endpoint's drain claims its due deliveries, sends them, records
-every attempt, and schedules what failed.
+"""Delivering the outbox: an endpoint's drain claims batches of its due deliveries, sends them,
+records every attempt, and schedules what failed.
 
-Threading model: one drain runs in one worker process and sends one request at a time; at most
-``WEBHOOK_ENDPOINT_CONCURRENCY`` drains of one endpoint run at once (``webhooks.dispatch``), and
-each runs for about ``DRAIN_SECONDS`` before it hands over (it sends itself again, behind the
-other endpoints' drains in the queue). So a slow or dead endpoint holds a bounded share of the
-workers, for a bounded time, and every other endpoint's deliveries keep flowing.
+Threading model: one drain runs in one worker process and sends one request at a time. It
+claims up to ``BATCH_SIZE`` deliveries, sends and records them, and claims again only while
+its batches come back full and its ``DRAIN_SECONDS`` last; then, when more is due, it sends the
+next drain of its endpoint, which queues behind the other endpoints' drains. A drain whose batch
+came back short took everything due and ends: what commits later wakes a drain of its own, so
+no drain stays to poll. So the ``webhooks`` queue takes the endpoints in turn, and a healthy
+endpoint's new deliveries wait for at most a short turn of each other endpoint, never for a
+slow one's backlog. At most ``WEBHOOK_ENDPOINT_CONCURRENCY`` drains of one endpoint run at once
+(``webhooks.dispatch``): a slow or dead endpoint holds that many worker processes at most. A
+drain of an endpoint with nothing to send now (its deliveries wait for their retries) ends at
+once, and its next one is sent for when the first retry falls due.
 
 Claiming (one transaction, the endpoint row locked so two drains of one endpoint claim one after
-the other): the endpoint's due deliveries in id order, of which an ordered one is taken only when
-no earlier delivery of its integration to this endpoint is still pending outside the claim (one
-waiting for its retry blocks those behind it: events of one integration arrive in the order they
-happened). A claim is a lease (``claimed_until``): a drain that dies leaves its rows to be taken
-again when the lease ends, so a delivery is sent at least once and, short of that, once.
+the other): the endpoint's sendable deliveries in id order (``WebhookDelivery.sendable``): an
+ordered one only when every earlier pending delivery of its integration to this endpoint is
+sendable too, so one waiting for its retry holds back those behind it and events of one
+integration arrive in the order they happened. A claim is a lease (``claimed_until``): a drain
+that dies leaves its rows to be taken again when the lease ends, so a delivery is sent at least
+once and, short of that, once.
 """
 
 from __future__ import annotations
@@ -28,17 +35,22 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
+from syncengine.sync.scheduler import rows_update
 from webhooks import services
 from webhooks.choices import DeliveryStatus
-from webhooks.dispatch import endpoint_kick, endpoint_kick_clear, endpoint_slot
+from webhooks.dispatch import endpoint_kick, endpoint_kick_clear, endpoint_slot, endpoints_kick
 from webhooks.models import Webhook, WebhookAttempt, WebhookDelivery
 from webhooks.schedule import DISABLE_AFTER, GONE_STATUS, outcome_apply
 from webhooks.sender import AttemptResult, attempt_send, http_client
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 100
-DRAIN_SECONDS = 5.0
+# A drain's batch: large enough that a busy endpoint's claim and record cost little per
+# delivery, small enough that what commits meanwhile waits for little.
+BATCH_SIZE = 50
+# A drain's turn: it claims no further batch after this long, and hands the rest of a batch
+# back (a slow endpoint), so the other endpoints' drains behind it wait for little.
+DRAIN_SECONDS = 1.0
 # A due retry this close is woken by a delayed drain; later ones by the sweep.
 WAKE_AHEAD_SECONDS = 120.0
 
@@ -63,7 +75,8 @@ def lease() -> timedelta:
 
 @dataclass
 class DrainResult:
-    """What one drain did (returned by the task, printed by the benchmark)."""
+    """What one drain did (returned by the task): ``handed_over`` when more was due after its
+    turn and it sent the next drain."""
 
     delivered: int = 0
     failed_attempts: int = 0
@@ -72,46 +85,34 @@ class DrainResult:
     disabled: bool = False
 
 
-def deliveries_claim(webhook_id: Any, *, limit: int = BATCH_SIZE) -> list[WebhookDelivery]:
-    """Claim the endpoint's deliveries that may be sent now (see the module docstring)."""
+def deliveries_claim(
+    webhook_id: Any, *, limit: int = BATCH_SIZE
+) -> tuple[Webhook | None, list[WebhookDelivery]]:
+    """Claim up to ``limit`` of the endpoint's deliveries that may be sent now (see the module
+    docstring); returns the endpoint (None when it is not active) and the claimed rows."""
     now = timezone.now()
     with transaction.atomic():
-        if not Webhook.objects.select_for_update().filter(pk=webhook_id, is_active=True).exists():
-            return []
-        candidates = list(
-            WebhookDelivery.objects.filter(
-                webhook_id=webhook_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now
-            )
-            .filter(WebhookDelivery.unclaimed(now))
-            .order_by("id")
-            .values_list("id", "ordered", "integration_id")[:limit]
+        # FOR NO KEY UPDATE: claims of one endpoint wait for each other, while the transactions
+        # writing its new deliveries (whose foreign key check takes FOR KEY SHARE on this row)
+        # never wait for a claim.
+        webhook = (
+            Webhook.objects.select_for_update(no_key=True)
+            .filter(pk=webhook_id, is_active=True)
+            .first()
         )
-        if not candidates:
-            return []
-        chains = {integration for _, ordered, integration in candidates if ordered}
-        blockers: dict[Any, int] = {}
-        if chains:
-            in_chain = Q(integration_id__in=[chain for chain in chains if chain is not None])
-            if None in chains:
-                in_chain |= Q(integration_id__isnull=True)
-            blockers = dict(
-                WebhookDelivery.objects.filter(
-                    in_chain, webhook_id=webhook_id, status=DeliveryStatus.PENDING, ordered=True
-                )
-                .exclude(id__in=[pk for pk, _, _ in candidates])
-                .order_by()
-                .values("integration_id")
-                .annotate(first=Min("id"))
-                .values_list("integration_id", "first")
-            )
-        eligible = [
-            pk
-            for pk, ordered, integration in candidates
-            if not ordered or pk < blockers.get(integration, pk + 1)
-        ]
-        WebhookDelivery.objects.filter(pk__in=eligible).update(claimed_until=now + lease())
-    return list(
-        WebhookDelivery.objects.filter(pk__in=eligible).select_related("message").order_by("id")
+        if webhook is None:
+            return None, []
+        claimed = list(
+            WebhookDelivery.objects.filter(webhook_id=webhook_id)
+            .filter(WebhookDelivery.sendable(now))
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not claimed:
+            return webhook, []
+        WebhookDelivery.objects.filter(pk__in=claimed).update(claimed_until=now + lease())
+    return webhook, list(
+        WebhookDelivery.objects.filter(pk__in=claimed).select_related("message").order_by("id")
     )
 
 
@@ -139,12 +140,15 @@ def _record(
             failing_from = failing_from or attempt.attempted_at
             gone = gone or attempt.status_code == GONE_STATUS
     with transaction.atomic():
-        WebhookDelivery.objects.bulk_update([delivery for delivery, _ in sent], _UPDATED_FIELDS)
+        rows_update([delivery for delivery, _ in sent], _UPDATED_FIELDS)
         WebhookAttempt.objects.bulk_create(
             [WebhookAttempt.of(delivery, attempt) for delivery, attempt in sent]
         )
         endpoint = Webhook.objects.filter(pk=webhook.pk)
-        if healthy:
+        if healthy and failing_from is None:
+            # Written only when it changes: a healthy endpoint's row is not rewritten per batch.
+            endpoint.filter(failing_since__isnull=False).update(failing_since=None)
+        elif healthy:
             endpoint.update(failing_since=failing_from)
         elif failing_from is not None:
             endpoint.filter(failing_since__isnull=True).update(failing_since=failing_from)
@@ -165,14 +169,15 @@ def _send_batch(
     webhook: Webhook, batch: list[WebhookDelivery], client: Any, deadline: float
 ) -> tuple[list[tuple[WebhookDelivery, AttemptResult]], list[WebhookDelivery]]:
     """Send a claimed batch in id order; returns what was sent and what is to be released (an
-    ordered delivery behind one that just failed, everything past the deadline or a 410)."""
+    ordered delivery behind one that just failed, everything past the deadline or a 410). The
+    first is sent whatever the time, so every drain makes progress."""
     secrets = services.signing_secrets(webhook)
     sent: list[tuple[WebhookDelivery, AttemptResult]] = []
     unsent: list[WebhookDelivery] = []
     broken_chains: set[Any] = set()
     stop = False
     for delivery in batch:
-        if stop or time.monotonic() > deadline:
+        if stop or (sent and time.monotonic() > deadline):
             unsent.append(delivery)
             continue
         if delivery.ordered and delivery.integration_id in broken_chains:
@@ -194,8 +199,9 @@ def _send_batch(
 
 
 def endpoint_drain(webhook_id: Any) -> DrainResult:
-    """Send the endpoint's due deliveries for about ``DRAIN_SECONDS`` (see the module
-    docstring); then make sure whatever is due next is woken."""
+    """Send the endpoint's due deliveries, a batch at a time, for one turn (see the module
+    docstring); then send the next drain when more is due, or wake the endpoint when its next
+    retry falls due."""
     result = DrainResult()
     slot = endpoint_slot(webhook_id, lease_seconds=lease().total_seconds())
     if slot is None:
@@ -204,24 +210,20 @@ def endpoint_drain(webhook_id: Any) -> DrainResult:
         return result
     deadline = time.monotonic() + DRAIN_SECONDS
     try:
-        webhook = Webhook.objects.filter(pk=webhook_id, is_active=True).first()
-        if webhook is None:
-            return result
-        with http_client() as client:
-            while True:
-                if time.monotonic() > deadline:
-                    result.handed_over = True
-                    break
-                batch = deliveries_claim(webhook_id)
-                if not batch:
-                    break
-                sent, unsent = _send_batch(webhook, batch, client, deadline)
-                try:
-                    _record(webhook, sent, result)
-                finally:
-                    _release(unsent)
-                if result.disabled:
-                    break
+        webhook, batch = deliveries_claim(webhook_id)
+        if webhook is not None and batch:
+            with http_client() as client:
+                while webhook is not None and batch:
+                    sent, unsent = _send_batch(webhook, batch, client, deadline)
+                    try:
+                        _record(webhook, sent, result)
+                    finally:
+                        _release(unsent)
+                    # A short batch took all that was due: what commits from now on sends a
+                    # drain of its own (below), so this one does not stay to poll for it.
+                    if len(batch) < BATCH_SIZE or result.disabled or time.monotonic() > deadline:
+                        break
+                    webhook, batch = deliveries_claim(webhook_id)
     finally:
         try:
             slot.release()
@@ -230,21 +232,25 @@ def endpoint_drain(webhook_id: Any) -> DrainResult:
     # Until here, deliveries committed meanwhile sent no drain of their own (one was queued or
     # running: this one). From here they do, and what committed before is found just below.
     endpoint_kick_clear(webhook_id)
-    _wake_next(webhook_id)
+    result.handed_over = _wake_next(webhook_id)
     return result
 
 
 def next_due(webhook_id: Any, *, now: datetime) -> datetime | None:
-    """When the endpoint next has a delivery it may send: the earliest of its unordered
+    """When the active endpoint next has a delivery it may send: the earliest of its unordered
     pending deliveries and of the heads of its ordered chains (what waits behind a head is not
-    due before it), among those no drain holds."""
-    pending = WebhookDelivery.objects.filter(webhook_id=webhook_id, status=DeliveryStatus.PENDING)
-    heads = list(
-        pending.filter(ordered=True)
+    due before it), among those no drain holds. None for an inactive endpoint."""
+    pending = WebhookDelivery.objects.filter(
+        webhook_id=webhook_id, status=DeliveryStatus.PENDING, webhook__is_active=True
+    )
+    heads = (
+        WebhookDelivery.objects.filter(
+            webhook_id=webhook_id, status=DeliveryStatus.PENDING, ordered=True
+        )
         .order_by()
         .values("integration_id")
         .annotate(first=Min("id"))
-        .values_list("first", flat=True)
+        .values("first")
     )
     first: datetime | None = (
         pending.filter(Q(ordered=False) | Q(pk__in=heads))
@@ -255,20 +261,21 @@ def next_due(webhook_id: Any, *, now: datetime) -> datetime | None:
     return first
 
 
-def _wake_next(webhook_id: Any) -> None:
-    """After a drain: send the next one now if work is due, or delayed if a retry falls due
-    soon. Checked after the slot is released, so work committed meanwhile is never stranded."""
+def _wake_next(webhook_id: Any) -> bool:
+    """After a drain: send the next one now if work is due (True), or delayed if a retry falls
+    due soon. Checked after the slot is released, so work committed meanwhile is never
+    stranded."""
     now = timezone.now()
-    if not Webhook.objects.filter(pk=webhook_id, is_active=True).exists():
-        return
     due = next_due(webhook_id, now=now)
     if due is None:
-        return
+        return False
     seconds = (due - now).total_seconds()
     if seconds <= 0:
         endpoint_kick(webhook_id)
-    elif seconds <= WAKE_AHEAD_SECONDS:
+        return True
+    if seconds <= WAKE_AHEAD_SECONDS:
         endpoint_kick(webhook_id, countdown=seconds)
+    return False
 
 
 def deliveries_sweep() -> int:
@@ -284,10 +291,10 @@ def deliveries_sweep() -> int:
         .values_list("webhook_id", flat=True)
         .distinct()
     )
-    kicked = 0
-    for webhook_id in webhook_ids:
-        due = next_due(webhook_id, now=now)
-        if due is not None and due <= now:
-            endpoint_kick(webhook_id)
-            kicked += 1
-    return kicked
+    due_now = [
+        webhook_id
+        for webhook_id in webhook_ids
+        if (due := next_due(webhook_id, now=now)) is not None and due <= now
+    ]
+    endpoints_kick(due_now)
+    return len(due_now)

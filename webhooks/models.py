@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import Account
 from webhooks.choices import DeliveryStatus, DeliveryTrigger
@@ -154,6 +154,41 @@ class WebhookDelivery(models.Model):
     def unclaimed(now: datetime) -> Q:
         """Deliveries no drain holds at ``now`` (no lease, or an expired one)."""
         return Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+
+    @classmethod
+    def not_behind(cls, earlier: QuerySet[WebhookDelivery]) -> Q:
+        """Deliveries that wait behind none of ``earlier`` (pending ordered deliveries): an
+        unordered one, or an ordered one with no row of ``earlier`` before it in its chain (its
+        endpoint and integration; the events of no integration are one chain too)."""
+        behind = earlier.filter(
+            webhook_id=OuterRef("webhook_id"),
+            status=DeliveryStatus.PENDING,
+            ordered=True,
+            id__lt=OuterRef("id"),
+        )
+        return (
+            Q(ordered=False)
+            | (
+                Q(integration_id__isnull=False)
+                & ~Exists(behind.filter(integration_id=OuterRef("integration_id")))
+            )
+            | (Q(integration_id__isnull=True) & ~Exists(behind.filter(integration_id__isnull=True)))
+        )
+
+    @classmethod
+    def sendable(cls, now: datetime) -> Q:
+        """Pending deliveries a drain may send at ``now``: due, unclaimed, and not behind an
+        earlier delivery of their chain that is not (one waiting for its retry, or held by
+        another drain). Every earlier delivery of such a one's chain is sendable too, so the
+        sendable deliveries in id order keep each chain's order."""
+        waiting = cls.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__gt=now) | Q(claimed_until__gte=now)
+        )
+        return (
+            Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+            & cls.unclaimed(now)
+            & cls.not_behind(waiting)
+        )
 
 
 class WebhookAttempt(models.Model):

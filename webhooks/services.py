@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.choices import AuditAction, EventType
@@ -25,12 +26,12 @@ from accounts.services import (
     resource_delete,
     resource_update,
 )
-from config.api.errors import BadRequest, Conflict, InvalidInput
+from config.api.errors import BadRequest, Conflict, InvalidInput, NotFound
 from config.crypto import decrypt_json, encrypt_json
 from config.egress import EgressRefused, egress_resolve
 from integrations.models import Integration
 from webhooks.choices import DeliveryStatus, DeliveryTrigger
-from webhooks.dispatch import endpoint_kick
+from webhooks.dispatch import endpoint_kick, endpoints_kick
 from webhooks.models import Webhook, WebhookAttempt, WebhookDelivery, WebhookMessage
 from webhooks.payloads import integration_names, message_body
 from webhooks.schedule import outcome_apply
@@ -252,7 +253,7 @@ def webhook_outbox_write(*, event: Event) -> list[WebhookDelivery]:
     endpoints = [
         webhook
         for webhook in Webhook.objects.filter(account_id=event.account_id, is_active=True).only(
-            "id", "events", "integration_ids", "ordered"
+            "id", "events", "integration_ids", "ordered", "failing_since"
         )
         if webhook.subscribes_to(event.type, event.integration_id)
     ]
@@ -272,9 +273,49 @@ def webhook_outbox_write(*, event: Event) -> list[WebhookDelivery]:
             for webhook in endpoints
         ]
     )
-    for webhook in endpoints:
-        transaction.on_commit(functools.partial(endpoint_kick, webhook.pk), robust=True)
+    transaction.on_commit(
+        functools.partial(
+            outbox_kick,
+            webhook_ids=[webhook.pk for webhook in endpoints],
+            failing_ids=[
+                webhook.pk
+                for webhook in endpoints
+                if webhook.ordered and webhook.failing_since is not None
+            ],
+            integration_id=event.integration_id,
+        ),
+        robust=True,
+    )
     return deliveries
+
+
+def outbox_kick(*, webhook_ids: list[Any], failing_ids: list[Any], integration_id: Any) -> None:
+    """After an event's deliveries commit: send the drain of each endpoint that may send its new
+    delivery now. An ordered endpoint that is failing (``failing_ids``) and whose chain for this
+    integration waits for a retry is left out: the new delivery waits behind that retry, and
+    whatever wakes the endpoint for the retry (a delayed drain, or the sweep) sends it too, as it
+    is committed by then. So the events of a broken endpoint go to its outbox without waking its
+    drain for each one, and those of a healthy one cost no query to find that out."""
+    waiting: set[Any] = set()
+    if failing_ids:
+        chain = (
+            Q(integration_id=integration_id)
+            if integration_id is not None
+            else Q(integration_id__isnull=True)
+        )
+        waiting_for_retry = WebhookDelivery.objects.filter(
+            chain,
+            webhook_id=OuterRef("pk"),
+            status=DeliveryStatus.PENDING,
+            ordered=True,
+            next_attempt_at__gt=timezone.now(),
+        )
+        waiting = set(
+            Webhook.objects.filter(pk__in=failing_ids)
+            .filter(Exists(waiting_for_retry))
+            .values_list("pk", flat=True)
+        )
+    endpoints_kick(pk for pk in webhook_ids if pk not in waiting)
 
 
 def outbox_on_event_recorded(sender: Any, *, event: Event, **kwargs: Any) -> None:
@@ -348,6 +389,10 @@ def delivery_redeliver(*, delivery: WebhookDelivery, actor: Actor) -> WebhookDel
     webhook = delivery.webhook
     _require_active(webhook)
     now = timezone.now()
+    # Locked first: the prune skips a row a redelivery holds (and a row it pruned is gone).
+    locked = WebhookDelivery.objects.select_for_update().filter(pk=delivery.pk).first()
+    if locked is None:
+        raise NotFound("This delivery was pruned; replay its events instead.")
     free = WebhookDelivery.unclaimed(now)
     updated = (
         WebhookDelivery.objects.filter(pk=delivery.pk)
@@ -410,10 +455,12 @@ def webhook_replay(*, webhook: Webhook, actor: Actor, since: datetime) -> int:
         nonlocal queued
         if not chunk:
             return
+        # Locked until the replay commits: the prune skips them rather than deleting a message
+        # the new deliveries are about to refer to (and one it deleted first is stored again).
         stored = set(
-            WebhookMessage.objects.filter(pk__in=[event.pk for event in chunk]).values_list(
-                "pk", flat=True
-            )
+            WebhookMessage.objects.select_for_update(no_key=True)
+            .filter(pk__in=[event.pk for event in chunk])
+            .values_list("pk", flat=True)
         )
         missing = [event for event in chunk if event.pk not in stored]
         names = integration_names(missing)
@@ -461,31 +508,46 @@ def webhook_replay(*, webhook: Webhook, actor: Actor, since: datetime) -> int:
 
 
 def webhook_deliveries_prune(*, older_than_days: int, batch_size: int = 1000) -> int:
-    """Delete deliveries (with their attempts) older than the retention, ``batch_size`` at a
-    time, then the messages no delivery refers to; returns how many deliveries went."""
+    """Delete finished deliveries (delivered or failed) older than the retention, with their
+    attempts, ``batch_size`` at a time, then the messages no delivery refers to; returns how
+    many deliveries went.
+
+    A pending delivery is never pruned, however old: it is the outbox (a retry, a redelivery, or
+    one waiting for its endpoint to be enabled again). Each batch locks its rows and skips rows
+    that others hold: a redelivery that turns an old delivery pending again, and a replay about
+    to send an old message again (``webhook_replay`` locks the messages it reuses), either go
+    first, and their rows are no longer this prune's to delete, or wait for the batch and then
+    find the row gone (a replay stores the message again)."""
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted = 0
     while True:
-        ids = list(
-            WebhookDelivery.objects.filter(created_at__lt=cutoff)
-            .order_by("id")
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not ids:
-            break
         with transaction.atomic():
+            ids = list(
+                WebhookDelivery.objects.select_for_update(skip_locked=True)
+                .filter(
+                    created_at__lt=cutoff,
+                    status__in=[DeliveryStatus.DELIVERED, DeliveryStatus.FAILED],
+                )
+                .order_by("id")
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
             WebhookAttempt.objects.filter(delivery_id__in=ids).delete()
             WebhookDelivery.objects.filter(pk__in=ids).delete()
         deleted += len(ids)
+    unreferenced = ~Exists(WebhookDelivery.objects.filter(message_id=OuterRef("pk")))
     while True:
-        message_ids = list(
-            WebhookMessage.objects.filter(created_at__lt=cutoff, deliveries__isnull=True)
-            .order_by()
-            .values_list("pk", flat=True)[:batch_size]
-        )
-        if not message_ids:
-            break
-        WebhookMessage.objects.filter(pk__in=message_ids).delete()
+        with transaction.atomic():
+            message_ids = list(
+                WebhookMessage.objects.select_for_update(skip_locked=True)
+                .filter(unreferenced, created_at__lt=cutoff)
+                .order_by()
+                .values_list("pk", flat=True)[:batch_size]
+            )
+            if not message_ids:
+                break
+            WebhookMessage.objects.filter(unreferenced, pk__in=message_ids).delete()
     Webhook.objects.filter(previous_secret_expires_at__lt=timezone.now()).update(
         previous_secret_encrypted="", previous_secret_expires_at=None
     )

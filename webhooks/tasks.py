@@ -15,7 +15,8 @@ from webhooks import delivery, services
 
 @shared_task(base=RunTask, name="webhooks.tasks.webhook_endpoint_drain")
 def webhook_endpoint_drain(webhook_id: str) -> dict[str, Any]:
-    """Send one endpoint's due deliveries for a few seconds (``webhooks.delivery``)."""
+    """Send one endpoint's due deliveries for a turn of at most a second
+    (``webhooks.delivery``)."""
     return asdict(delivery.endpoint_drain(webhook_id))
 
 

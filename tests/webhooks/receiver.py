@@ -60,7 +60,10 @@ class Receiver:
 
 
 @contextmanager
-def webhook_receiver(answer: Callable[[str, int], Answer] | None = None) -> Iterator[Receiver]:
+def webhook_receiver(
+    answer: Callable[[str, int], Answer] | None = None, *, port: int = 0
+) -> Iterator[Receiver]:
+    """A receiver on ``port`` of 127.0.0.1 (an ephemeral one by default)."""
     receiver = Receiver(answer)
 
     class Handler(BaseHTTPRequestHandler):
@@ -84,7 +87,7 @@ def webhook_receiver(answer: Callable[[str, int], Answer] | None = None) -> Iter
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

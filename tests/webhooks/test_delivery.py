@@ -364,3 +364,63 @@ def test_an_endpoint_that_trickles_its_answer_is_cut_off_at_the_attempt_timeout(
     assert result.status_code == 200
     assert result.delivered
     assert 0 < len(result.excerpt) < 100
+
+
+def test_a_chain_waiting_for_its_retry_never_holds_back_another_integrations_events(
+    tenant, subscribe
+):
+    # Given an ordered endpoint whose first event of one integration failed, with more of that
+    # integration's events waiting behind it than a drain claims at once
+    lot = IntegrationFactory(account=tenant.account)
+    other = IntegrationFactory(account=tenant.account)
+
+    with webhook_receiver(failing(503, {"Retry-After": "3600"}, times=1)) as receiver:
+        webhook, _ = subscribe(f"{receiver.url}/hook")
+        record(tenant.account, integration_id=lot.pk)
+        drain(webhook)
+        for _ in range(delivery.BATCH_SIZE * 2):
+            record(tenant.account, integration_id=lot.pk)
+        late = record(tenant.account, integration_id=other.pk)
+
+        # When the endpoint is drained before the retry is due
+        drain(webhook)
+
+    # Then the other integration's event goes out, and the waiting chain stays untouched
+    assert [request.json["id"] for request in receiver.requests[1:]] == [str(late.pk)]
+    assert (
+        WebhookDelivery.objects.filter(webhook=webhook, status=DeliveryStatus.PENDING).count()
+        == delivery.BATCH_SIZE * 2 + 1
+    )
+
+
+def test_a_drain_sends_a_backlog_in_full_batches_while_its_time_lasts(tenant, subscribe):
+    with webhook_receiver() as receiver:
+        webhook, _ = subscribe(f"{receiver.url}/hook", ordered=False)
+        for _ in range(delivery.BATCH_SIZE * 3 + 1):
+            record(tenant.account)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(delivery, "DRAIN_SECONDS", 600.0)
+            result = drain(webhook)
+
+    assert result.delivered == delivery.BATCH_SIZE * 3 + 1
+    assert not result.handed_over
+    assert len(receiver.requests) == delivery.BATCH_SIZE * 3 + 1
+
+
+def test_a_drain_whose_time_is_up_hands_over_to_the_next(tenant, subscribe):
+    """Past DRAIN_SECONDS a drain stops (after one attempt at least) and sends the next drain of
+    its endpoint, which queues behind the other endpoints' drains, rather than keep its worker."""
+    with webhook_receiver() as receiver:
+        webhook, _ = subscribe(f"{receiver.url}/hook", ordered=False)
+        for _ in range(3):
+            record(tenant.account)
+        woken: list[tuple[object, dict]] = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(delivery, "DRAIN_SECONDS", 0.0)
+            patch.setattr(delivery, "endpoint_kick", lambda pk, **kw: woken.append((pk, kw)))
+            results = [drain(webhook) for _ in range(3)]
+
+    assert [result.delivered for result in results] == [1, 1, 1]
+    assert [result.handed_over for result in results] == [True, True, False]
+    assert woken == [(webhook.pk, {}), (webhook.pk, {})]
+    assert len({request.webhook_id for request in receiver.requests}) == 3

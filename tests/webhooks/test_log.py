@@ -1,17 +1,21 @@
 """The delivery log, the test send, redelivery, replay, pruning and the admin screens."""
 
+import threading
 from datetime import timedelta
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.choices import EventType
+from accounts.models import Event
 from tests.factories import UserFactory
 from tests.webhooks.conftest import drain, record
 from tests.webhooks.receiver import webhook_receiver
+from webhooks import services
 from webhooks.choices import DeliveryStatus
 from webhooks.models import WebhookAttempt, WebhookDelivery, WebhookMessage
 from webhooks.services import webhook_deliveries_prune
@@ -204,3 +208,82 @@ def test_admin_lists_deliveries_with_attempts_and_redelivers(operator, tenant, s
     assert secret_token not in pages[1].content.decode()
     assert any("queued again" in str(m) for m in get_messages(response.wsgi_request))
     assert len(receiver.requests) == 2
+
+
+def test_pruning_keeps_pending_deliveries_however_old(api, tenant, subscribe):
+    # Given two old deliveries, one delivered long ago and just redelivered, one still pending
+    with webhook_receiver() as receiver:
+        webhook, _ = subscribe(f"{receiver.url}/hook", ordered=False)
+        record(tenant.account)
+        drain(webhook)
+        waiting = record(tenant.account)
+        old = timezone.now() - timedelta(days=31)
+        WebhookDelivery.objects.update(created_at=old)
+        WebhookMessage.objects.update(created_at=old)
+        redelivered = WebhookDelivery.objects.get(status=DeliveryStatus.DELIVERED)
+        api.post(f"/api/v1/webhooks/{webhook.pk}/deliveries/{redelivered.pk}/redeliver")
+
+        # When the prune runs, and then the endpoint's drain
+        deleted = webhook_deliveries_prune(older_than_days=30)
+        drain(webhook)
+
+    # Then nothing was pruned: both went out, with their messages
+    assert deleted == 0
+    assert WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == 2
+    assert [request.webhook_id for request in receiver.requests[1:]] == [
+        str(redelivered.message_id),
+        str(waiting.pk),
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_and_the_prune_at_once_lose_nothing(api, tenant, subscribe, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writing transaction at a time: no interleaving to test")
+    # Given events older than the retention whose deliveries were delivered long ago
+    with webhook_receiver() as receiver:
+        webhook, secret = subscribe(f"{receiver.url}/hook")
+        events = [record(tenant.account) for _ in range(3)]
+        drain(webhook)
+        old = timezone.now() - timedelta(days=40)
+        for number, event in enumerate(events):
+            Event.objects.filter(pk=event.pk).update(created_at=old + timedelta(seconds=number))
+        WebhookMessage.objects.update(created_at=old)
+        WebhookDelivery.objects.update(created_at=old)
+
+        # When a replay of them is between reading what is stored and writing its deliveries
+        # while the prune runs
+        reading_done, prune_done = threading.Event(), threading.Event()
+        real_names = services.integration_names
+
+        def names_then_wait(events_missing):
+            reading_done.set()
+            assert prune_done.wait(timeout=30)
+            return real_names(events_missing)
+
+        monkeypatch.setattr(services, "integration_names", names_then_wait)
+        since = (old - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+        answers: list[object] = []
+
+        def replay() -> None:
+            try:
+                answers.append(api.post(f"/api/v1/webhooks/{webhook.pk}/replay?since={since}"))
+            except Exception as error:  # what the request raised is the test's finding
+                answers.append(error)
+            finally:
+                connection.close()
+
+        worker = threading.Thread(target=replay)
+        worker.start()
+        assert reading_done.wait(timeout=30)
+        webhook_deliveries_prune(older_than_days=30)
+        prune_done.set()
+        worker.join(timeout=60)
+        drain(webhook)
+
+    # Then the replay went through and its events were sent again, none lost
+    [answer] = answers
+    assert getattr(answer, "status_code", answer) == 202
+    replayed = [request.verified_with(secret)["id"] for request in receiver.requests[3:]]
+    assert replayed == [str(event.pk) for event in events]
+    assert WebhookMessage.objects.count() == 3

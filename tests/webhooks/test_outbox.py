@@ -2,12 +2,15 @@
 leaves none; a lost message (Redis down) costs a sweep, never a delivery."""
 
 import pytest
+import redis
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.choices import EventType
 from accounts.models import Event
 from tests.factories import IntegrationFactory
 from tests.webhooks.conftest import drain, record
+from tests.webhooks.receiver import webhook_receiver
 from webhooks import delivery, dispatch
 from webhooks.choices import DeliveryStatus
 from webhooks.models import WebhookDelivery, WebhookMessage
@@ -66,7 +69,7 @@ def test_the_drain_is_sent_when_the_event_commits_and_never_for_a_rollback(
 ):
     webhook, _ = subscribe(f"{receiver.url}/hook")
     kicked: list[object] = []
-    monkeypatch.setattr("webhooks.services.endpoint_kick", kicked.append)
+    monkeypatch.setattr("webhooks.services.endpoints_kick", kicked.extend)
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         change_that_fails_after_its_event(tenant.account)
@@ -82,12 +85,10 @@ def test_a_lost_message_is_sent_by_the_sweep(
 ):
     webhook, secret = subscribe(f"{receiver.url}/hook")
 
-    def redis_down(*args, **kwargs):
-        raise ConnectionError("Redis is down")
-
-    # Redis is down when the event commits: the drain cannot be sent, the row stays.
+    # Redis is down when the event commits (nothing listens where it is): the drain cannot be
+    # sent, the row stays.
     with monkeypatch.context() as patch:
-        patch.setattr(dispatch.redis_client(), "set", redis_down)
+        patch.setattr(dispatch, "redis_client", lambda: redis.Redis(port=9, socket_timeout=1))
         with django_capture_on_commit_callbacks(execute=True):
             event = record(tenant.account)
     assert WebhookDelivery.objects.get().status == DeliveryStatus.PENDING
@@ -95,7 +96,7 @@ def test_a_lost_message_is_sent_by_the_sweep(
 
     # Redis is back: the sweep finds the due delivery and wakes its endpoint.
     kicked: list[object] = []
-    monkeypatch.setattr(delivery, "endpoint_kick", kicked.append)
+    monkeypatch.setattr(delivery, "endpoints_kick", kicked.extend)
     assert delivery.deliveries_sweep() == 1
     assert kicked == [webhook.pk]
     drain(webhook)
@@ -113,3 +114,40 @@ def test_webhook_test_events_go_only_to_the_tested_endpoint(api, subscribe, rece
 
     assert [request.path for request in receiver.requests] == ["/first"]
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_an_event_behind_a_retry_wakes_no_drain_and_goes_out_with_the_retry(
+    tenant, subscribe, monkeypatch, django_capture_on_commit_callbacks
+):
+    # Given an ordered endpoint whose first event of a lot failed and waits for its retry
+    lot = IntegrationFactory(account=tenant.account)
+    other = IntegrationFactory(account=tenant.account)
+
+    def first_fails(path, count):
+        return (503, {"Retry-After": "3600"}, b"") if count == 0 else (200, {}, b"")
+
+    with webhook_receiver(first_fails) as receiver:
+        webhook, _ = subscribe(f"{receiver.url}/hook")
+        first = record(tenant.account, integration_id=lot.pk)
+        drain(webhook)
+        kicked: list[object] = []
+        monkeypatch.setattr("webhooks.services.endpoints_kick", kicked.extend)
+
+        # When another event of the lot commits, and then one of another integration
+        with django_capture_on_commit_callbacks(execute=True):
+            second = record(tenant.account, integration_id=lot.pk)
+        kicked_behind_retry = list(kicked)
+        with django_capture_on_commit_callbacks(execute=True):
+            unrelated = record(tenant.account, integration_id=other.pk)
+        drain(webhook)
+        # The retry falls due (its wake, or the sweep): both of the lot go out, in order.
+        WebhookDelivery.objects.filter(webhook=webhook, status=DeliveryStatus.PENDING).update(
+            next_attempt_at=timezone.now()
+        )
+        drain(webhook)
+
+    # Then the event behind the retry woke no drain, the other integration's did
+    assert kicked_behind_retry == []
+    assert kicked == [webhook.pk]
+    ids = [request.json["id"] for request in receiver.requests]
+    assert ids == [str(first.pk), str(unrelated.pk), str(first.pk), str(second.pk)]
