@@ -185,6 +185,17 @@ def _transport_error(url: str, error: Exception, timeout: float) -> ConnectorErr
     raise error
 
 
+def value_at(body: Any, path: str) -> Any:
+    """Follow a dotted path through nested JSON objects (``QueryResponse.Customer``); "" is the
+    body itself, and a path that leaves the objects gives None."""
+    value = body
+    for key in filter(None, path.split(".")):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 def retry_after_parse(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), at least 0; None when
     it is absent or unreadable."""

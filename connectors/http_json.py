@@ -210,7 +210,7 @@ class HttpJsonConnector(Connector):
                     page_params[pagination.cursor_param] = next_cursor
                 response = http.get_json(url, params=page_params, headers=headers, timeout=timeout)
                 yield _records_at(response.json(), records_path, url=response.url)
-                next_cursor = _value_at(response.json(), pagination.next_cursor_path or "")
+                next_cursor = http.value_at(response.json(), pagination.next_cursor_path or "")
                 # A server that hands back a cursor it already gave would page forever.
                 if next_cursor in (None, "", False) or str(next_cursor) in seen:
                     return
@@ -296,18 +296,8 @@ class HttpJsonConnector(Connector):
         return headers
 
 
-def _value_at(body: Any, path: str) -> Any:
-    """Follow a dotted path through nested objects; "" is the body itself."""
-    value = body
-    for key in filter(None, path.split(".")):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _records_at(body: Any, path: str, *, url: str) -> list[dict[str, Any]]:
-    records = _value_at(body, path)
+    records = http.value_at(body, path)
     if not isinstance(records, list):
         where = f"recordsPath {path!r}" if path else "The body"
         raise ConnectorError(f"{where} of {url} is not a JSON array.", retryable=False)

@@ -195,7 +195,7 @@ class DeclarativeConnector(Connector):
                 page["number"] += 1
                 page["offset"] += len(records)
             elif kind == "cursor":
-                following = _value_at(payload, pagination["cursorPath"])
+                following = http.value_at(payload, pagination["cursorPath"])
                 # A server that hands back a cursor it already gave would page forever.
                 if following in (None, "", False) or str(following) in seen:
                     return
@@ -203,7 +203,7 @@ class DeclarativeConnector(Connector):
                 page["cursor"] = following
             elif kind in ("nextLink", "linkHeader"):
                 if kind == "nextLink":
-                    link = _value_at(payload, pagination["nextLinkPath"])
+                    link = http.value_at(payload, pagination["nextLinkPath"])
                 else:
                     link = answer.links.get("next")
                 if not isinstance(link, str) or not link:
@@ -333,7 +333,7 @@ class DeclarativeConnector(Connector):
             return record
         record = dict(record)
         for name, spec in added.items():
-            value = _value_at(record, spec["path"])
+            value = http.value_at(record, spec["path"])
             if spec.get("type") == "datetime" and value is not None:
                 value = _utc_text(value)
             record[name] = value
@@ -413,18 +413,8 @@ def _primary_key(stream: dict[str, Any]) -> list[str]:
     return [key] if isinstance(key, str) else list(key)
 
 
-def _value_at(body: Any, path: str) -> Any:
-    """Follow a dotted path through nested objects; "" is the value itself."""
-    value = body
-    for key in filter(None, path.split(".")):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
 def _records_at(body: Any, path: str, *, url: str) -> list[dict[str, Any]]:
-    records = _value_at(body, path)
+    records = http.value_at(body, path)
     if records is None:
         # APIs leave an empty list out (QuickBooks answers {"QueryResponse": {}}).
         return []
