@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,7 +261,7 @@ def _write(run: Run, plan: FilePlan) -> RunResult:
     return result
 
 
-class FileRuns(RunKind):
+class FileRuns(RunKind, ABC):
     """What every run that writes files shares: the work, its outcome, the files recorded in
     the ending's transaction, failures classified, events. A subclass says what it writes
     (``plan``), what a run is of (``owner_payload``) and what its ending updates."""
@@ -268,15 +269,17 @@ class FileRuns(RunKind):
     completed_event = EventType.EXPORT_COMPLETED
     failed_event = EventType.EXPORT_FAILED
 
+    @abstractmethod
     def plan(self, job: SyncJob) -> FilePlan:
-        raise NotImplementedError
+        """What the run writes and where."""
 
+    @abstractmethod
     def destination_type(self, job: SyncJob) -> str:
-        raise NotImplementedError
+        """What the run's files record as their destination (S3, SFTP, LOCAL, ...)."""
 
+    @abstractmethod
     def owner_payload(self, job: SyncJob) -> dict[str, Any]:
         """What identifies the run's export or import in its events."""
-        raise NotImplementedError
 
     def work(self, run: Run) -> Outcome:
         job = run.job

@@ -632,29 +632,6 @@ def production_default(settings):
     return settings
 
 
-def test_a_manifest_cannot_reach_a_denied_address(production_default):
-    # The cloud metadata address, as an IP literal: the policy decides without a lookup, and
-    # refuses before any connection is attempted.
-    quickbooks = get_connector("quickbooks")
-    assert quickbooks is not None
-    connector = quickbooks(
-        config={
-            "realmId": "1",
-            "apiBase": "http://169.254.169.254",
-            "tokenUrl": "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-        },
-        credentials={"clientId": "a", "clientSecret": "b", "refreshToken": "c"},
-    )
-
-    result = connector.test()
-
-    assert result.success is False
-    assert result.error == (
-        "Connections to 169.254.169.254:80 are refused by the egress policy: "
-        "169.254.169.254 is a link-local (cloud metadata) address."
-    )
-
-
 def test_a_manifest_on_loopback_is_refused_by_default_and_never_contacted(
     fake_api, production_default
 ):

@@ -88,7 +88,8 @@ def project(api, mixpanel: FakeMixpanel, credentials: dict[str, str] | None = No
 
 
 def integration(api, source: str, destination: str, tasks: list[dict[str, Any]]) -> dict:
-    """Seed 002's create body with these tasks: the integration and its runNow job."""
+    """The integrations document's create body with these tasks: the integration and its
+    runNow job."""
     response = api.post(
         INTEGRATIONS,
         {
@@ -140,11 +141,13 @@ def test_catalog_lists_mixpanel_as_a_destination(api):
     assert body["configSchema"]["properties"]["region"]["enum"] == ["EU", "IN", "US"]
 
 
-def test_seed_002_example_moves_shopify_orders_into_mixpanel_as_purchases(api, shopify, mixpanel):
+def test_the_documented_example_moves_shopify_orders_into_mixpanel_as_purchases(
+    api, shopify, mixpanel
+):
     # Given a Shopify store and a Mixpanel project, connected
     source, destination = store(api, shopify), project(api, mixpanel)
 
-    # When seed 002's integration is created with runNow and its job is worked
+    # When the documented integration is created with runNow and its job is worked
     created = integration(
         api,
         source,
@@ -191,7 +194,7 @@ def test_include_anonymous_false_skips_orders_without_a_customer(api, shopify, m
         order["email"] = None
     source, destination = store(api, shopify), project(api, mixpanel)
 
-    # When seed 002's second example runs: track_events with include_anonymous false
+    # When the document's second example runs: track_events with include_anonymous false
     created = integration(
         api,
         source,

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/integrations/exports"
 NOW = dt.datetime(2025, 6, 15, 10, 30, tzinfo=dt.UTC)
 
-SEED_BODY = {
+DOCUMENTED_BODY = {
     "name": "Monthly Contract Export",
     "format": "CSV",
     "entities": ["contracts"],
@@ -28,7 +28,7 @@ SEED_BODY = {
 
 @pytest.fixture(autouse=True)
 def storage(tenant):
-    """What the seed's example needs in the account: contracts in its record store and the
+    """What the documented example needs in the account: contracts in its record store and the
     storage connections its destinations write through."""
     put_records(tenant.account, "contracts", [("c-1", {"status": "ACTIVE", "price": 10})])
     return {
@@ -49,7 +49,7 @@ def integration_with_contracts(account):
 
 
 def with_changes(**changes):
-    return {**SEED_BODY, **changes}
+    return {**DOCUMENTED_BODY, **changes}
 
 
 def validation_details(response):
@@ -63,8 +63,8 @@ def validation_details(response):
 
 
 @time_machine.travel(NOW, tick=False)
-def test_create_with_the_seed_example_returns_201_with_the_next_run(tenant, api, storage):
-    response = api.post(URL, SEED_BODY, format="json")
+def test_create_with_the_documented_example_returns_201_with_the_next_run(tenant, api, storage):
+    response = api.post(URL, DOCUMENTED_BODY, format="json")
 
     assert response.status_code == 201, response.content
     body = response.json()["data"]
@@ -133,7 +133,7 @@ def test_create_in_a_time_zone_computes_the_next_run_there(api):
 
 
 def test_create_without_a_schedule_is_a_manual_only_export(api):
-    body = {key: value for key, value in SEED_BODY.items() if key != "schedule"}
+    body = {key: value for key, value in DOCUMENTED_BODY.items() if key != "schedule"}
 
     response = api.post(URL, body, format="json")
 
@@ -175,7 +175,7 @@ def test_unauthenticated_requests_are_401(anon_client, tenant):
 
     responses = [
         anon_client.get(URL),
-        anon_client.post(URL, SEED_BODY, format="json"),
+        anon_client.post(URL, DOCUMENTED_BODY, format="json"),
         anon_client.get(f"{URL}/{export.pk}"),
         anon_client.patch(f"{URL}/{export.pk}", {"name": "X"}, format="json"),
         anon_client.delete(f"{URL}/{export.pk}"),
@@ -483,7 +483,7 @@ def test_unknown_export_id_is_404(api):
 
 @time_machine.travel(NOW, tick=False)
 def test_patch_schedule_merges_keys_and_recomputes_next_run(tenant, api):
-    created = api.post(URL, SEED_BODY, format="json").json()["data"]
+    created = api.post(URL, DOCUMENTED_BODY, format="json").json()["data"]
 
     response = api.patch(
         f"{URL}/{created['id']}", {"schedule": {"day": 20, "time": "23:15"}}, format="json"
@@ -510,7 +510,7 @@ def test_patch_schedule_merges_keys_and_recomputes_next_run(tenant, api):
 
 @time_machine.travel(NOW, tick=False)
 def test_patch_timezone_alone_recomputes_next_run(tenant, api):
-    created = api.post(URL, SEED_BODY, format="json").json()["data"]
+    created = api.post(URL, DOCUMENTED_BODY, format="json").json()["data"]
 
     response = api.patch(
         f"{URL}/{created['id']}", {"schedule": {"timezone": "Asia/Tokyo"}}, format="json"
@@ -523,7 +523,7 @@ def test_patch_timezone_alone_recomputes_next_run(tenant, api):
 
 @time_machine.travel(NOW, tick=False)
 def test_patch_frequency_needs_a_new_day_and_drops_an_unused_one(tenant, api):
-    created = api.post(URL, SEED_BODY, format="json").json()["data"]
+    created = api.post(URL, DOCUMENTED_BODY, format="json").json()["data"]
     url = f"{URL}/{created['id']}"
 
     to_weekly = api.patch(url, {"schedule": {"frequency": "WEEKLY"}}, format="json")
@@ -630,7 +630,7 @@ def test_patch_without_changes_writes_no_audit_row(tenant, api):
 def test_put_is_not_allowed(tenant, api):
     export = ExportFactory(account=tenant.account)
 
-    response = api.put(f"{URL}/{export.pk}", SEED_BODY, format="json")
+    response = api.put(f"{URL}/{export.pk}", DOCUMENTED_BODY, format="json")
 
     assert response.status_code == 405
 

@@ -32,8 +32,8 @@ from tests.servers import S3Server, SshServer
 pytestmark = pytest.mark.django_db(transaction=True)
 
 URL = "/api/v1/integrations/exports"
-# The seed's example body, as its document spells it.
-SEED_BODY = {
+# The export API document's example body, as it spells it.
+DOCUMENTED_BODY = {
     "name": "Monthly Contract Export",
     "format": "CSV",
     "entities": ["contracts"],
@@ -143,7 +143,7 @@ def test_a_run_to_s3_leaves_one_complete_object_per_entity(
     assert uploads_in_progress(moto_s3, bucket) == []
 
 
-def test_the_seed_example_runs_by_hand_and_on_its_schedule(
+def test_the_documented_example_runs_by_hand_and_on_its_schedule(
     tenant, api, inventory, moto_s3, s3_connection
 ):
     moto_s3.client().create_bucket(
@@ -153,7 +153,7 @@ def test_the_seed_example_runs_by_hand_and_on_its_schedule(
     for key in objects(moto_s3, "exports-bucket"):
         moto_s3.client().delete_object(Bucket="exports-bucket", Key=key)
     with time_machine.travel(dt.datetime(2025, 6, 15, 10, 30, tzinfo=dt.UTC), tick=True):
-        created = api.post(URL, SEED_BODY, format="json")
+        created = api.post(URL, DOCUMENTED_BODY, format="json")
         assert created.status_code == 201, created.content
         export = created.json()["data"]
         by_hand = run_export(api, export["id"])

@@ -8,7 +8,7 @@ from tests.factories import ConnectionFactory, IntegrationFactory
 
 pytestmark = pytest.mark.django_db
 
-SEED_IMPORT = {
+DOCUMENTED_IMPORT = {
     "_id": "123ab456c789de1011fg12h13i",
     "lastModified": "2017-11-28T18:38:19.851Z",
     "name": "Upload File to FTP Site",
@@ -37,28 +37,28 @@ SEED_IMPORT = {
 }
 
 
-def test_create_with_the_seed_document_and_read_it_back(tenant, api):
+def test_create_with_the_documented_import_and_read_it_back(tenant, api):
     connection = ConnectionFactory(account=tenant.account)
 
     created = api.post(
-        "/api/v1/imports", {**SEED_IMPORT, "_connectionId": str(connection.pk)}, format="json"
+        "/api/v1/imports", {**DOCUMENTED_IMPORT, "_connectionId": str(connection.pk)}, format="json"
     )
 
     assert created.status_code == 201, created.content
     data = created.json()["data"]
     assert data["connectionId"] == str(connection.pk)
     assert data["apiIdentifier"] != "ib8f75411f4"  # assigned by Railyard, not by the client
-    assert data["file"] == SEED_IMPORT["file"]
-    assert data["ftp"] == SEED_IMPORT["ftp"]
-    assert data["mapping"] == SEED_IMPORT["mapping"]
+    assert data["file"] == DOCUMENTED_IMPORT["file"]
+    assert data["ftp"] == DOCUMENTED_IMPORT["ftp"]
+    assert data["mapping"] == DOCUMENTED_IMPORT["mapping"]
     assert api.get(f"/api/v1/imports/{data['id']}").json()["data"] == data
 
 
 def test_put_updates_the_mapping(tenant, api):
     file_import = FileImport.objects.create(
-        account=tenant.account, name="Old", mapping=SEED_IMPORT["mapping"]
+        account=tenant.account, name="Old", mapping=DOCUMENTED_IMPORT["mapping"]
     )
-    body = {**SEED_IMPORT, "name": "Upload File to FTP Site (updated!)"}
+    body = {**DOCUMENTED_IMPORT, "name": "Upload File to FTP Site (updated!)"}
     body["mapping"] = {"fields": [{"extract": "internal_id", "generate": "updated_id"}]}
 
     response = api.put(f"/api/v1/imports/{file_import.pk}", body, format="json")
@@ -101,7 +101,7 @@ def test_clone_and_delete(tenant, api):
     ],
 )
 def test_invalid_import_is_400(api, patch, field):
-    response = api.post("/api/v1/imports", {**SEED_IMPORT, **patch}, format="json")
+    response = api.post("/api/v1/imports", {**DOCUMENTED_IMPORT, **patch}, format="json")
 
     assert response.status_code == 400
     assert field in response.json()["error"]["details"], response.json()

@@ -20,7 +20,7 @@ def dealership(tenant):
     return DealershipFactory(account=tenant.account)
 
 
-def test_create_feed_integration_with_seed_000_body(tenant, api, dealership):
+def test_create_feed_integration_with_the_feed_document_body(tenant, api, dealership):
     response = api.post(
         URL,
         {"dealershipId": str(dealership.pk), "type": "vauto", "name": "My vAuto Feed"},
@@ -52,7 +52,7 @@ def test_create_feed_integration_with_seed_000_body(tenant, api, dealership):
 
 
 @time_machine.travel(datetime(2026, 3, 4, 15, 0, tzinfo=UTC), tick=False)
-def test_create_with_seed_002_body(tenant, api):
+def test_create_with_the_integrations_document_body(tenant, api):
     source = ConnectionFactory(
         account=tenant.account, connector_id="test_shop_api", name="My Shopify Store"
     )
@@ -242,7 +242,7 @@ def test_patch_sync_settings_merges_and_accepts_both_spellings(tenant, api):
     assert integration.sync_settings["sold_grace_syncs"] == 3
 
 
-def test_patch_with_seed_000_body(tenant, api):
+def test_patch_with_the_feed_document_body(tenant, api):
     integration = IntegrationFactory(account=tenant.account)
 
     response = api.patch(
@@ -269,7 +269,7 @@ def test_patch_with_seed_000_body(tenant, api):
     assert data["syncSettings"]["soldGraceHours"] == 24
 
 
-def test_patch_of_seed_004_fields(tenant, api):
+def test_patch_of_the_container_document_fields(tenant, api):
     integration = IntegrationFactory(account=tenant.account)
     body = {
         "settings": {"storeMap": {"A": 1}},

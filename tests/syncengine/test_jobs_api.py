@@ -290,7 +290,7 @@ def test_connection_sync_list_is_newest_first_paginated_and_only_the_connections
     assert [job["syncId"] for job in failed.json()["data"]] == [str(newer.pk)]
 
 
-def test_connection_sync_status_has_the_seed_fields_stats_progress_and_log(api, shop):
+def test_connection_sync_status_has_the_documented_fields_stats_progress_and_log(api, shop):
     stats = {
         "customers": {"created": 50, "updated": 120, "unchanged": 3, "deleted": 0, "errors": 2},
         "invoices": {"created": 200, "updated": 0, "unchanged": 0, "deleted": 0, "errors": 0},
@@ -343,7 +343,7 @@ def test_connection_sync_of_another_account_cannot_be_read(api, shop, their_shop
 # --- POST /integrations/:id/sync -------------------------------------------------------------
 
 
-def test_integration_sync_answers_seed_002s_dispatched_body(api, pipeline):
+def test_integration_sync_answers_the_documented_dispatched_body(api, pipeline):
     response = api.post(f"/api/v1/integrations/{pipeline.pk}/sync")
 
     assert response.status_code == 202, response.content
@@ -361,7 +361,7 @@ def test_integration_sync_answers_seed_002s_dispatched_body(api, pipeline):
     assert pipeline.latest_job_id == job.pk
 
 
-def test_integration_sync_of_an_inactive_integration_is_seed_002s_error(api, pipeline):
+def test_integration_sync_of_an_inactive_integration_is_the_documented_error(api, pipeline):
     pipeline.state = IntegrationState.INACTIVE
     pipeline.save(update_fields=["state"])
 

@@ -8,7 +8,7 @@ from syncengine.feeds.reader import FeedFileError, FeedOptions
 from tests.syncengine.feeds.support import GOOD_VIN, csv_text, read, vin, write
 
 
-def test_options_from_a_seed_003_file_object():
+def test_options_from_a_documented_import_file_object():
     # Given an import's file object as the API stores it
     file = {
         "skipAggregation": False,
