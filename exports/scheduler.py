@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.db import rows_update
 from exports.choices import ExportState
 from exports.models import Export
 from exports.services import schedule_next_run_at
@@ -32,7 +33,6 @@ from syncengine.choices import JobKind, JobTrigger
 from syncengine.jobs import lifecycle
 from syncengine.jobs.lifecycle import ACTIVE_STATUSES, log_line
 from syncengine.models import SyncJob
-from syncengine.sync.scheduler import rows_update
 
 logger = logging.getLogger(__name__)
 

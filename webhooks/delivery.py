@@ -35,7 +35,7 @@ from django.db import transaction
 from django.db.models import Min, Q
 from django.utils import timezone
 
-from syncengine.sync.scheduler import rows_update
+from config.db import rows_update
 from webhooks import services
 from webhooks.choices import DeliveryStatus
 from webhooks.dispatch import endpoint_kick, endpoint_kick_clear, endpoint_slot, endpoints_kick

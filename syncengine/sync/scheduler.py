@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import Actor
+from config.db import rows_update
 from connectors.choices import ConnectionStatus, SyncMode
 from connectors.models import Connection
 from connectors.registry import get_connector
@@ -169,45 +170,6 @@ def _integration_runs_start(integrations: Sequence[Integration], *, now: datetim
     lifecycle.runs_create(jobs)
     rows_update(integrations, ["next_run_at", "latest_job_id"])
     return jobs
-
-
-def rows_update(rows: Sequence[models.Model], fields: list[str], *, chunk: int = 1000) -> None:
-    """Write ``fields`` of each row with one ``UPDATE ... FROM (VALUES ...)`` per chunk.
-
-    Same effect as ``bulk_update``, whose ``CASE WHEN pk = ...`` per row and per field costs
-    more to build in Python (and to evaluate) than everything else a tick does with a batch.
-    """
-    if not rows:
-        return
-    meta = rows[0]._meta
-    by_name = {field.name: field for field in meta.concrete_fields}
-    assert meta.pk is not None
-    columns = [by_name[meta.pk.name], *(by_name[name] for name in fields)]
-    quote = connection.ops.quote_name
-    table = quote(meta.db_table)
-    names = [quote(str(column.column)) for column in columns]
-    # PostgreSQL infers a VALUES column's type from its values (text when all are NULL).
-    if connection.vendor == "postgresql":
-        placeholder = ", ".join(f"%s::{column.db_type(connection)}" for column in columns)
-    else:
-        placeholder = ", ".join("%s" for _ in columns)
-    assignments = ", ".join(f"{name} = _rows.{name}" for name in names[1:])
-    column_list = ", ".join(names)
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), chunk):
-            part = rows[start : start + chunk]
-            params = [
-                column.get_db_prep_value(getattr(row, column.attname), connection)
-                for row in part
-                for column in columns
-            ]
-            values = ", ".join(f"({placeholder})" for _ in part)
-            cursor.execute(
-                f"WITH _rows ({column_list}) AS (VALUES {values}) "  # noqa: S608 - model's names
-                f"UPDATE {table} SET {assignments} FROM _rows "
-                f"WHERE {table}.{names[0]} = _rows.{names[0]}",
-                params,
-            )
 
 
 def _integrations_batch(*, now: datetime, limit: int) -> tuple[int, int]:
