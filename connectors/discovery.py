@@ -16,12 +16,13 @@ from django.utils import timezone
 from config.api.errors import InvalidInput, UpstreamError
 from connectors.choices import SyncMode
 from connectors.models import Connection
-from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector
+from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector_for
 from connectors.services import resolve_credentials
 
 
 def entity_document(spec: EntitySpec, connector: type[Connector]) -> dict[str, Any]:
-    """One entity as the API shows it; INCREMENTAL only where the entity has a cursor field."""
+    """One entity as the API shows it; INCREMENTAL only where the entity can be read from a
+    position (a cursor field, or a position the source hands back)."""
     fields = [
         {"name": field.name, "type": field.type, "nullable": field.nullable}
         for field in spec.field_specs
@@ -29,7 +30,7 @@ def entity_document(spec: EntitySpec, connector: type[Connector]) -> dict[str, A
     modes = [
         str(mode)
         for mode in connector.sync_modes
-        if mode != SyncMode.INCREMENTAL or spec.cursor_field is not None
+        if mode != SyncMode.INCREMENTAL or spec.incremental
     ]
     return {
         "name": spec.name,
@@ -41,7 +42,7 @@ def entity_document(spec: EntitySpec, connector: type[Connector]) -> dict[str, A
 
 
 def _discover(connection: Connection) -> list[dict[str, Any]]:
-    connector = get_connector(connection.connector_id)
+    connector = get_connector_for(connection.connector_id, account_id=connection.account_id)
     if connector is None:
         raise UpstreamError(f"The connector {connection.connector_id!r} is not installed.")
     if not connector.is_source:

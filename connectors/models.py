@@ -1,4 +1,5 @@
-"""Connections: an account's configured instance of a catalog connector."""
+"""Connections: an account's configured instance of a catalog connector; and the connectors an
+account registered itself from a manifest."""
 
 from __future__ import annotations
 
@@ -51,3 +52,34 @@ class Connection(models.Model):
     def stored_credentials(self) -> dict[str, Any]:
         """The credentials as stored, ``${ENV_VAR}`` references unresolved."""
         return decrypt_json(self.credentials_encrypted) or {}
+
+
+class CustomConnector(models.Model):
+    """A connector an account registered from its own manifest (connectors/declarative), listed
+    in that account's catalog only, with ``custom`` true.
+
+    ``connector_id`` and ``name`` are the manifest's ``id`` and ``name``, kept in columns to
+    find and list the row; the manifest is the definition. An id is unique within an account and
+    never one of a shipped connector; two accounts may use the same id, each for its own.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="custom_connectors")
+    connector_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=100)
+    manifest = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Part of the key under which each process keeps the connector class built from the
+    # manifest (connectors.registry): every change of the manifest must move it.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["connector_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "connector_id"], name="custom_connector_id_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.connector_id})"

@@ -3,12 +3,19 @@
 A connector declares what it is (id, name, category, features, entities, sync modes) and the
 JSON Schemas of its ``config`` and ``credentials``. Credential properties are the secret fields:
 they are encrypted at rest and never returned by the API.
+
+Besides the connectors Railyard ships, an account may register its own as a manifest
+(``connectors.models.CustomConnector``); ``get_connector_for`` finds those for the account
+that owns them, and only for it.
 """
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar
 
 import jsonschema
@@ -72,6 +79,13 @@ class EntitySpec:
     # A source that pages in its own order (a generic API, Stripe's newest first) has its
     # cursor saved only once the whole entity is read.
     ordered: bool = True
+    # Whether INCREMENTAL reads are possible without a cursor field: the source keeps the
+    # position itself and hands it back (a sync cursor such as Plaid's).
+    position_kept_by_source: bool = False
+
+    @property
+    def incremental(self) -> bool:
+        return self.cursor_field is not None or self.position_kept_by_source
 
 
 @dataclass
@@ -116,6 +130,8 @@ class Connector:
     name: ClassVar[str]
     category: ClassVar[ConnectorCategory]
     status: ClassVar[ConnectorStatus] = ConnectorStatus.AVAILABLE
+    # Registered by an account from its own manifest rather than shipped with Railyard.
+    custom: ClassVar[bool] = False
     description: ClassVar[str] = ""
     features: ClassVar[list[str]] = []
     entities: ClassVar[list[str]] = []
@@ -254,8 +270,101 @@ def register(connector: type[Connector]) -> type[Connector]:
 
 
 def get_connector(connector_id: str) -> type[Connector] | None:
+    """A connector Railyard ships; an account's own connectors need ``get_connector_for``."""
     return _REGISTRY.get(connector_id)
 
 
 def all_connectors() -> list[type[Connector]]:
-    return sorted(_REGISTRY.values(), key=lambda connector: (connector.category, connector.id))
+    return sorted(_REGISTRY.values(), key=catalog_order)
+
+
+def catalog_order(connector: type[Connector]) -> tuple[str, str]:
+    return (connector.category, connector.id)
+
+
+# --- connectors an account registered ------------------------------------------------------
+
+# The class of each account-registered manifest, built on first use in this process and kept
+# by (row, updated_at): an update of the row is a new key, so no process runs an old manifest
+# after it has seen the new row. Least recently used classes go first beyond the limit.
+CUSTOM_CLASSES_KEPT = 1024
+_custom_classes: OrderedDict[tuple[Any, datetime], type[Connector]] = OrderedDict()
+_custom_lock = threading.Lock()
+
+
+def get_connector_for(connector_id: str, *, account_id: Any) -> type[Connector] | None:
+    """The connector ``connector_id`` names for an account: a shipped one, else one the account
+    registered itself; None when there is neither. Wherever a connector is looked up for a
+    connection or an integration, this is the lookup (``account_id`` None finds only shipped
+    ones).
+
+    A shipped id is never an account's: registration refuses it, and a shipped connector that a
+    later release adds under an account's id takes precedence.
+    """
+    shipped = _REGISTRY.get(connector_id)
+    if shipped is not None or account_id is None:
+        return shipped
+    # Imported here: models need the app registry, and every connector module imports this one.
+    from connectors.models import CustomConnector
+
+    row = (
+        CustomConnector.objects.filter(account_id=account_id, connector_id=connector_id)
+        .values_list("pk", "updated_at")
+        .first()
+    )
+    if row is None:
+        return None
+    cached = _custom_cached(row)
+    if cached is not None:
+        return cached
+    current = (
+        CustomConnector.objects.filter(pk=row[0])
+        .values_list("pk", "updated_at", "manifest")
+        .first()
+    )
+    return None if current is None else custom_connector_class(*current)
+
+
+def account_connectors(account_id: Any) -> list[type[Connector]]:
+    """The connectors an account registered, by id; manifests are read only for those whose
+    class this process has not built yet."""
+    from connectors.models import CustomConnector
+
+    rows = CustomConnector.objects.filter(account_id=account_id).order_by("connector_id")
+    versions = list(rows.values_list("pk", "updated_at"))
+    missing = [pk for pk, updated_at in versions if _custom_cached((pk, updated_at)) is None]
+    manifests = dict(rows.filter(pk__in=missing).values_list("pk", "manifest") if missing else [])
+    connectors = []
+    for pk, updated_at in versions:
+        connector = _custom_cached((pk, updated_at))
+        if connector is None and pk in manifests:
+            connector = custom_connector_class(pk, updated_at, manifests[pk])
+        if connector is not None:
+            connectors.append(connector)
+    return connectors
+
+
+def custom_connector_class(
+    row_id: Any, updated_at: datetime, manifest: dict[str, Any]
+) -> type[Connector]:
+    """The catalog entry of an account's manifest (checked when it was registered), BETA
+    whatever its ``status`` says, built once per version of its row."""
+    # Imported here: the engine imports this module.
+    from connectors.declarative.connector import connector_class
+
+    connector: type[Connector] = connector_class(manifest)
+    connector.custom = True
+    connector.status = ConnectorStatus.BETA
+    with _custom_lock:
+        _custom_classes[(row_id, updated_at)] = connector
+        while len(_custom_classes) > CUSTOM_CLASSES_KEPT:
+            _custom_classes.popitem(last=False)
+    return connector
+
+
+def _custom_cached(key: tuple[Any, datetime]) -> type[Connector] | None:
+    with _custom_lock:
+        connector = _custom_classes.get(key)
+        if connector is not None:
+            _custom_classes.move_to_end(key)
+        return connector

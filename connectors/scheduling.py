@@ -11,7 +11,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.registry import get_connector
+from connectors.registry import get_connector_for
 
 SYNC_INTERVAL = re.compile(r"^([1-9][0-9]*)([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -43,8 +43,8 @@ def next_sync_at(config: dict[str, Any] | None, *, now: datetime) -> datetime | 
         return None
 
 
-def connector_syncs(connector_id: str) -> bool:
+def connector_syncs(connector_id: str, account_id: Any = None) -> bool:
     """Whether connections of this connector sync on their own (the same rule as a manual
     connection sync): feed types receive files and ``sftp_pull`` feeds an integration."""
-    connector = get_connector(connector_id)
+    connector = get_connector_for(connector_id, account_id=account_id)
     return connector is not None and connector.is_source and not connector.feeds_files

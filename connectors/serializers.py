@@ -6,9 +6,16 @@ API answers): ``credentials`` exists only on the way in, and ``status`` ERROR on
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from config.api.serializers import CamelModelSerializer, CamelSerializer, StrictJSONObjectField
+from config.api.serializers import (
+    JSON_FIELD_MAX_CHARS,
+    CamelModelSerializer,
+    CamelSerializer,
+    StrictJSONObjectField,
+    json_size_problem,
+)
 from connectors.choices import ConnectionStatus, ConnectorCategory, ConnectorStatus, SyncMode
 from connectors.models import Connection
 
@@ -36,6 +43,62 @@ class ConnectorSerializer(CamelSerializer):
         child=serializers.CharField(),
         read_only=True,
         help_text="Credential keys; stored encrypted and never returned.",
+    )
+    custom = serializers.BooleanField(
+        read_only=True,
+        help_text="Registered by this account from its own manifest (listed for it alone); "
+        "false for the connectors Railyard ships.",
+    )
+    manifest = serializers.DictField(
+        read_only=True,
+        allow_null=True,
+        help_text="The manifest that describes the connector, as JSON: an account's own "
+        "connector, or one Railyard ships as a manifest; null for connectors written in code.",
+    )
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "object", "additionalProperties": True},
+            {"type": "string", "minLength": 1, "maxLength": JSON_FIELD_MAX_CHARS},
+        ]
+    }
+)
+class ManifestField(serializers.Field):
+    """A connector manifest as a JSON object, or as its YAML or JSON text; checked by the
+    service (``connectors.services.custom_manifest_read``), which reports each field."""
+
+    default_error_messages = {
+        "invalid": "Must be a connector manifest: a JSON object, or its YAML or JSON text."
+    }
+
+    def to_internal_value(self, data: Any) -> dict[str, Any] | str:
+        if isinstance(data, dict):
+            if problem := json_size_problem(data):
+                raise serializers.ValidationError(problem)
+            return data
+        if isinstance(data, str) and data.strip():
+            if len(data) > JSON_FIELD_MAX_CHARS:
+                raise serializers.ValidationError(
+                    f"Too long: {len(data)} characters; at most {JSON_FIELD_MAX_CHARS}."
+                )
+            return data
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class CustomConnectorInputSerializer(CamelSerializer):
+    """What an account sends to register its own connector, or to replace its manifest."""
+
+    manifest = ManifestField(
+        help_text="The connector manifest, as a JSON object or as YAML or JSON text, in the "
+        "format of the manifests Railyard ships (the `manifest` of "
+        "GET /api/v1/integrations/connectors/shopify is one). Its `id` becomes the connectorId: "
+        "not one Railyard ships, not one the account has already, and unchanged when "
+        "replacing. The connector is listed BETA whatever its `status` says."
     )
 
 

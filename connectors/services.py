@@ -1,4 +1,5 @@
-"""Write operations on connections, and the one place that resolves their credentials.
+"""Write operations on connections, and the one place that resolves their credentials; and the
+connectors an account registers from its own manifest.
 
 Credentials are encrypted at rest and never leave the platform: audit rows record only which keys
 changed (values masked), and validation messages never echo a submitted value.
@@ -6,12 +7,16 @@ changed (values masked), and validation messages never echo a submitted value.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import re
 import time
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+import yaml
+from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -19,6 +24,7 @@ from accounts.choices import AuditAction
 from accounts.models import Account, Event
 from accounts.services import Actor, audit_record, diff, event_record, field_values
 from config.api.errors import BadRequest, Conflict, InvalidInput
+from config.api.serializers import json_size_problem
 from config.credentials import (
     REFERENCE,
     UnresolvableReference,
@@ -27,20 +33,29 @@ from config.credentials import (
 )
 from config.crypto import encrypt_json
 from connectors.choices import ConnectionStatus
+from connectors.declarative.manifest import ManifestError, manifest_check, manifest_load
 from connectors.feeds import FEED_TYPES
-from connectors.models import Connection
-from connectors.registry import Connector, ConnectorError, TestResult, get_connector
+from connectors.http import check_http_url
+from connectors.models import Connection, CustomConnector
+from connectors.registry import (
+    Connector,
+    ConnectorError,
+    TestResult,
+    get_connector,
+    get_connector_for,
+)
 from connectors.scheduling import connector_syncs, next_sync_at
 
 CONNECTION_AUDIT_FIELDS = ["name", "status", "config", "connector_id"]
+CUSTOM_CONNECTOR_AUDIT_FIELDS = ["connector_id", "name", "manifest"]
 MASK = "***"
 
 
 # --- validation ----------------------------------------------------------------------------
 
 
-def _connector_or_error(connector_id: str) -> type[Connector]:
-    connector = get_connector(connector_id)
+def _connector_or_error(connector_id: str, *, account_id: Any) -> type[Connector]:
+    connector = get_connector_for(connector_id, account_id=account_id)
     if connector is None:
         raise InvalidInput(
             f"Unknown connector {connector_id!r}.",
@@ -194,7 +209,9 @@ def connection_credentials_rotate(
 def _scheduled_sync_at(connection: Connection) -> datetime | None:
     """When the scheduler should first sync the connection: only an ACTIVE connection of a
     syncing connector with autoSync on has a schedule."""
-    if connection.status != ConnectionStatus.ACTIVE or not connector_syncs(connection.connector_id):
+    if connection.status != ConnectionStatus.ACTIVE or not connector_syncs(
+        connection.connector_id, connection.account_id
+    ):
         return None
     return next_sync_at(connection.config, now=timezone.now())
 
@@ -211,7 +228,19 @@ def connection_create(
     credentials: dict[str, Any] | None = None,
 ) -> Connection:
     """Create a connection of a catalog connector; credentials are validated, then encrypted."""
-    connector = _connector_or_error(connector_id)
+    connector = _connector_or_error(connector_id, account_id=account.pk)
+    # Holds off a deletion of the account's connector until this connection is committed, so
+    # that no connection is left of a connector that is gone.
+    if (
+        connector.custom
+        and not CustomConnector.objects.select_for_update()
+        .filter(account=account, connector_id=connector_id)
+        .exists()
+    ):
+        raise InvalidInput(
+            f"Unknown connector {connector_id!r}.",
+            details={"connectorId": [f"Unknown connector {connector_id!r}; see the catalog."]},
+        )
     config = config if config is not None else {}
     credentials = _without_nulls(credentials or {})
     _validate(
@@ -263,7 +292,7 @@ def connection_update(
             "A connection's connector cannot change; create a new connection instead.",
             details={"connectorId": ["Cannot change; create a new connection instead."]},
         )
-    connector = _connector_or_error(connection.connector_id)
+    connector = _connector_or_error(connection.connector_id, account_id=connection.account_id)
     before = field_values(connection, CONNECTION_AUDIT_FIELDS)
     stored_credentials = connection.stored_credentials()
     new_credentials = stored_credentials
@@ -366,7 +395,7 @@ def connection_test(*, connection: Connection, actor: Actor) -> TestResult:
     ``integration.connected``. A connector without a test (the SFTP feed types) is a
     ``BadRequest``. The test itself runs outside any transaction: it may wait on the network.
     """
-    connector = _connector_or_error(connection.connector_id)
+    connector = _connector_or_error(connection.connector_id, account_id=connection.account_id)
     if connector.test is Connector.test:
         if connection.connector_id in FEED_TYPES:
             raise BadRequest("This connector has nothing to test: partners push files to Railyard.")
@@ -431,3 +460,217 @@ def _connected_before(connection: Connection) -> bool:
         type=CONNECTED_EVENT,
         payload__connection__id=str(connection.pk),
     ).exists()
+
+
+# --- connectors an account registers -------------------------------------------------------
+
+_YAML_OPENERS = (
+    yaml.BlockMappingStartToken,
+    yaml.BlockSequenceStartToken,
+    yaml.FlowMappingStartToken,
+    yaml.FlowSequenceStartToken,
+)
+_YAML_CLOSERS = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
+
+
+def _yaml_problem(text: str) -> str | None:
+    """What makes manifest text unsafe to load, found by scanning it (which does not nest):
+    anchors and aliases (a few lines of them expand into gigabytes), tags (YAML types beyond
+    JSON's), and nesting deeper than a JSON body may (loading nests by recursion)."""
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                return "Anchors and aliases (&name, *name) are not accepted in a manifest."
+            if isinstance(token, yaml.TagToken):
+                return "Tags (!name, !!type) are not accepted in a manifest."
+            if isinstance(token, _YAML_OPENERS):
+                depth += 1
+                if depth > settings.API_MAX_JSON_DEPTH:
+                    return f"Nested deeper than {settings.API_MAX_JSON_DEPTH} levels."
+            elif isinstance(token, _YAML_CLOSERS):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # not YAML: manifest_load says where
+    return None
+
+
+def _json_problems(value: Any, path: str) -> dict[str, list[str]]:
+    """Values YAML has and JSON has not (dates, infinities, keys that are not text), each at
+    its path: a manifest is stored and answered as JSON."""
+    problems: dict[str, list[str]] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str):
+                problems.update(_json_problems(item, f"{path}.{key}"))
+            else:
+                problems.setdefault(path, []).append(
+                    f"The key {key!r} is not text; quote it (YAML reads yes, on, 1 as values)."
+                )
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems.update(_json_problems(item, f"{path}.{index}"))
+    elif isinstance(value, (dt.date, dt.time)):
+        problems[path] = ["A date or time must be quoted text in a manifest."]
+    elif isinstance(value, float) and not math.isfinite(value):
+        problems[path] = ["Not a finite number."]
+    elif not isinstance(value, (str, int, float, bool, type(None))):
+        problems[path] = ["Not a JSON value."]
+    return problems
+
+
+def _manifest_errors(error: ManifestError) -> dict[str, list[str]]:
+    """The engine's errors at the API's paths: ``streams.0.path`` -> ``manifest.streams.0.path``."""
+    return {
+        "manifest" if key == "_" else f"manifest.{key}": messages
+        for key, messages in error.errors.items()
+    }
+
+
+def _invalid_manifest(details: dict[str, list[str]]) -> InvalidInput:
+    return InvalidInput("The manifest is invalid; see details for each field.", details=details)
+
+
+def custom_manifest_read(
+    manifest: dict[str, Any] | str, *, account: Account, replacing: CustomConnector | None = None
+) -> dict[str, Any]:
+    """A manifest an account registers (a JSON object, or YAML or JSON text), checked as the
+    engine checks the shipped ones and against the catalog: its id is not a shipped
+    connector's nor another of the account's, and does not change when ``replacing`` one.
+    Raises ``InvalidInput`` with every problem at its path (``manifest.streams.0.path``).
+    """
+    if isinstance(manifest, str):
+        if problem := _yaml_problem(manifest):
+            raise _invalid_manifest({"manifest": [problem]})
+        try:
+            checked = manifest_load(manifest)
+        except ManifestError as error:
+            raise _invalid_manifest(_manifest_errors(error)) from None
+        except ValueError as error:  # an integer of more digits than Python converts
+            raise _invalid_manifest({"manifest": [f"Cannot be read: {error}"]}) from None
+    else:
+        try:
+            manifest_check(manifest)
+        except ManifestError as error:
+            raise _invalid_manifest(_manifest_errors(error)) from None
+        checked = dict(manifest)
+    problems = _json_problems(checked, "manifest")
+    if not problems and (too_large := json_size_problem(checked)):
+        problems["manifest"] = [too_large]
+    if problems:
+        raise _invalid_manifest(problems)
+
+    connector_id = checked["id"]
+    errors: dict[str, list[str]] = {}
+    if replacing is not None and connector_id != replacing.connector_id:
+        errors["manifest.id"] = [
+            f"A connector's id cannot change ({replacing.connector_id!r}); connections name "
+            "it. Register a new connector instead."
+        ]
+    elif get_connector(connector_id) is not None:
+        errors["manifest.id"] = [
+            f"{connector_id!r} is the id of a connector Railyard ships; choose another."
+        ]
+    elif (
+        replacing is None
+        and CustomConnector.objects.filter(account=account, connector_id=connector_id).exists()
+    ):
+        errors["manifest.id"] = [_taken(connector_id)]
+    base_url = checked["baseUrl"]
+    if "{{" not in base_url:
+        try:
+            check_http_url(base_url, field="baseUrl")
+        except ConnectorError as error:
+            errors["manifest.baseUrl"] = [error.message]
+    if errors:
+        raise _invalid_manifest(errors)
+    return checked
+
+
+def _taken(connector_id: str) -> str:
+    return (
+        f"This account already has a connector {connector_id!r}; replace it with "
+        f"PUT /api/v1/integrations/connectors/{connector_id}."
+    )
+
+
+@transaction.atomic
+def custom_connector_create(
+    *, account: Account, actor: Actor, manifest: dict[str, Any] | str
+) -> CustomConnector:
+    """Register an account's own connector from its manifest (``custom_manifest_read``); it is
+    in that account's catalog at once, for its connections only."""
+    checked = custom_manifest_read(manifest, account=account)
+    custom = CustomConnector(
+        account=account, connector_id=checked["id"], name=checked["name"], manifest=checked
+    )
+    try:
+        # A savepoint: a concurrent registration of the same id fails here alone.
+        with transaction.atomic():
+            custom.save()
+    except IntegrityError:
+        raise _invalid_manifest({"manifest.id": [_taken(custom.connector_id)]}) from None
+    audit_record(
+        account=account,
+        actor=actor,
+        resource_type="connector",
+        resource_id=custom.pk,
+        action=AuditAction.CREATED,
+        changes=diff({}, field_values(custom, CUSTOM_CONNECTOR_AUDIT_FIELDS)),
+    )
+    return custom
+
+
+@transaction.atomic
+def custom_connector_update(
+    *, custom_connector: CustomConnector, actor: Actor, manifest: dict[str, Any] | str
+) -> CustomConnector:
+    """Replace an account's connector's manifest (its id stays). Its connections use the new
+    one from their next test, discovery or run; their kept discoveries are dropped, since the
+    streams may have changed."""
+    locked = CustomConnector.objects.select_for_update().get(pk=custom_connector.pk)
+    checked = custom_manifest_read(manifest, account=locked.account, replacing=locked)
+    before = field_values(locked, CUSTOM_CONNECTOR_AUDIT_FIELDS)
+    locked.name = checked["name"]
+    locked.manifest = checked
+    locked.save()
+    Connection.objects.filter(account=locked.account, connector_id=locked.connector_id).update(
+        discovered=None, discovered_at=None
+    )
+    if changes := diff(before, field_values(locked, CUSTOM_CONNECTOR_AUDIT_FIELDS)):
+        audit_record(
+            account=locked.account,
+            actor=actor,
+            resource_type="connector",
+            resource_id=locked.pk,
+            action=AuditAction.UPDATED,
+            changes=changes,
+        )
+    return locked
+
+
+@transaction.atomic
+def custom_connector_delete(*, custom_connector: CustomConnector, actor: Actor) -> None:
+    """Remove an account's connector; ``Conflict`` while any of its connections is left (they
+    would have nothing to run)."""
+    locked = CustomConnector.objects.select_for_update().get(pk=custom_connector.pk)
+    users = list(
+        Connection.objects.filter(account=locked.account, connector_id=locked.connector_id)
+        .order_by("created_at")
+        .values_list("pk", flat=True)
+    )
+    if users:
+        raise Conflict(
+            f"The connector {locked.connector_id!r} is still used by {len(users)} "
+            "connection(s); delete them before deleting it.",
+            details={"connections": [str(pk) for pk in users[:20]]},
+        )
+    audit_record(
+        account=locked.account,
+        actor=actor,
+        resource_type="connector",
+        resource_id=locked.pk,
+        action=AuditAction.DELETED,
+        changes=diff(field_values(locked, CUSTOM_CONNECTOR_AUDIT_FIELDS), {}),
+    )
+    locked.delete()

@@ -9,6 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.models import Account
+from accounts.services import Actor
+from accounts.tenancy import request_account, request_actor
 from accounts.viewsets import TenantViewSet
 from config.api.schema import error_response
 from connectors import selectors, services
@@ -21,19 +23,47 @@ from connectors.serializers import (
     ConnectionTestResultSerializer,
     ConnectorQuerySerializer,
     ConnectorSerializer,
+    CustomConnectorInputSerializer,
     DiscoveredEntitySerializer,
+)
+
+CONNECTOR_ID = OpenApiParameter("connectorId", OpenApiTypes.STR, OpenApiParameter.PATH)
+CUSTOM_CONNECTOR_NOTES = (
+    "An account registers its own connector from a manifest, so that an API is added without a "
+    'release: `{"manifest": {...}}`, or the manifest as YAML or JSON text '
+    '(`{"manifest": "id: acme\\nname: Acme\\n..."}`). It is listed in this account\'s '
+    "catalog only, with `custom` true and status BETA, and its connections are created, tested, "
+    "discovered and synced like any other. Every request it makes passes the installation's "
+    "egress policy. An invalid manifest is a 400 VALIDATION_ERROR naming each field "
+    "(`manifest.streams.0.path`)."
+)
+SHIPPED_READ_ONLY = error_response(
+    "METHOD_NOT_ALLOWED: the connector ships with Railyard; only an account's own connectors "
+    "change."
 )
 
 
 class ConnectorViewSet(viewsets.ViewSet):
-    """The connector catalog: defined in code, the same for every account."""
+    """The connector catalog: the connectors Railyard ships, the same for every account, and
+    the account's own, registered from manifests."""
 
     lookup_field = "connectorId"
     lookup_value_regex = "[^/]+"
 
+    @property
+    def account(self) -> Account:
+        account = request_account(self.request)
+        assert account is not None, "IsAccountMember guarantees an account"
+        return account
+
+    @property
+    def actor(self) -> Actor:
+        return request_actor(self.request)
+
     @extend_schema(
         summary="List available connectors",
         operation_id="connectors_list",
+        description="The connectors Railyard ships and this account's own (`custom` true).",
         parameters=[ConnectorQuerySerializer],
         responses=ConnectorSerializer(many=True),
         tags=["connectors"],
@@ -41,19 +71,108 @@ class ConnectorViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         query = ConnectorQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        connectors = selectors.connector_list(category=query.validated_data.get("category"))
+        connectors = selectors.connector_list(
+            account=self.account, category=query.validated_data.get("category")
+        )
         return Response(ConnectorSerializer(connectors, many=True).data)
 
     @extend_schema(
         summary="Get a connector",
         operation_id="connectors_retrieve",
-        parameters=[OpenApiParameter("connectorId", OpenApiTypes.STR, OpenApiParameter.PATH)],
+        description="Another account's own connector is a 404.",
+        parameters=[CONNECTOR_ID],
         responses=ConnectorSerializer,
         tags=["connectors"],
     )
     def retrieve(self, request: Request, connectorId: str) -> Response:
-        connector = selectors.connector_get(connector_id=connectorId)
+        connector = selectors.connector_get(account=self.account, connector_id=connectorId)
         return Response(ConnectorSerializer(connector).data)
+
+    @extend_schema(
+        summary="Register a connector from a manifest",
+        operation_id="connectors_create",
+        description=CUSTOM_CONNECTOR_NOTES,
+        request=CustomConnectorInputSerializer,
+        responses={201: ConnectorSerializer},
+        tags=["connectors"],
+    )
+    def create(self, request: Request) -> Response:
+        payload = CustomConnectorInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        custom = services.custom_connector_create(
+            account=self.account, actor=self.actor, **payload.validated_data
+        )
+        connector = selectors.connector_get(account=self.account, connector_id=custom.connector_id)
+        return Response(ConnectorSerializer(connector).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Replace an account's own connector",
+        operation_id="connectors_update",
+        description=(
+            "Replaces the manifest of one of this account's own connectors; its `id` cannot "
+            "change. Its connections use the new manifest from their next test, discovery or "
+            "sync, and discover their entities again. 405 METHOD_NOT_ALLOWED for a connector "
+            "Railyard ships."
+        ),
+        parameters=[CONNECTOR_ID],
+        request=CustomConnectorInputSerializer,
+        responses={200: ConnectorSerializer, 405: SHIPPED_READ_ONLY},
+        tags=["connectors"],
+    )
+    def update(self, request: Request, connectorId: str) -> Response:
+        custom = selectors.custom_connector_get(account=self.account, connector_id=connectorId)
+        payload = CustomConnectorInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        services.custom_connector_update(
+            custom_connector=custom, actor=self.actor, **payload.validated_data
+        )
+        connector = selectors.connector_get(account=self.account, connector_id=connectorId)
+        return Response(ConnectorSerializer(connector).data)
+
+    @extend_schema(
+        summary="Replace an account's own connector",
+        operation_id="connectors_partial_update",
+        description=(
+            "The same as PUT: the manifest is the connector's one field and is replaced whole."
+        ),
+        parameters=[CONNECTOR_ID],
+        request=CustomConnectorInputSerializer,
+        responses={200: ConnectorSerializer, 405: SHIPPED_READ_ONLY},
+        tags=["connectors"],
+    )
+    def partial_update(self, request: Request, connectorId: str) -> Response:
+        return self.update(request, connectorId)
+
+    @extend_schema(
+        summary="Delete an account's own connector",
+        operation_id="connectors_destroy",
+        description=(
+            "409 CONFLICT while connections of it are left (`details.connections`); 405 "
+            "METHOD_NOT_ALLOWED for a connector Railyard ships."
+        ),
+        parameters=[CONNECTOR_ID],
+        responses={
+            204: None,
+            405: SHIPPED_READ_ONLY,
+            409: error_response("CONFLICT: connections of the connector are left."),
+        },
+        tags=["connectors"],
+    )
+    def destroy(self, request: Request, connectorId: str) -> Response:
+        custom = selectors.custom_connector_get(account=self.account, connector_id=connectorId)
+        services.custom_connector_delete(custom_connector=custom, actor=self.actor)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code == status.HTTP_405_METHOD_NOT_ALLOWED and "connectorId" in (
+            self.kwargs or {}
+        ):
+            # A shipped connector only reads; the route's other methods are for an account's own.
+            response["Allow"] = "GET, HEAD, OPTIONS"
+        return response
 
 
 CONNECTION_WRITE_NOTES = (

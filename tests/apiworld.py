@@ -129,7 +129,19 @@ class World:
         )["connectionId"]
 
     def _make_connector(self) -> Any:
-        return "test_shop_api"
+        # The account's own connector (a manifest): shipped ones are the same for everyone.
+        manifest = {
+            "id": "walk_orders",
+            "name": "Walk Orders",
+            "category": "API",
+            "config": {"properties": {"apiUrl": {"type": "string"}}, "required": ["apiUrl"]},
+            "baseUrl": "{{ config.apiUrl }}",
+            "authentication": {"type": "none"},
+            "streams": [
+                {"name": "orders", "path": "/orders", "recordSelector": "data", "primaryKey": "id"}
+            ],
+        }
+        return self._post("/api/v1/integrations/connectors", {"manifest": manifest})["connectorId"]
 
     def _make_integration(self) -> Any:
         # A feed type: it comes with SFTP credentials, so the sftp routes have something to show.

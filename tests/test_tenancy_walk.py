@@ -31,10 +31,6 @@ METHODS = ("get", "post", "put", "patch", "delete")
 
 # Routes that take an id but are not walked, with the reason. Keep this short.
 NOT_WALKED = {
-    "/api/v1/integrations/connectors/{connectorId}/": (
-        "The connector catalog is defined in code and the same for every account; a connector "
-        "id names no tenant's object."
-    ),
     "/api/v1/templates/{token}/": (
         "A signed template link is its own credential (it works without an API key, for an "
         "hour); its signature, not the caller's account, decides (tests/integrations)."

@@ -8,7 +8,15 @@ request budget. Each page is one batch. INCREMENTAL reads send the saved cursor 
 manifest's templates put it and also drop records at or below it, since many APIs filter
 inclusively. A stream whose API answers in ascending cursor order says so (``cursor.ordered``),
 and the sync engine then commits its cursor batch by batch; any other stream has its cursor
-saved once it is read through.
+saved once it is read through. A cursor no finer than a date (``cursor.inclusive``) keeps the
+records at it: they are read again, and stored unchanged unless they changed.
+
+A stream can also keep the API's own position instead of a record field (``cursor.responsePath``:
+Plaid's ``/transactions/sync``): the opaque cursor an answer hands back is sent with the next
+request, and the last one is saved once the stream is read through, so a failed read starts
+again from the position the last complete read reached. One answer may hold several lists of
+records (``recordSelector`` as a list), and a list of records the API deleted
+(``deletedRecordSelector``), kept as records marked ``_deleted``.
 
 Redirects are not followed: credentials travel in headers and query parameters that an HTTP
 client would forward to wherever a redirect points. Next-page links must stay on the origin of
@@ -18,9 +26,12 @@ the base URL for the same reason.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import time
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -40,6 +51,32 @@ from connectors.registry import (
 
 DEFAULT_RETRYABLE: list[int | str] = [429, "5xx"]
 TEST_TIMEOUT_SECONDS = 30.0
+# How often one read starts over on an error code of ``pagination.restartOn`` before the error
+# fails the attempt (retryably: the job's next attempt starts over once more).
+MAX_RESTARTS = 3
+# The field that marks a record the API reported deleted (``deletedRecordSelector``).
+DELETED_FIELD = "_deleted"
+
+
+class ApiError(http.HttpStatusError):
+    """An error answer of the API, retryable as the manifest's ``errors`` classify it, with the
+    API's own error code where ``errors.codePath`` finds one (Plaid's ``error_code``)."""
+
+    def __init__(
+        self, message: str, *, status: int, body: bytes, retryable: bool, code: str | None
+    ) -> None:
+        super().__init__(message, status=status, body=body)
+        self.retryable = retryable
+        self.code = code
+
+
+@dataclass
+class Page:
+    """The records of one answer, with their ``addFields``, and the stream's position after it
+    (the API's cursor of a ``cursor.responsePath`` stream; None for any other)."""
+
+    records: list[dict[str, Any]]
+    position: Any = None
 
 
 class DeclarativeConnector(Connector):
@@ -91,10 +128,13 @@ class DeclarativeConnector(Connector):
             EntitySpec(
                 name=stream["name"],
                 primary_key=_primary_key(stream),
+                # A stream that keeps the API's position has no cursor field, and is not read
+                # in an order it could be resumed in: its position is saved once read through.
                 cursor_field=(stream.get("cursor") or {}).get("field"),
                 fields=[spec.name for spec in stream_fields(stream)],
                 field_specs=stream_fields(stream),
                 ordered=bool((stream.get("cursor") or {}).get("ordered", False)),
+                position_kept_by_source=bool((stream.get("cursor") or {}).get("responsePath")),
             )
             for stream in self.manifest["streams"]
         ]
@@ -111,15 +151,24 @@ class DeclarativeConnector(Connector):
         stream that has them (``filters_by_date`` says whether every stream does)."""
         stream = self._stream(entity)
         spec = stream.get("cursor")
+        if spec is not None and "responsePath" in spec:
+            yield from self._read_positions(stream, cursor=cursor, batch_size=batch_size)
+            return
         kind = (spec or {}).get("type", "string")
         field_name = spec["field"] if spec else None
+        inclusive = bool((spec or {}).get("inclusive", False))
         high_water = cursor
         for window in self._windows(stream, cursor=cursor, date_range=date_range):
             for page in self._pages(stream, cursor=cursor, window=window, batch_size=batch_size):
-                records = [self._with_added_fields(stream, record) for record in page]
+                records = page.records
                 if field_name is not None:
                     if cursor is not None:
-                        records = [r for r in records if _after(r.get(field_name), cursor, kind)]
+                        records = [
+                            r
+                            for r in records
+                            if _after(r.get(field_name), cursor, kind)
+                            or (inclusive and _same(r.get(field_name), cursor, kind))
+                        ]
                     for record in records:
                         value = record.get(field_name)
                         if value is not None and (
@@ -128,6 +177,22 @@ class DeclarativeConnector(Connector):
                             high_water = value
                 if records:
                     yield ReadBatch(records=records, cursor=high_water)
+
+    def _read_positions(
+        self, stream: dict[str, Any], *, cursor: Any, batch_size: int
+    ) -> Iterator[ReadBatch]:
+        """A stream that keeps the API's position: each page with the position after it, and
+        the last position even when the last pages held no records (the sync engine saves it
+        once the stream is read through)."""
+        sent = cursor
+        position = cursor
+        for page in self._pages(stream, cursor=cursor, window=None, batch_size=batch_size):
+            position = page.position
+            if page.records:
+                sent = position
+                yield ReadBatch(records=page.records, cursor=position)
+        if position != sent:
+            yield ReadBatch(records=[], cursor=position)
 
     @classmethod
     def stream_schema(cls, entity: str) -> dict[str, Any] | None:
@@ -147,27 +212,53 @@ class DeclarativeConnector(Connector):
         cursor: Any,
         window: tuple[datetime, datetime] | None,
         batch_size: int,
-    ) -> Iterator[list[dict[str, Any]]]:
-        """The records of each page of one read of ``stream`` (one date window of it)."""
+    ) -> Iterator[Page]:
+        """Each page of one read of ``stream`` (one date window of it).
+
+        With ``pagination.restartAfter``, a query that has paged through that many records is
+        started again from the highest cursor value it read (an API that pages at most so far
+        into one query's results, such as HubSpot's search); records at that value which were
+        already read are not read twice.
+
+        With ``pagination.restartOn``, an error answer with one of those codes starts the read
+        over from its first page and the position it started at (Plaid's
+        TRANSACTIONS_SYNC_MUTATION_DURING_PAGINATION: the data changed while it was paged)."""
         pagination = stream.get("pagination") or {"type": "none"}
         kind = pagination["type"]
         size = min(int(pagination.get("pageSize") or batch_size), max(batch_size, 1))
         start = pagination.get("start")
-        page: dict[str, Any] = {
-            "size": size,
-            "number": 1 if start is None else start,
-            "offset": 0 if start is None else start,
-            "cursor": None,
-        }
+
+        def first_page() -> dict[str, Any]:
+            return {
+                "size": size,
+                "number": 1 if start is None else start,
+                "offset": 0 if start is None else start,
+                "cursor": None,
+            }
+
+        page = first_page()
+        spec = stream.get("cursor") or {}
+        response_path = spec.get("responsePath")
         cursor_value = cursor
-        if cursor_value is None and stream.get("cursor", {}).get("start"):
-            cursor_value = templates.render_text(stream["cursor"]["start"], self.context)
+        if cursor_value is None and spec.get("start"):
+            cursor_value = templates.render_text(spec["start"], self.context)
         context: dict[str, Any] = {
             **self.context,
-            "cursor": cursor_value,
+            "cursor": _cursor_text(spec, cursor_value),
             "page": page,
             "stream": {"name": stream["name"]},
         }
+        restart_after = pagination.get("restartAfter")
+        restart_on = set(pagination.get("restartOn") or [])
+        restarts = 0
+        has_more_path = pagination.get("hasMorePath")
+        cursor_kind = spec.get("type", "string")
+        keys = _primary_key(stream)
+        # This query's count of records, its highest cursor value and the keys of the records
+        # at it; and the keys at the value the query restarted from, already read.
+        query_read, query_high, keys_at_high = 0, cursor_value, set[tuple[str, ...]]()
+        restart_value: Any = None
+        keys_at_restart: set[tuple[str, ...]] = set()
         if window is not None:
             fmt = stream["window"].get("format") or "%Y-%m-%dT%H:%M:%SZ"
             context["window"] = {"start": window[0].strftime(fmt), "end": window[1].strftime(fmt)}
@@ -179,21 +270,70 @@ class DeclarativeConnector(Connector):
         }
         next_url: str | None = None
         seen: set[str] = set()
+        # The API's position (cursor.responsePath): where the read started, and after each answer.
+        position = cursor_value
         while True:
             body = templates.render(stream.get("body"), context) if "body" in stream else None
-            if next_url is None:
-                params = templates.render(stream.get("params") or {}, context)
-                answer = self._send(method, url, params=params, body=body, headers=headers)
-            else:
-                answer = self._send(method, next_url, params={}, body=body, headers=headers)
+            try:
+                if next_url is None:
+                    params = templates.render(stream.get("params") or {}, context)
+                    answer = self._send(method, url, params=params, body=body, headers=headers)
+                else:
+                    answer = self._send(method, next_url, params={}, body=body, headers=headers)
+            except ApiError as error:
+                if error.code is None or error.code not in restart_on:
+                    raise
+                if restarts >= MAX_RESTARTS:
+                    raise ConnectorError(
+                        f"{error.message} The read of {stream['name']} started over "
+                        f"{MAX_RESTARTS} times on it.",
+                        retryable=True,
+                    ) from error
+                restarts += 1
+                position = cursor_value
+                context["cursor"] = _cursor_text(spec, cursor_value)
+                page.clear()
+                page.update(first_page())
+                next_url = None
+                seen.clear()
+                continue
             payload = answer.json()
-            records = _records_at(payload, stream.get("recordSelector", ""), url=answer.url)
-            yield records
+            found = _records_of(stream, payload, url=answer.url)
+            records = [self._with_added_fields(stream, record) for record in found]
+            if restart_after is not None:
+                if keys_at_restart:
+                    records = [
+                        record
+                        for record in records
+                        if not (
+                            _record_key(record, keys) in keys_at_restart
+                            and _same(record.get(spec["field"]), restart_value, cursor_kind)
+                        )
+                    ]
+                for record in records:
+                    value = record.get(spec["field"])
+                    if value is None:
+                        continue
+                    if query_high is None or _after(value, query_high, cursor_kind):
+                        query_high, keys_at_high = value, set()
+                    if _same(value, query_high, cursor_kind):
+                        keys_at_high.add(_record_key(record, keys))
+            sent_position = position
+            if response_path is not None:
+                handed = http.value_at(payload, response_path)
+                # Plaid answers "" while an account's transactions are not ready yet.
+                if handed not in (None, ""):
+                    position = handed
+                    context["cursor"] = handed
+            yield Page(records=records, position=position)
+            query_read += len(found)
+            if has_more_path is not None and http.value_at(payload, has_more_path) is not True:
+                return
             if kind in ("page", "offset"):
-                if len(records) < size:
+                if len(found) < size:
                     return
                 page["number"] += 1
-                page["offset"] += len(records)
+                page["offset"] += len(found)
             elif kind == "cursor":
                 following = http.value_at(payload, pagination["cursorPath"])
                 # A server that hands back a cursor it already gave would page forever.
@@ -201,6 +341,10 @@ class DeclarativeConnector(Connector):
                     return
                 seen.add(str(following))
                 page["cursor"] = following
+            elif kind == "responseCursor":
+                # More to read, but from where this answer started: it would page forever.
+                if position == sent_position:
+                    return
             elif kind in ("nextLink", "linkHeader"):
                 if kind == "nextLink":
                     link = http.value_at(payload, pagination["nextLinkPath"])
@@ -219,6 +363,21 @@ class DeclarativeConnector(Connector):
                     )
             else:
                 return
+            if restart_after is not None and query_read >= restart_after:
+                if query_high is None or _same(query_high, cursor_value, cursor_kind):
+                    raise ConnectorError(
+                        f"{stream['name']}: more than {restart_after} records share the cursor "
+                        f"value {query_high!r}, past which the API cannot page.",
+                        retryable=False,
+                    )
+                cursor_value, restart_value = query_high, query_high
+                keys_at_restart, keys_at_high = keys_at_high, set()
+                query_read = 0
+                page.clear()
+                page.update(first_page())
+                context["cursor"] = _cursor_text(spec, cursor_value)
+                next_url = None
+                seen.clear()
 
     def _send(
         self,
@@ -249,17 +408,37 @@ class DeclarativeConnector(Connector):
                 if error.status == 401 and attempt == 1 and self.auth.can_refresh:
                     self.auth.invalidate()
                     continue
-                raise self._classified(error) from error
+                raise self._classified(error, url=url) from error
         raise AssertionError("unreachable")
 
-    def _classified(self, error: http.HttpStatusError) -> ConnectorError:
-        """The error as the manifest's ``errors.retryable`` classifies its status."""
-        retryable = (self.manifest.get("errors") or {}).get("retryable", DEFAULT_RETRYABLE)
+    def _classified(self, error: http.HttpStatusError, *, url: str) -> ApiError:
+        """The error as the manifest's ``errors`` read it: retryable as ``retryable`` classifies
+        its status, and with the API's own error code and message where the answer holds them
+        (``codePath``, ``messagePath``)."""
+        errors = self.manifest.get("errors") or {}
+        retryable = errors.get("retryable", DEFAULT_RETRYABLE)
         status = error.status
         matches = status in retryable or f"{status // 100}xx" in retryable
-        if error.retryable == matches:
-            return error
-        return ConnectorError(error.message, retryable=matches)
+        code: str | None = None
+        message = error.message
+        if "codePath" in errors or "messagePath" in errors:
+            try:
+                payload = json.loads(error.body or b"null")
+            except ValueError:
+                payload = None
+
+            def told(key: str) -> str | None:
+                value = http.value_at(payload, errors[key]) if key in errors else None
+                return str(value) if isinstance(value, str | int) and value != "" else None
+
+            code = told("codePath")
+            said = [part for part in (code, told("messagePath")) if part is not None]
+            if said:
+                answered = (
+                    "still answers 429 after its retries" if status == 429 else f"answered {status}"
+                )
+                message = f"{_without_query(url)} {answered}: {': '.join(said)}"
+        return ApiError(message, status=status, body=error.body, retryable=matches, code=code)
 
     def _spend(self) -> None:
         """Count a request against the manifest's budget, waiting for the next window when it
@@ -385,7 +564,7 @@ def connector_class(manifest: dict[str, Any]) -> type[DeclarativeConnector]:
 def stream_fields(stream: dict[str, Any]) -> tuple[FieldSpec, ...]:
     """The fields of a stream's records as its schema declares them (a type only where the
     schema names one besides null; nullable unless required and never null), then the
-    fields ``addFields`` adds."""
+    fields ``addFields`` adds, and ``_deleted`` where the API lists deleted records."""
     schema = stream.get("schema") or {}
     required = set(schema.get("required") or [])
     fields: list[FieldSpec] = []
@@ -405,12 +584,57 @@ def stream_fields(stream: dict[str, Any]) -> tuple[FieldSpec, ...]:
         if name not in declared_names:
             kind = "string" if added.get("type") == "datetime" else None
             fields.append(FieldSpec(name=name, type=kind, nullable=True))
+    if "deletedRecordSelector" in stream and DELETED_FIELD not in declared_names:
+        fields.append(FieldSpec(name=DELETED_FIELD, type="boolean", nullable=True))
     return tuple(fields)
 
 
 def _primary_key(stream: dict[str, Any]) -> list[str]:
     key = stream["primaryKey"]
     return [key] if isinstance(key, str) else list(key)
+
+
+def _cursor_text(spec: dict[str, Any], value: Any) -> Any:
+    """``{{ cursor }}``: the cursor value, or with ``cursor.format`` the instant it names as
+    that format writes it (``unix``, ``unix_ms``, or strftime in UTC)."""
+    fmt = spec.get("format")
+    if value is None or value == "" or not fmt:
+        return value
+    moment = _moment(value, field="cursor").astimezone(UTC)
+    if fmt == "unix":
+        return str(int(moment.timestamp()))
+    if fmt == "unix_ms":
+        return str(int(moment.timestamp() * 1000))
+    return moment.strftime(fmt)
+
+
+def _record_key(record: dict[str, Any], keys: list[str]) -> tuple[str, ...]:
+    return tuple(str(record.get(key)) for key in keys)
+
+
+def _same(value: Any, other: Any, kind: str) -> bool:
+    if value is None or other is None:
+        return value is other
+    return not _after(value, other, kind) and not _after(other, value, kind)
+
+
+def _records_of(stream: dict[str, Any], body: Any, *, url: str) -> list[dict[str, Any]]:
+    """The records of one answer: those at each ``recordSelector`` path in turn, then those at
+    ``deletedRecordSelector`` marked ``_deleted``. A record listed twice (changed, then deleted
+    in the same answer) is read once, as its last listing says."""
+    selector = stream.get("recordSelector", "")
+    paths = [selector] if isinstance(selector, str) else list(selector)
+    records = [record for path in paths for record in _records_at(body, path, url=url)]
+    deleted_path = stream.get("deletedRecordSelector")
+    if deleted_path is not None:
+        records += [
+            {**record, DELETED_FIELD: True} for record in _records_at(body, deleted_path, url=url)
+        ]
+    if len(paths) == 1 and deleted_path is None:
+        return records
+    keys = _primary_key(stream)
+    latest = {_record_key(record, keys): record for record in records}
+    return list(latest.values())
 
 
 def _records_at(body: Any, path: str, *, url: str) -> list[dict[str, Any]]:
@@ -447,11 +671,20 @@ def _after(value: Any, cursor: Any, kind: str) -> bool:
     return str(value) > str(cursor)
 
 
+# A Microsoft JSON date ("/Date(1573755038314+0000)/", Xero, .NET services): milliseconds since
+# the epoch, UTC; the offset only names the zone it was written in.
+MICROSOFT_JSON_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
+
+
 def _moment(value: Any, *, field: str) -> datetime:
+    text = str(value).strip() if isinstance(value, str) else ""
+    microsoft = MICROSOFT_JSON_DATE.match(text)
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, date):
         moment = datetime(value.year, value.month, value.day)
+    elif microsoft is not None:
+        moment = datetime.fromtimestamp(int(microsoft.group(1)) / 1000, tz=UTC)
     else:
         try:
             moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))

@@ -2,6 +2,23 @@
 with the project), then what a schema cannot say (unique stream names, templates that name
 values the manifest declares, paging parameters that are actually sent).
 
+What the engine can express beyond plain GET paging, each described in the schema: a POST body
+with templates (search APIs that page in the body, HubSpot), headers that carry the cursor
+(``If-Modified-Since``, Xero), a cursor written in the API's own date format (``cursor.format``:
+a SOQL literal, epoch milliseconds), date windows, and queries restarted from the last cursor
+where an API pages only so far into one query (``pagination.restartAfter``).
+
+Sync APIs that hand back their own position (Plaid's ``/transactions/sync``) are expressed with
+``cursor.responsePath`` (the opaque cursor of each answer, sent back as ``{{ cursor }}`` and
+saved as the stream's cursor once it is read through), ``pagination.type: responseCursor``
+with ``hasMorePath`` (a page whose flag is not true is the last; ``hasMorePath`` stops any
+paging type), ``recordSelector`` as a list (several lists of one answer, such as added and
+modified, read as upserts), ``deletedRecordSelector`` (records the API deleted, read as records
+marked ``_deleted: true``, since the sync engine deletes only what a FULL overwrite no longer
+sees), ``errors.codePath`` / ``errors.messagePath`` (the API's error code and message in an
+error answer) and ``pagination.restartOn`` (error codes that start the read over from the
+position it started at).
+
 Errors are keyed by the dotted path of the field they concern (``streams.0.pagination.type``),
 the way the API reports invalid input, so a manifest author sees every problem at once.
 """
@@ -76,7 +93,11 @@ def _schema_errors(manifest: Any) -> dict[str, list[str]]:
         for leaf in _leaves(error):
             path = [str(part) for part in leaf.absolute_path]
             message = leaf.message
-            if leaf.validator == "required":
+            if leaf.validator == "oneOf" and not leaf.context:
+                # Valid under several alternatives: those that differ by what they require.
+                names = [", ".join(each.get("required", [])) for each in leaf.validator_value]
+                message = "Give only one of: " + "; ".join(name for name in names if name) + "."
+            elif leaf.validator == "required":
                 # "'path' is a required property": key it by the missing field
                 missing = message.split("'")[1] if "'" in message else ""
                 path, message = [*path, missing] if missing else path, "This field is required."
@@ -154,13 +175,54 @@ def _meaning_errors(manifest: dict[str, Any]) -> dict[str, list[str]]:
             )
         for key in ("path", "headers", "params", "body"):
             check_names(f"{prefix}.{key}", stream.get(key), allowed=request_values)
-        sent = set(templates.names([stream.get(key) for key in ("path", "params", "body")]))
+        sent = set(
+            templates.names([stream.get(key) for key in ("path", "params", "body", "headers")])
+        )
         cursor = stream.get("cursor")
+        pagination = stream.get("pagination") or {"type": "none"}
         if cursor is not None:
             check_names(f"{prefix}.cursor.start", cursor.get("start"), allowed=connection_values)
         elif "cursor" in sent:
             add(f"{prefix}.cursor", "{{ cursor }} is used, so the stream needs a cursor.")
-        kind = (stream.get("pagination") or {"type": "none"})["type"]
+        if cursor is not None and "format" in cursor and cursor.get("type") != "datetime":
+            add(f"{prefix}.cursor.format", "Only a datetime cursor has a format.")
+        from_answer = cursor is not None and "responsePath" in cursor
+        if from_answer:
+            for key in ("type", "format", "ordered", "inclusive"):
+                if key in cursor:
+                    add(
+                        f"{prefix}.cursor.{key}",
+                        "A cursor taken from the answer is only sent back: it has no type, "
+                        "format or order.",
+                    )
+            if "cursor" not in sent:
+                add(
+                    f"{prefix}.cursor.responsePath",
+                    "Send the API's cursor back as {{ cursor }} in the path, params, body or "
+                    "headers.",
+                )
+            if "window" in stream:
+                add(f"{prefix}.window", "Date windows need a cursor field, not the API's cursor.")
+        if pagination["type"] == "responseCursor" and not from_answer:
+            add(
+                f"{prefix}.pagination.type",
+                "responseCursor paging needs the stream's cursor taken from the answer "
+                "(cursor.responsePath).",
+            )
+        if "restartOn" in pagination and "codePath" not in (manifest.get("errors") or {}):
+            add(
+                f"{prefix}.pagination.restartOn",
+                "Error codes are read at errors.codePath, which the manifest does not give.",
+            )
+        if "restartAfter" in pagination and (
+            cursor is None or "field" not in cursor or "cursor" not in sent
+        ):
+            add(
+                f"{prefix}.pagination.restartAfter",
+                "Restarting a query needs a cursor, sent as {{ cursor }} in the path, params "
+                "or body.",
+            )
+        kind = pagination["type"]
         needs = {"page": ["page.size", "page.number"], "offset": ["page.size", "page.offset"]}
         needs["cursor"] = ["page.cursor"]
         for needed in needs.get(kind, []):
@@ -184,7 +246,7 @@ def _meaning_errors(manifest: dict[str, Any]) -> dict[str, list[str]]:
             for key in keys:
                 if key not in fields:
                     add(f"{prefix}.primaryKey", f"{key!r} is not a field of the stream's schema.")
-            if cursor is not None and cursor["field"] not in fields:
+            if cursor is not None and "field" in cursor and cursor["field"] not in fields:
                 add(
                     f"{prefix}.cursor.field",
                     f"{cursor['field']!r} is not a field of the stream's schema.",

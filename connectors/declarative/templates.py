@@ -5,7 +5,8 @@ cannot compute anything the engine did not hand it. The names a manifest may use
 
 - ``config.<key>``: the connection's config (a property's schema default when it is not set);
 - ``credentials.<key>``: the connection's credentials, resolved;
-- ``cursor``: the last cursor value synced (a stream's ``cursor.start`` before the first sync);
+- ``cursor``: the last cursor value synced (a stream's ``cursor.start`` before the first sync),
+  written as ``cursor.format`` says when the stream gives one;
 - ``page.size``, ``page.number``, ``page.offset``, ``page.cursor``: the page being requested;
 - ``window.start``, ``window.end``: the bounds of the date window being read;
 - ``stream.name``.

@@ -14,7 +14,7 @@ from accounts.services import Actor, audit_record, diff, event_record, field_val
 from config.api.errors import BadRequest, Conflict, InvalidInput
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
-from connectors.registry import get_connector
+from connectors.registry import get_connector_for
 from integrations.choices import CONTAINER_TYPE, DataType, IntegrationState, IntegrationStatus
 from integrations.hooks import run_created_hooks, run_deleted_hooks
 from integrations.models import (
@@ -167,7 +167,13 @@ def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
                 f"({TYPES_HINT}) or a sourceAppId / destinationAppId."
             ]
         values.setdefault("data_type", DataType.RECORDS)
-    elif integration_type not in FEED_TYPES and get_connector(integration_type) is None:
+    elif (
+        integration_type not in FEED_TYPES
+        and get_connector_for(
+            integration_type, account_id=(source or destination or Connection()).account_id
+        )
+        is None
+    ):
         errors["type"] = [
             f"Unknown type {integration_type!r}; use {TYPES_HINT} "
             "(GET /api/v1/integrations/connectors)."
@@ -184,7 +190,9 @@ def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
         raise InvalidInput("The integration is incomplete.", details=errors)
     values["type"] = integration_type
     if not values.get("name"):
-        connector = get_connector(integration_type)
+        connector = get_connector_for(
+            integration_type, account_id=(source or destination or Connection()).account_id
+        )
         if source and destination:
             values["name"] = f"{source.name} → {destination.name}"
         else:

@@ -20,7 +20,7 @@ from connectors.choices import ConnectionStatus, SyncMode
 from connectors.discovery import entities_check
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
-from connectors.registry import get_connector
+from connectors.registry import get_connector_for
 from integrations.choices import SyncStrategy
 from integrations.models import SYNC_SETTINGS_DEFAULTS, Integration
 from syncengine.choices import JobKind, JobTrigger
@@ -125,7 +125,7 @@ def connection_sync_start(
     connector that cannot read by date (``filters_by_date``) is ``InvalidInput``, not a silent
     full read. Raises ``Conflict`` while another job of the connection is queued or running.
     """
-    connector = get_connector(connection.connector_id)
+    connector = get_connector_for(connection.connector_id, account_id=connection.account_id)
     if connector is None or not connector.is_source:
         raise BadRequest(
             f"Connections of {connection.connector_id!r} do not sync: it is not a source "
@@ -243,7 +243,7 @@ def integration_strategy(integration: Integration) -> str:
 
 def integration_default_mode(integration: Integration) -> str:
     """Scheduled and manual integration runs read incrementally when the source can."""
-    connector = get_connector(integration.type)
+    connector = get_connector_for(integration.type, account_id=integration.account_id)
     if connector is not None and SyncMode.INCREMENTAL in connector.sync_modes:
         return SyncMode.INCREMENTAL
     return SyncMode.FULL

@@ -29,7 +29,7 @@ from accounts.services import Actor
 from config.db import rows_update
 from connectors.choices import ConnectionStatus, SyncMode
 from connectors.models import Connection
-from connectors.registry import get_connector
+from connectors.registry import get_connector_for
 from connectors.scheduling import connector_syncs, sync_interval
 from integrations.choices import FrequencyUnit, IntegrationState, SyncStrategy
 from integrations.models import Integration
@@ -213,7 +213,9 @@ def _connections_batch(*, now: datetime, limit: int) -> tuple[int, int]:
         jobs: list[SyncJob] = []
         for connection in due:
             interval = sync_interval(connection.config.get("syncInterval"))
-            if interval is None or not connector_syncs(connection.connector_id):
+            if interval is None or not connector_syncs(
+                connection.connector_id, connection.account_id
+            ):
                 # The schedule lost its interval, or the connector no longer syncs: drop it.
                 connection.next_sync_at = None
                 continue
@@ -228,7 +230,7 @@ def _connections_batch(*, now: datetime, limit: int) -> tuple[int, int]:
 
 
 def _connection_job(connection: Connection) -> SyncJob:
-    connector = get_connector(connection.connector_id)
+    connector = get_connector_for(connection.connector_id, account_id=connection.account_id)
     incremental = connector is not None and SyncMode.INCREMENTAL in connector.sync_modes
     return SyncJob(
         account_id=connection.account_id,

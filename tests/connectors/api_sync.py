@@ -10,8 +10,30 @@ import time_machine
 from django.utils import timezone
 
 from syncengine.jobs import lifecycle
+from syncengine.models import Record
 
 CONNECTIONS = "/api/v1/integrations/connections"
+
+
+def connection_create(
+    api, connector_id: str, *, name: str, config: dict[str, Any], credentials: dict[str, Any]
+) -> str:
+    """Create a connection through the API; its id."""
+    response = api.post(
+        CONNECTIONS,
+        {"connectorId": connector_id, "name": name, "config": config, "credentials": credentials},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    return str(response.json()["data"]["connectionId"])
+
+
+def stored(connection_id: str, entity: str | None = None) -> int:
+    """How many records the connection's store holds (of ``entity``, or in all)."""
+    records = Record.objects.filter(stream__connection_id=connection_id)
+    if entity is not None:
+        records = records.filter(stream__entity=entity)
+    return records.count()
 
 
 def sync(api, connection_id: str, mode: str = "FULL", **body: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ their validation need a connector whose schema declares some.
 
 import pytest
 
-from connectors import registry
+from connectors import http, registry
 from connectors.choices import ConnectorCategory, SyncMode
 from connectors.registry import Connector
 
@@ -38,3 +38,11 @@ def payments_connector(monkeypatch) -> type[Connector]:
 
 # The real storage servers (moto's S3, Azurite, OpenSSH sshd), each started once per test run.
 from tests.servers import azurite, moto_s3, sshd  # noqa: E402, F401
+
+
+@pytest.fixture
+def waits(monkeypatch) -> list[float]:
+    """Retry-After waits are recorded instead of slept."""
+    recorded: list[float] = []
+    monkeypatch.setattr(http, "sleep", recorded.append)
+    return recorded

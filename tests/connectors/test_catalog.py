@@ -14,6 +14,8 @@ CATALOG_FIELDS = {
     "configSchema",
     "credentialsSchema",
     "secretFields",
+    "custom",
+    "manifest",
 }
 
 
@@ -31,8 +33,18 @@ def test_catalog_lists_the_feed_connectors(api):
     assert vauto["syncModes"] == ["FULL"]
     assert vauto["entities"] == ["vehicles"]
     assert vauto["secretFields"] == []
+    assert (vauto["custom"], vauto["manifest"]) == (False, None)
+    assert not any(c["custom"] for c in connectors)
     config_keys = set(vauto["configSchema"]["properties"])
     assert {"syncInterval", "autoSync", "columnDelimiter"} <= config_keys
+
+
+def test_a_connector_shipped_as_a_manifest_shows_it(api):
+    body = api.get("/api/v1/integrations/connectors/shopify").json()["data"]
+
+    assert body["custom"] is False
+    assert body["manifest"]["id"] == "shopify"
+    assert [stream["name"] for stream in body["manifest"]["streams"]] == body["entities"]
 
 
 def test_catalog_is_not_paginated_and_answers_with_or_without_trailing_slash(api):
@@ -48,7 +60,10 @@ def test_catalog_filters_by_category(api, payments_connector):
     payments = api.get("/api/v1/integrations/connectors?category=PAYMENTS")
     inventory = api.get("/api/v1/integrations/connectors?category=INVENTORY")
 
-    assert [c["connectorId"] for c in payments.json()["data"]] == ["stripe", "test-payments"]
+    # Every payments connector, by id (more ship as manifests are added)
+    ids = [c["connectorId"] for c in payments.json()["data"]]
+    assert {"stripe", "test-payments"} <= set(ids)
+    assert ids == sorted(ids)
     assert {c["category"] for c in payments.json()["data"]} == {"PAYMENTS"}
     assert "test-payments" not in {c["connectorId"] for c in inventory.json()["data"]}
     assert {c["category"] for c in inventory.json()["data"]} == {"INVENTORY"}

@@ -57,13 +57,6 @@ def fake_api() -> Iterator[FakeApi]:
         yield api
 
 
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
-
-
 ITEMS = [{"id": n, "updated": f"2025-01-{n:02d}T00:00:00Z"} for n in range(1, 26)]
 
 
@@ -685,3 +678,430 @@ def test_a_rotated_credential_replaces_only_the_value_it_rotated(tenant, other_t
     assert other.stored_credentials()["refreshToken"] == "rt-other"
     assert reference.stored_credentials()["refreshToken"] == "${RAILYARD_CONNECTOR_QB_REFRESH}"
     assert unrelated.stored_credentials()["token"] == "rt-1"
+
+
+# --- cursors in the API's own format, restarted queries ------------------------------------
+
+
+def test_a_cursor_is_sent_in_its_format_and_microsoft_json_dates_are_times(fake_api):
+    # Xero style: the cursor travels in If-Modified-Since, the records carry /Date(ms+zzzz)/
+    def modified(request: Request) -> Answer:
+        return ok(
+            {
+                "Things": [
+                    {"id": 1, "Updated": "/Date(1735725600000+0000)/"},  # 2025-01-01T10:00:00Z
+                    {"id": 2, "Updated": "/Date(1735729200500+1300)/"},  # 11:00:00.5Z
+                ]
+            }
+        )
+
+    fake_api.routes["/items"] = modified
+    connector = source(
+        fake_api,
+        manifest(
+            stream={
+                "headers": {"If-Modified-Since": "{{ cursor }}"},
+                "recordSelector": "Things",
+                "addFields": {"updatedAt": {"path": "Updated", "type": "datetime"}},
+                "schema": {"properties": {"id": {"type": "integer"}, "Updated": {}}},
+                "cursor": {
+                    "field": "updatedAt",
+                    "type": "datetime",
+                    "format": "%Y-%m-%dT%H:%M:%S",
+                },
+            }
+        ),
+    )
+
+    first = list(connector.read("items"))
+    later = list(connector.read("items", cursor="2025-01-01T10:30:00.250+00:00"))
+
+    assert [r["updatedAt"] for r in first[0].records] == [
+        "2025-01-01T10:00:00+00:00",
+        "2025-01-01T11:00:00.500000+00:00",
+    ]
+    assert first[-1].cursor == "2025-01-01T11:00:00.500000+00:00"
+    # No header before the first sync; then the cursor to the second, as Xero wants it
+    assert [r.headers.get("if-modified-since") for r in fake_api.requests] == [
+        None,
+        "2025-01-01T10:30:00",
+    ]
+    assert [record["id"] for batch in later for record in batch.records] == [2]
+
+
+def test_a_cursor_sent_as_epoch_milliseconds(fake_api):
+    fake_api.routes["/items"] = lambda r: ok([])
+    connector = source(
+        fake_api,
+        manifest(
+            stream={
+                "params": {"since": "{{ cursor }}"},
+                "cursor": {
+                    "field": "updated",
+                    "type": "datetime",
+                    "format": "unix_ms",
+                    "start": "2025-01-01T00:00:00Z",
+                },
+            }
+        ),
+    )
+
+    read_all(connector)
+    read_all(connector, cursor="2025-01-02T00:00:00.123Z")
+
+    assert [r.param("since") for r in fake_api.requests] == ["1735689600000", "1735776000123"]
+
+
+def capped_search(cap: int, items: list[dict[str, Any]]) -> Route:
+    """A search API sorted by ``updated`` that pages no further than ``cap`` records into one
+    query (HubSpot: 10,000) and filters inclusively from ``since``."""
+
+    def search(request: Request) -> Answer:
+        body = request.json()
+        start = int(body.get("after") or 0)
+        if start >= cap:
+            return 400, {}, {"status": "error", "message": "after beyond the limit"}
+        rows = [item for item in items if item["updated"] >= body["since"]]
+        rows.sort(key=lambda item: (item["updated"], item["id"]))
+        chunk = rows[start : start + body["limit"]]
+        following = start + len(chunk)
+        paging = {"next": {"after": str(following)}} if following < len(rows) else {}
+        return ok({"results": chunk, "paging": paging})
+
+    return search
+
+
+def restarting(fake_api: FakeApi, cap: int, items: list[dict[str, Any]]) -> DeclarativeConnector:
+    fake_api.routes["/items/search"] = capped_search(cap, items)
+    return source(
+        fake_api,
+        manifest(
+            stream={
+                "path": "/items/search",
+                "method": "POST",
+                "body": {
+                    "limit": "{{ page.size }}",
+                    "after": "{{ page.cursor }}",
+                    "since": "{{ cursor }}",
+                },
+                "recordSelector": "results",
+                "cursor": {
+                    "field": "updated",
+                    "type": "datetime",
+                    "start": "2025-01-01T00:00:00Z",
+                    "ordered": True,
+                },
+                "pagination": {
+                    "type": "cursor",
+                    "pageSize": 5,
+                    "cursorPath": "paging.next.after",
+                    "restartAfter": 10,
+                },
+            }
+        ),
+    )
+
+
+def test_a_capped_query_is_restarted_from_its_last_cursor_without_a_record_twice(fake_api):
+    # Given 25 items; items 9 to 12 share one update time, across the 10th record's boundary
+    items = [dict(item) for item in ITEMS]
+    for item in items[8:12]:
+        item["updated"] = "2025-01-09T00:00:00Z"
+
+    # When they are read through a search that pages at most 10 records into a query
+    records = read_all(restarting(fake_api, 10, items))
+
+    # Then each is read once, the query restarted (inclusively) from the 10th record's time
+    assert [record["id"] for record in records] == list(range(1, 26))
+    assert [(r.json()["since"], r.json().get("after")) for r in fake_api.requests] == [
+        ("2025-01-01T00:00:00Z", None),
+        ("2025-01-01T00:00:00Z", "5"),
+        ("2025-01-09T00:00:00Z", None),
+        ("2025-01-09T00:00:00Z", "5"),
+        ("2025-01-18T00:00:00Z", None),
+        ("2025-01-18T00:00:00Z", "5"),
+    ]
+
+
+def test_a_capped_query_that_cannot_move_its_cursor_is_an_error(fake_api):
+    # Given 15 items updated at one instant, after the stream's start
+    items = [{"id": n, "updated": "2025-01-05T00:00:00Z"} for n in range(1, 16)]
+
+    # When they are read 10 at most per query: the restarted query finds only those 10 again
+    with pytest.raises(ConnectorError) as error:
+        read_all(restarting(fake_api, 10, items))
+
+    assert error.value.retryable is False
+    assert "more than 10 records share the cursor value '2025-01-05T00:00:00Z'" in (
+        error.value.message
+    )
+    assert [r.json()["since"] for r in fake_api.requests] == [
+        "2025-01-01T00:00:00Z",
+        "2025-01-01T00:00:00Z",
+        "2025-01-05T00:00:00Z",
+        "2025-01-05T00:00:00Z",
+    ]
+
+
+def test_a_cursor_format_and_a_restart_need_what_they_work_on():
+    errors = manifest_errors(
+        manifest(
+            stream={
+                "cursor": {"field": "id", "type": "number", "format": "unix"},
+                "pagination": {"type": "cursor", "cursorPath": "next", "restartAfter": 100},
+                "params": {"after": "{{ page.cursor }}"},
+            }
+        )
+    )
+
+    assert errors == {
+        "streams.0.cursor.format": ["Only a datetime cursor has a format."],
+        "streams.0.pagination.restartAfter": [
+            "Restarting a query needs a cursor, sent as {{ cursor }} in the path, params or body."
+        ],
+    }
+
+
+# --- the API's own cursor, several lists of records, deletions, error codes ----------------
+
+
+def sync_api(api: FakeApi, changes: list[dict[str, Any]], *, mutate_once: bool = False) -> None:
+    """``POST /sync`` of a sync API: the cursor is a position in ``changes`` (a change is a record
+    with ``kind`` added, modified or removed); pages of ``count``; with ``mutate_once`` the
+    second request is refused once as if the data changed during the pagination."""
+    refused: list[bool] = []
+
+    def answer(request: Request) -> Answer:
+        body = request.json()
+        if mutate_once and not refused and body.get("cursor"):
+            refused.append(True)
+            return 400, {}, {"error_code": "MUTATION_DURING_PAGINATION", "error_message": "Again."}
+        start = int(body.get("cursor") or 0)
+        page = changes[start : start + body["count"]]
+        lists: dict[str, list[dict[str, Any]]] = {"added": [], "modified": [], "removed": []}
+        for change in page:
+            lists[change["kind"]].append({k: v for k, v in change.items() if k != "kind"})
+        following = start + len(page)
+        return ok({**lists, "next": str(following), "more": following < len(changes)})
+
+    api.routes["/sync"] = answer
+
+
+def syncing(**pagination: Any) -> dict[str, Any]:
+    return manifest(
+        errors={"codePath": "error_code", "messagePath": "error_message"},
+        stream={
+            "path": "/sync",
+            "method": "POST",
+            "body": {"cursor": "{{ cursor }}", "count": "{{ page.size }}"},
+            "recordSelector": ["added", "modified"],
+            "deletedRecordSelector": "removed",
+            "cursor": {"responsePath": "next"},
+            "pagination": {"type": "responseCursor", "hasMorePath": "more", **pagination},
+        },
+    )
+
+
+def test_a_cursor_taken_from_the_answer_pages_and_is_each_batchs_cursor(fake_api):
+    # Given 7 changes: 5 added, then one modified and one removed
+    changes = [{"kind": "added", "id": n, "v": 1} for n in range(1, 6)]
+    changes += [{"kind": "modified", "id": 2, "v": 2}, {"kind": "removed", "id": 4}]
+    sync_api(fake_api, changes)
+    connector = source(fake_api, syncing(pageSize=3))
+
+    # When it is read from the start
+    batches = list(connector.read("items", batch_size=100))
+
+    # Then each request sends the cursor the answer before handed back, until "more" is false,
+    # and each batch carries the cursor after it
+    assert [r.json().get("cursor") for r in fake_api.requests] == [None, "3", "6"]
+    assert [batch.cursor for batch in batches] == ["3", "6", "7"]
+    assert [batch.records for batch in batches] == [
+        [{"id": 1, "v": 1}, {"id": 2, "v": 1}, {"id": 3, "v": 1}],
+        [{"id": 4, "v": 1}, {"id": 5, "v": 1}, {"id": 2, "v": 2}],
+        [{"id": 4, "_deleted": True}],
+    ]
+
+    # And a read from the last cursor asks once; with nothing new, it yields no batch
+    fake_api.requests.clear()
+    assert list(connector.read("items", cursor="7")) == []
+    assert [r.json().get("cursor") for r in fake_api.requests] == ["7"]
+
+
+def test_a_last_page_without_records_still_moves_the_cursor(fake_api):
+    fake_api.routes["/sync"] = lambda r: ok({"added": [], "next": "later", "more": False})
+    connector = source(fake_api, syncing())
+
+    batches = list(connector.read("items", cursor="now"))
+
+    assert [(batch.records, batch.cursor) for batch in batches] == [([], "later")]
+
+
+def test_a_record_listed_twice_in_one_answer_is_read_as_its_last_listing(fake_api):
+    fake_api.routes["/sync"] = lambda r: ok(
+        {
+            "added": [{"id": 1, "v": 1}, {"id": 2, "v": 1}],
+            "modified": [{"id": 1, "v": 2}],
+            "removed": [{"id": 2}],
+            "next": "c1",
+            "more": False,
+        }
+    )
+
+    records = read_all(source(fake_api, syncing()))
+
+    assert records == [{"id": 1, "v": 2}, {"id": 2, "_deleted": True}]
+
+
+def test_a_stream_keeping_the_apis_cursor_discovers_no_cursor_field_and_a_deleted_mark():
+    connector = connector_class(syncing())(
+        config={"baseUrl": "https://api.example"}, credentials={}
+    )
+
+    [spec] = connector.discover()
+
+    assert (spec.cursor_field, spec.ordered) == (None, False)
+    assert [(field.name, field.type) for field in spec.field_specs] == [("_deleted", "boolean")]
+    assert connector.sync_modes == ["FULL", "INCREMENTAL", "SNAPSHOT"]
+
+
+def test_an_error_code_of_restart_on_starts_the_read_over_from_its_cursor(fake_api):
+    # Given an API that refuses the second page once: its data changed during the pagination
+    changes = [{"kind": "added", "id": n} for n in range(1, 6)]
+    sync_api(fake_api, changes, mutate_once=True)
+    connector = source(fake_api, syncing(pageSize=2, restartOn=["MUTATION_DURING_PAGINATION"]))
+
+    # When it is read from the start
+    batches = list(connector.read("items"))
+
+    # Then the read starts over from no cursor, and reads the first page again
+    assert [r.json().get("cursor") for r in fake_api.requests] == [None, "2", None, "2", "4"]
+    assert [batch.cursor for batch in batches] == ["2", "2", "4", "5"]
+    assert [record["id"] for batch in batches for record in batch.records] == [1, 2, 1, 2, 3, 4, 5]
+
+
+def test_a_read_that_keeps_restarting_is_a_retryable_error_with_the_apis_code(fake_api):
+    fake_api.routes["/sync"] = lambda r: (
+        400,
+        {},
+        {"error_code": "MUTATION_DURING_PAGINATION", "error_message": "Data changed."},
+    )
+    connector = source(fake_api, syncing(restartOn=["MUTATION_DURING_PAGINATION"]))
+
+    with pytest.raises(ConnectorError) as error:
+        read_all(connector)
+
+    assert error.value.retryable is True
+    assert "answered 400: MUTATION_DURING_PAGINATION: Data changed." in error.value.message
+    assert "started over 3 times" in error.value.message
+    assert len(fake_api.requests) == 4
+
+
+def test_an_error_code_not_to_restart_on_fails_the_read_as_its_status_says(fake_api):
+    fake_api.routes["/sync"] = lambda r: (
+        400,
+        {},
+        {"error_code": "INVALID_ACCESS_TOKEN", "error_message": "Bad token."},
+    )
+    connector = source(fake_api, syncing(restartOn=["MUTATION_DURING_PAGINATION"]))
+
+    with pytest.raises(ConnectorError) as error:
+        read_all(connector)
+
+    assert error.value.retryable is False
+    assert error.value.message == (
+        f"{fake_api.url}/sync answered 400: INVALID_ACCESS_TOKEN: Bad token."
+    )
+    assert len(fake_api.requests) == 1
+
+
+def test_has_more_ends_any_paging(fake_api):
+    fake_api.routes["/items"] = lambda r: ok({"items": ITEMS[:10], "has_more": False})
+    checked = manifest(
+        stream={
+            "params": {"page": "{{ page.number }}", "size": "{{ page.size }}"},
+            "recordSelector": "items",
+            "pagination": {"type": "page", "pageSize": 10, "hasMorePath": "has_more"},
+        }
+    )
+
+    assert len(read_all(source(fake_api, checked))) == 10
+    assert len(fake_api.requests) == 1
+
+
+def test_a_cursor_from_the_answer_and_its_paging_need_what_they_work_on():
+    both = manifest_errors(manifest(stream={"cursor": {"field": "id", "responsePath": "next"}}))
+    assert both == {"streams.0.cursor": ["Give only one of: field; responsePath."]}
+
+    errors = manifest_errors(
+        manifest(
+            stream={
+                "cursor": {"responsePath": "next", "type": "string"},
+                "pagination": {"type": "responseCursor", "restartOn": ["AGAIN"]},
+            }
+        )
+    )
+    assert errors == {"streams.0.pagination.hasMorePath": ["This field is required."]}
+
+    errors = manifest_errors(
+        manifest(
+            stream={
+                "cursor": {"responsePath": "next", "type": "string"},
+                "pagination": {
+                    "type": "responseCursor",
+                    "hasMorePath": "more",
+                    "restartOn": ["AGAIN"],
+                },
+                "window": {"days": 7, "start": "2025-01-01"},
+                "params": {"from": "{{ window.start }}"},
+            }
+        )
+    )
+    assert errors == {
+        "streams.0.cursor.type": [
+            "A cursor taken from the answer is only sent back: it has no type, format or order."
+        ],
+        "streams.0.cursor.responsePath": [
+            "Send the API's cursor back as {{ cursor }} in the path, params, body or headers."
+        ],
+        "streams.0.pagination.restartOn": [
+            "Error codes are read at errors.codePath, which the manifest does not give."
+        ],
+        "streams.0.window": ["Date windows need a cursor field, not the API's cursor."],
+    }
+
+    paging = manifest_errors(
+        manifest(stream={"pagination": {"type": "responseCursor", "hasMorePath": "more"}})
+    )
+    assert paging == {
+        "streams.0.pagination.type": [
+            "responseCursor paging needs the stream's cursor taken from the answer "
+            "(cursor.responsePath)."
+        ]
+    }
+
+
+def test_an_inclusive_cursor_keeps_the_records_at_it(fake_api):
+    # Given an API filtering by day, inclusively
+    fake_api.routes["/items"] = lambda r: ok(
+        [
+            {"id": 1, "day": "2025-01-04"},
+            {"id": 2, "day": "2025-01-05"},
+            {"id": 3, "day": "2025-01-05"},
+        ]
+    )
+    cursor = {"field": "day", "start": "2025-01-01"}
+    plain = source(
+        fake_api, manifest(stream={"cursor": cursor, "params": {"from": "{{ cursor }}"}})
+    )
+    inclusive = source(
+        fake_api,
+        manifest(
+            stream={"cursor": {**cursor, "inclusive": True}, "params": {"from": "{{ cursor }}"}}
+        ),
+    )
+
+    # When each reads after 2025-01-05: the records of that day are kept only by the inclusive one
+    assert read_all(plain, cursor="2025-01-05") == []
+    assert [r["id"] for r in read_all(inclusive, cursor="2025-01-05")] == [2, 3]
+    assert [r.param("from") for r in fake_api.requests] == ["2025-01-05", "2025-01-05"]

@@ -41,14 +41,6 @@ def fake_api() -> Iterator[FakeApi]:
         yield api
 
 
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """Retry-After waits are recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
-
-
 ITEMS = [
     {"id": n, "name": f"Item {n}", "updated_at": f"2025-01-{n:02d}T00:00:00Z"} for n in range(1, 26)
 ]

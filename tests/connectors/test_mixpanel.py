@@ -13,7 +13,6 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from connectors import http
 from connectors.mixpanel import MixpanelConnector
 from integrations.models import Integration
 from syncengine.jobs import lifecycle
@@ -48,13 +47,6 @@ def shopify(settings) -> Iterator[FakeShopify]:
 def mixpanel() -> Iterator[FakeMixpanel]:
     with mixpanel_server() as fake:
         yield fake
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
 
 
 def connection(api, body: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from connectors import http
 from connectors.registry import ConnectorError, EntitySpec
 from connectors.stripe import StripeConnector
 from tests.connectors.fakehttp import Answer, Request, json_server
@@ -106,13 +105,6 @@ def stripe_api() -> Iterator[FakeStripe]:
     with json_server(answer) as url:
         fake.url = url
         yield fake
-
-
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
 
 
 def stripe(fake: FakeStripe, api_key: str = API_KEY) -> StripeConnector:

@@ -10,7 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from connectors.models import Connection
-from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector
+from connectors.registry import Connector, ConnectorError, EntitySpec, get_connector_for
 from connectors.services import resolve_credentials
 from integrations.choices import SyncStrategy
 from integrations.models import SYNC_SETTINGS_DEFAULTS, Integration
@@ -91,7 +91,7 @@ class RunContext:
 
 
 def connector_for(connection: Connection) -> Connector:
-    connector_class = get_connector(connection.connector_id)
+    connector_class = get_connector_for(connection.connector_id, account_id=connection.account_id)
     if connector_class is None:
         raise ConnectorError(
             f"The connector {connection.connector_id!r} is not installed.", retryable=False
@@ -109,7 +109,7 @@ def context_for(run: Run) -> RunContext:
             raise ConnectorError("The integration has no source (sourceAppId).", retryable=False)
         target = integration.destination_connection
         if target is not None:
-            target_class = get_connector(target.connector_id)
+            target_class = get_connector_for(target.connector_id, account_id=target.account_id)
             if target_class is not None and target_class.is_destination:
                 destination = connector_for(target)
         sync_settings = {**SYNC_SETTINGS_DEFAULTS, **(integration.sync_settings or {})}
