@@ -1,4 +1,5 @@
 import django_filters
+from django.db.models import QuerySet
 
 from connectors.choices import SyncMode
 from syncengine.choices import (
@@ -24,7 +25,9 @@ class VehicleFilter(django_filters.FilterSet):
     dealershipId = django_filters.UUIDFilter(field_name="dealership_id")
     integrationId = django_filters.UUIDFilter(field_name="integration_id")
     status = django_filters.ChoiceFilter(choices=VehicleStatus.choices)
-    vin = django_filters.CharFilter(field_name="vin", lookup_expr="iexact")
+    vin = django_filters.CharFilter(
+        method="filter_vin", help_text="Any case, spaces ignored (VINs are stored upper-case)."
+    )
     stockNumber = django_filters.CharFilter(field_name="stock_number")
     make = django_filters.CharFilter(field_name="make", lookup_expr="iexact")
     model = django_filters.CharFilter(field_name="model", lookup_expr="iexact")
@@ -39,6 +42,11 @@ class VehicleFilter(django_filters.FilterSet):
     class Meta:
         model = Vehicle
         fields: list[str] = []
+
+    def filter_vin(self, queryset: QuerySet[Vehicle], name: str, value: str) -> QuerySet[Vehicle]:
+        # Stored VINs are normalised (upper-case, no spaces): an exact match of the normalised
+        # value uses the (account, vin) index, which UPPER(vin) = UPPER(%s) could not.
+        return queryset.filter(vin="".join(value.split()).upper())
 
 
 class SyncJobFilter(django_filters.FilterSet):

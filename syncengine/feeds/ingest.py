@@ -20,10 +20,12 @@ log's errors.csv.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from django.utils import timezone
@@ -86,6 +88,50 @@ def feed_settings(integration: Integration) -> FeedSettings:
         timezone=integration.dealership.timezone if integration.dealership else "UTC",
         sync={**SYNC_SETTINGS_DEFAULTS, **integration.sync_settings},
     )
+
+
+# Bump when the reader, the mapping or the normaliser would turn the same bytes into different
+# rows: a file equal to the last applied one is then read again instead of taken as unchanged.
+READING_VERSION = 1
+
+
+def reading_digest(settings: FeedSettings, today: date) -> str:
+    """A digest of everything besides the bytes that decides what a file's rows become: the
+    reading options, mappings, time zone, sync settings, the reader's version, and the year (the
+    model years accepted end next year + 1)."""
+    material = {
+        "version": READING_VERSION,
+        "provider": settings.provider,
+        "options": asdict(settings.options),
+        "mapping": settings.mapping_overrides,
+        "timezone": settings.timezone,
+        "sync": settings.sync,
+        "year": today.year,
+    }
+    text = json.dumps(material, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _last_applied_if_same(feed_file: FeedFile) -> FeedFile | None:
+    """The integration's last applied file when it has this file's content (sha256) and was read
+    with the same settings (``reading_digest``); None otherwise."""
+    if not feed_file.sha256 or not feed_file.reading_digest or feed_file.force:
+        return None
+    last = (
+        FeedFile.objects.filter(
+            integration_id=feed_file.integration_id, status__in=FEED_FILE_PROCESSED
+        )
+        .exclude(pk=feed_file.pk)
+        .order_by("-processed_at", "-pk")
+        .first()
+    )
+    if (
+        last is None
+        or last.sha256 != feed_file.sha256
+        or last.reading_digest != feed_file.reading_digest
+    ):
+        return None
+    return last
 
 
 def _previous_total(feed_file: FeedFile) -> int | None:
@@ -282,6 +328,7 @@ def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
     """Read and stage the file; the merge is applied by the run's ending (``Outcome.commit``)."""
     started = time.monotonic()
     settings = feed_settings(feed_file.integration)
+    feed_file.reading_digest = reading_digest(settings, date.today())
     merge: VehicleMerge | None = None
     try:
         merge = VehicleMerge(
@@ -293,6 +340,9 @@ def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
             track_history=bool(settings.sync["track_history"]),
             now=timezone.now(),
         )
+        last = _last_applied_if_same(feed_file)
+        if last is not None and merge.assume_unchanged():
+            return _unchanged_outcome(feed_file, last, merge, started)
         with open_feed(
             feed_file.path,
             provider=settings.provider,
@@ -351,13 +401,38 @@ def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
         status = FeedFileStatus.COMPLETED_WITH_WARNINGS
     else:
         status = FeedFileStatus.COMPLETED
-    result = FileResult(feed_file=feed_file, status=status, started=started)
-    staged = merge
+    return _applying(FileResult(feed_file=feed_file, status=status, started=started), merge)
+
+
+def _applying(result: FileResult, merge: VehicleMerge, *, skipped: int | None = None) -> Outcome:
+    """The outcome of a staged file: the merge is applied when the run commits."""
 
     def apply() -> None:
-        result.counts = staged.apply()
+        result.counts = merge.apply()
+        if skipped is not None:
+            result.counts.skipped = skipped
 
-    return Outcome(status=JobStatus.COMPLETED, commit=apply, cleanup=staged.discard, detail=result)
+    return Outcome(status=JobStatus.COMPLETED, commit=apply, cleanup=merge.discard, detail=result)
+
+
+def _unchanged_outcome(
+    feed_file: FeedFile, last: FeedFile, merge: VehicleMerge, started: float
+) -> Outcome:
+    """A file with the same bytes and reading settings as the last applied one: its rows are
+    not read again. It has that file's rows, rejections and warnings; its vehicles are unchanged,
+    and the ones that file lacked miss one more sync (``VehicleMerge.assume_unchanged``)."""
+    feed_file.records_total = last.records_total
+    feed_file.records_errors = last.records_errors
+    feed_file.records_warnings = last.records_warnings
+    feed_file.error_samples = last.error_samples
+    received = timezone.localtime(last.received_at).isoformat(timespec="seconds")
+    note = (
+        f"Same content as {last.filename} (received {received}), the last file applied: its"
+        " rows were not read again, and its counts, rejections and warnings apply."
+    )
+    feed_file.warnings = [note, *last.warnings][:WARNING_LIMIT]
+    result = FileResult(feed_file=feed_file, status=last.status, started=started)
+    return _applying(result, merge, skipped=last.records_skipped)
 
 
 def feed_file_ingest(*, feed_file_id: str) -> FeedFile | None:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
+from django.db.models.functions import Upper
 
 from accounts.models import Account, Dealership
 from connectors.models import Connection
@@ -118,6 +120,12 @@ class FeedFile(models.Model):
     force = models.BooleanField(
         default=False, help_text="Process even when the safety guard would reject the file."
     )
+    reading_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Digest of the settings the file was read with; with the same sha256 as the "
+        "last applied file, the next file is recognised as unchanged without being read.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
@@ -143,18 +151,39 @@ class Vehicle(models.Model):
     """One vehicle of one integration's inventory, keyed by VIN (or stock number without one)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="vehicles")
-    integration = models.ForeignKey(Integration, on_delete=models.CASCADE, related_name="vehicles")
+    # Indexes: only those the merge and the API's filters use (see Meta.indexes); the account's
+    # and the integration's single-column ones would duplicate the composites that start with
+    # them. The account and the dealership are the integration's, copied so lists can filter by
+    # them; the integration's own foreign key carries the referential integrity, and Django's
+    # deletion collector applies their on_delete, so the database checks only that one key per
+    # inserted row (a first load inserts hundreds of thousands).
+    account = models.ForeignKey(
+        Account,
+        on_delete=models.CASCADE,
+        related_name="vehicles",
+        db_index=False,
+        db_constraint=False,
+    )
+    integration = models.ForeignKey(
+        Integration, on_delete=models.CASCADE, related_name="vehicles", db_index=False
+    )
     dealership = models.ForeignKey(
-        Dealership, null=True, blank=True, on_delete=models.SET_NULL, related_name="vehicles"
+        Dealership,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="vehicles",
+        db_constraint=False,
     )
     key = models.CharField(max_length=100, help_text="The VIN, or 'stock:<number>' without one.")
     status = models.CharField(
-        max_length=10, choices=VehicleStatus.choices, default=VehicleStatus.ACTIVE, db_index=True
+        max_length=10, choices=VehicleStatus.choices, default=VehicleStatus.ACTIVE
     )
 
-    vin = models.CharField(max_length=32, blank=True, null=True, db_index=True)
-    stock_number = models.CharField(max_length=64, blank=True, null=True, db_index=True)
+    # Upper-cased without spaces by the feed reader: the API's VIN filter normalises its value
+    # the same way and compares exactly.
+    vin = models.CharField(max_length=32, blank=True, null=True)
+    stock_number = models.CharField(max_length=64, blank=True, null=True)
     condition = models.CharField(
         max_length=4, choices=VehicleCondition.choices, blank=True, null=True
     )
@@ -214,8 +243,13 @@ class Vehicle(models.Model):
             models.UniqueConstraint(fields=["integration", "key"], name="vehicle_integration_key")
         ]
         indexes = [
-            models.Index(fields=["account", "status"]),
-            models.Index(fields=["account", "make", "model"]),
+            models.Index(fields=["account", "status"], name="vehicle_account_status"),
+            models.Index(fields=["account", "vin"], name="vehicle_account_vin"),
+            models.Index(fields=["account", "stock_number"], name="vehicle_account_stock"),
+            # The make and model filters are case-insensitive (UPPER(make) = UPPER(%s)).
+            models.Index(
+                F("account"), Upper("make"), Upper("model"), name="vehicle_account_make_model"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -12,6 +12,15 @@ The same ``seed`` always describes the same inventory. A variant of it is writte
 (a "changed" vehicle), and that share of rows is replaced by a vehicle that was not in the base
 inventory (one sold, one arrived, so the row count stays ``rows``). The choice of rows depends only
 on the seed, so the variant of a seed always changes the same vehicles.
+
+``messy=True`` writes the same inventory with the value formats real exports mix, row by row:
+prices as ``$12,995``, ``12995.00``, ``USD 12,995`` or ``Call for price``; mileage as ``12,345
+mi``, ``12345``, ``12,345 miles`` or kilometres; dates and date-times in seven formats (one with a
+UTC offset); Yes/No/Y/N/1/0/true/false; conditions spelt N, Pre-Owned, CPO...; doors as ``4dr``;
+padded lower-case VINs and padded stock numbers; descriptions with quotes and line breaks;
+features with spaces after the commas or pipes; photo lists separated by pipes, by ``"; "`` or
+by commas between URLs that contain commas themselves (image CDN resize options). The format of
+each value depends only on the seed and the row, so a variant changes values, not formats.
 """
 
 from __future__ import annotations
@@ -116,7 +125,7 @@ def vin_with_check_digit(vin: str) -> str:
 
 
 def _vehicle(rng: random.Random, serial: int) -> list[str]:
-    """One vehicle's row; draws a fixed number of values from ``rng``."""
+    """One vehicle's row in the clean formats; draws a fixed number of values from ``rng``."""
     make, wmi, models = MAKES[rng.randrange(len(MAKES))]
     model = models[rng.randrange(len(models))]
     year = rng.randrange(2012, 2026)
@@ -165,6 +174,99 @@ def _vehicle(rng: random.Random, serial: int) -> list[str]:
     ]
 
 
+DATE_LAYOUTS = (
+    "{m:02d}/{d:02d}/{y}",
+    "{y}-{m:02d}-{d:02d}",
+    "{m}/{d}/{y} {h}:{mi:02d}:00 PM",
+    "{y}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:00",
+    "{y}-{m:02d}-{d:02d} {h:02d}:{mi:02d}:00",
+    "{y}-{m:02d}-{d:02d}T{h:02d}:{mi:02d}:00Z",
+    "{m:02d}/{d:02d}/{yy:02d}",
+)
+BOOLEAN_WORDS = (("Yes", "No"), ("Y", "N"), ("1", "0"), ("true", "false"), ("TRUE", "FALSE"))
+CONDITION_WORDS = {
+    "New": ("New", "N", "new", "NEW"),
+    "Used": ("Used", "U", "Pre-Owned", "used"),
+    "Certified": ("Certified", "CPO", "Certified Pre-Owned", "certified"),
+}
+
+
+def _amount(rng: random.Random, value: int) -> str:
+    layout = rng.randrange(10)
+    if layout < 4:
+        return f"${value:,}"
+    if layout < 6:
+        return f"{value}.00"
+    if layout < 7:
+        return f"USD {value:,}"
+    if layout < 8:
+        return f"${value:,}.00"
+    if layout < 9:
+        return str(value)
+    return "Call for price"
+
+
+def _photos(rng: random.Random, stock: str, count: int) -> str:
+    layout = rng.randrange(10)
+    if layout < 5:
+        return "|".join(f"https://p.rly.io/{stock}{index:02d}.jpg" for index in range(count))
+    if layout < 8:  # resize options with commas inside each URL, commas between them
+        return ",".join(
+            f"https://img.rly.io/w_640,h_480,c_fill/{stock}{index:02d}.jpg"
+            for index in range(count)
+        )
+    return "; ".join(f"https://p.rly.io/{stock}{index:02d}.jpg" for index in range(count))
+
+
+def _messy(row: list[str], rng: random.Random) -> list[str]:
+    """``row`` (clean formats) in the formats real exports mix; draws a fixed number of values
+    from ``rng`` whatever the row holds."""
+    draws = [rng.random() for _ in range(8)]
+    picks = [rng.randrange(1_000_000) for _ in range(8)]
+    messy = list(row)
+    vin, stock = row[1], row[2]
+    if draws[0] < 0.3:
+        messy[1] = f" {vin.lower()} "
+    if draws[1] < 0.2:
+        messy[2] = f"{stock}  "
+    spellings = CONDITION_WORDS[row[3]]
+    messy[3] = spellings[picks[0] % len(spellings)]
+    mileage = int(row[11].replace(",", ""))
+    mileage_layout = picks[1] % 10
+    if mileage_layout < 4:
+        messy[11] = f"{mileage:,} mi"
+    elif mileage_layout < 6:
+        messy[11] = str(mileage)
+    elif mileage_layout < 8:
+        messy[11] = f"{mileage:,} miles"
+    elif mileage_layout < 9:
+        messy[11] = f"{mileage}.0"
+    else:
+        messy[11] = f"{round(mileage / 0.621371):,} km"
+    price_rng = random.Random(picks[2])
+    price, msrp = (int(value.strip("$").replace(",", "")) for value in row[12:14])
+    messy[12] = _amount(price_rng, price)
+    messy[13] = "" if draws[2] < 0.1 else _amount(price_rng, msrp)
+    month, day, year = (int(part) for part in row[14].split("/"))
+    hour, minute = 1 + picks[3] % 11, picks[4] % 60
+    messy[14] = DATE_LAYOUTS[picks[5] % len(DATE_LAYOUTS)].format(
+        m=month, d=day, y=year, yy=year % 100, h=hour, mi=minute
+    )
+    yes, no = BOOLEAN_WORDS[picks[6] % len(BOOLEAN_WORDS)]
+    messy[15] = yes if row[15] == "Yes" else no
+    doors = row[20]
+    messy[20] = f"{doors}dr" if draws[3] < 0.2 else (f"{doors} Doors" if draws[3] < 0.3 else doors)
+    if draws[4] < 0.3:
+        messy[21] = row[21].replace(", ", ',\n"', 1).replace(". Call", '."\nCall', 1)
+    if draws[5] < 0.4:
+        messy[22] = row[22].replace(",", ", ")
+    elif draws[5] < 0.6:
+        messy[22] = row[22].replace(",", "|")
+    photo_count = row[23].count("|") + 1
+    messy[23] = _photos(random.Random(picks[7]), stock, photo_count)
+    return messy
+
+
 def write_vauto_feed(
     path: Path | str,
     rows: int,
@@ -172,15 +274,18 @@ def write_vauto_feed(
     seed: int = 0,
     changed_ratio: float = 0.0,
     new_ratio: float = 0.0,
+    messy: bool = False,
 ) -> None:
     """Write a ``rows``-row vAuto-style feed of the inventory ``seed`` describes to ``path``.
 
     ``changed_ratio`` of the rows get a price $500 lower and 250 more miles; ``new_ratio`` of the
-    rows are replaced by vehicles not in the base inventory (see the module docstring).
+    rows are replaced by vehicles not in the base inventory (see the module docstring); ``messy``
+    mixes value formats.
     """
     inventory = random.Random(seed)  # the base inventory: same draws whatever the ratios
     variation = random.Random(f"{seed}:variation")  # which rows change: also fixed per seed
     arrivals = random.Random(f"{seed}:arrivals")  # the vehicles that replace sold ones
+    formats = random.Random(f"{seed}:formats")  # the messy formats: fixed per seed and row
     with open(path, "w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\r\n")
         writer.writerow(VAUTO_HEADER)
@@ -194,4 +299,6 @@ def write_vauto_feed(
                 mileage = int(row[11].replace(",", ""))
                 row[12] = f"${max(price - 500, 1_000):,}"
                 row[11] = f"{mileage + 250:,}"
+            if messy:
+                row = _messy(row, formats)
             writer.writerow(row)

@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db import NotSupportedError, connection, models
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    NotSupportedError,
+    connection,
+    connections,
+    models,
+)
 from numpy.typing import NDArray
 
 from syncengine.choices import VehicleStatus
+from syncengine.feeds.merge.copytext import copy_text
 from syncengine.feeds.merge.keys import KeyIndex, KeyNames, key_digests
 from syncengine.feeds.merge.rows import CONTENT_COLUMNS
 from syncengine.models import Vehicle, VehicleVersion
@@ -112,6 +121,12 @@ class MergeTables:
         self.version = quote(VehicleVersion._meta.db_table)
         self.created = False
         self.indexed = False
+        # The COPY of the last staged slice, sent by a helper thread while the caller parses and
+        # normalises the next one (PostgreSQL and the parser then use both cores). psycopg's
+        # connections are thread-safe: another statement issued meanwhile waits for the COPY,
+        # and every method below waits for it before it touches the tables.
+        self._sender: ThreadPoolExecutor | None = None
+        self._sending: Future[None] | None = None
         content = [quote(column) for column in CONTENT_COLUMNS]
         self.names = {
             "vehicle": self.vehicle,
@@ -149,6 +164,14 @@ class MergeTables:
 
     def drop(self) -> None:
         """Drop both tables; harmless when they are already gone."""
+        sender, self._sender = self._sender, None
+        try:
+            self.wait()
+        except DatabaseError:
+            pass  # the caller is discarding: the error that made it do so is the one to see
+        finally:
+            if sender is not None:
+                sender.shutdown()
         if not self.created:
             return
         with connection.cursor() as cursor:
@@ -158,6 +181,7 @@ class MergeTables:
 
     def write(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """Append rows: ``COPY`` on PostgreSQL (the fastest way in), ``executemany`` on SQLite."""
+        self.wait()
         if not rows:
             return
         names = {
@@ -173,8 +197,33 @@ class MergeTables:
             else:
                 cursor.executemany(_INSERT.format_map(names), rows)
 
+    def copy_columns(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> None:
+        """Append rows given column by column (PostgreSQL only): one ``COPY`` buffer of text
+        built by Arrow kernels (see ``copytext``) instead of a tuple per row, sent in the
+        background; ``wait()`` (which every other method calls) returns once it is in."""
+        payload = copy_text(values)
+        self.wait()
+        if not payload:
+            return
+        sql = _COPY_IN.format(table=table, columns=", ".join(quote(column) for column in columns))
+        # ``connection`` is a per-thread proxy: the thread gets this thread's wrapper and its
+        # psycopg connection, the one that holds the temporary tables.
+        wrapper = connections[DEFAULT_DB_ALIAS]
+        wrapper.ensure_connection()
+        raw = wrapper.connection
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-copy")
+        self._sending = self._sender.submit(_send, wrapper, raw, sql, payload)
+
+    def wait(self) -> None:
+        """Wait for the COPY in flight, if any; its error, if it failed, is raised here."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.result()
+
     def delete_rows(self, row_numbers: Sequence[int]) -> None:
         """Forget staged rows a later row of the same vehicle superseded (last row wins)."""
+        self.wait()
         with connection.cursor() as cursor:
             # Batches stay under SQLite's bound-parameter limit; repeats are rare anyway.
             for start in range(0, len(row_numbers), 500):
@@ -196,6 +245,7 @@ class MergeTables:
         on: sampling the JSON columns costs seconds."""
         if not self.postgresql:
             return
+        self.wait()
         key = self.names["key"]
         with connection.cursor() as cursor:
             if not self.indexed:
@@ -211,11 +261,17 @@ class MergeTables:
         ``template`` names identifiers in braces (``{vehicle}``, ``{rows}``, ``{key}``,
         ``{columns}``...), and so may the ``fragments`` it includes (a shared ``{where}``).
         """
+        self.wait()
         names = {**self.names}
         names.update((name, text.format_map(self.names)) for name, text in fragments.items())
         with connection.cursor() as cursor:
             cursor.execute(template.format_map(names), list(params))
             return int(cursor.rowcount)
+
+
+def _send(wrapper: Any, raw: Any, sql: str, payload: memoryview) -> None:
+    with wrapper.wrap_database_errors, raw.cursor() as cursor, cursor.copy(sql) as copy:
+        copy.write(payload)
 
 
 def load_state(integration_id: uuid.UUID) -> VehicleState:

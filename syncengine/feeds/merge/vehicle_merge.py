@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from integrations.choices import SyncStrategy
 from integrations.models import Integration
 from syncengine.choices import ChangeType, VehicleStatus
+from syncengine.feeds.merge.copytext import content_arrays
 from syncengine.feeds.merge.keys import KeyIndex, KeyNames, key_digests
 from syncengine.feeds.merge.rows import (
     CONTENT_COLUMNS,
@@ -275,6 +276,28 @@ class VehicleMerge:
                 positions[chosen],
             )
 
+    def assume_unchanged(self) -> bool:
+        """Take the file as the one the store was last merged from, without staging anything:
+        every active vehicle that missed no sync was in it (and is unchanged), the others are
+        absent. True when that holds for this store; False (and nothing changed) when a vehicle
+        has no content hash, which only a full read can give it.
+
+        The caller vouches for the premise: the same bytes, read with the same settings, as the
+        integration's last applied file (``ingest`` checks the file's sha256 and a digest of
+        the reading settings).
+        """
+        self._check_open()
+        self._start()
+        existing = self._existing
+        active = self._status == ACTIVE
+        if not self._hashed[active].all() or self._rows_total:
+            return False
+        seen = active & ~self._missing
+        self._seen_row[:existing] = np.where(seen, 1, 0)
+        self._outcome[:existing] = np.where(seen, _UNCHANGED, 0)
+        self._distinct = int(seen.sum())
+        return True
+
     def _start(self) -> MergeTables:
         """Read the store's state and create the staging tables, once."""
         if self._tables is not None:
@@ -348,19 +371,20 @@ class VehicleMerge:
         changes: list[Any] = [None] * count
         if self.track_history:
             change_types, changes = self._history(frame, keys, codes, positions)
-        rows = list(
-            zip(
-                frame["row_number"].to_numpy(dtype=np.int64).tolist(),
-                [_ACTION_BY_OUTCOME[code] for code in codes],
-                change_types,
-                changes,
-                ids,
-                keys.tolist(),
-                hashes.tolist(),
-                *database_columns(frame),
-                strict=True,
-            )
-        )
+        leading: list[Any] = [
+            frame["row_number"].to_numpy(dtype=np.int64),
+            [_ACTION_BY_OUTCOME[code] for code in codes],
+            change_types,
+            changes,
+            ids,
+            keys,
+            hashes,
+        ]
+        if tables.postgresql:
+            tables.copy_columns(tables.rows, STAGED_COLUMNS, [*leading, *content_arrays(frame)])
+            return
+        leading[0], leading[5], leading[6] = leading[0].tolist(), keys.tolist(), hashes.tolist()
+        rows = list(zip(*leading, *database_columns(frame), strict=True))
         tables.write(tables.rows, STAGED_COLUMNS, rows)
 
     def _history(
