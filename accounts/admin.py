@@ -6,20 +6,54 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import NoReverseMatch
+from django.utils.safestring import SafeString
 
 from accounts import services
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event, User
+from config.console import (
+    CONSOLE_CSS,
+    changelist_link,
+    empty,
+    json_field,
+    links,
+    moment,
+    records_table,
+)
 
 
 def _operator(request: HttpRequest) -> services.Actor:
     return services.Actor.for_user(request.user)
 
 
+# An account's records elsewhere in the admin: (label, model, filter parameter).
+ACCOUNT_RECORDS = [
+    ("integrations", "integrations.integration", "account__id__exact"),
+    ("dealerships", "accounts.dealership", "account__id__exact"),
+    ("received files", "syncengine.feedfile", "account__id__exact"),
+    ("jobs", "syncengine.syncjob", "account__id__exact"),
+    ("events", "accounts.event", "account__id__exact"),
+    ("audit trail", "accounts.auditentry", "account__id__exact"),
+]
+
+
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     list_display = ["name", "id", "created_at"]
     search_fields = ["name", "id"]
-    readonly_fields = ["id", "created_at"]
+    readonly_fields = ["id", "created_at", "records"]
+
+    @admin.display(description="records of this account")
+    def records(self, account: Account) -> SafeString:
+        if account.pk is None:
+            return empty()
+        items = []
+        for label, model, parameter in ACCOUNT_RECORDS:
+            try:
+                items.append(changelist_link(model, label, **{parameter: account.pk}))
+            except NoReverseMatch:
+                continue
+        return links(items)
 
 
 @admin.register(User)
@@ -111,15 +145,57 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AuditEntry)
 class AuditEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "account", "resource_type", "action", "resource_id", "actor_name"]
+    list_display = ["created", "account", "resource_type", "action", "resource_id", "actor_name"]
     list_filter = ["resource_type", "action", "actor_type"]
+    list_select_related = ["account"]
     search_fields = ["resource_id", "integration_id", "actor_name", "account__name"]
     date_hierarchy = "created_at"
+    fields = [
+        "created_at",
+        "account",
+        "integration_id",
+        "resource_type",
+        "resource_id",
+        "action",
+        "actor_type",
+        "actor_id",
+        "actor_name",
+        "changes_shown",
+    ]
+    readonly_fields = ["changes_shown"]
+
+    class Media:
+        css = {"all": [CONSOLE_CSS]}
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, entry: AuditEntry) -> SafeString:
+        return moment(entry.created_at)
+
+    @admin.display(description="changes")
+    def changes_shown(self, entry: AuditEntry) -> SafeString:
+        rows = [
+            {"field": name, "before": change.get("before"), "after": change.get("after")}
+            if isinstance(change, dict) and {"before", "after"} & set(change)
+            else {"field": name, "before": None, "after": change}
+            for name, change in (entry.changes or {}).items()
+        ]
+        return records_table(rows, columns=["field", "before", "after"])
 
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "account", "type", "integration_id"]
+    list_display = ["created", "account", "type", "integration_id"]
     list_filter = ["type"]
+    list_select_related = ["account"]
     search_fields = ["type", "integration_id", "account__name"]
     date_hierarchy = "created_at"
+    fields = ["created_at", "account", "type", "integration_id", "payload_shown"]
+    readonly_fields = ["payload_shown"]
+    payload_shown = json_field("payload")
+
+    class Media:
+        css = {"all": [CONSOLE_CSS]}
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, event: Event) -> SafeString:
+        return moment(event.created_at)

@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -18,6 +18,7 @@ from django.utils import timezone
 from accounts.choices import ActorType, ApiKeyScope, AuditAction
 from accounts.models import Account, ApiKey, AuditEntry, Dealership, Event
 from config.api.errors import Conflict
+from config.retention import Pruned, prune_oldest
 
 # --- actors, audit and events ------------------------------------------------------------------
 
@@ -213,11 +214,20 @@ def resource_delete(
         ) from None
 
 
-def events_prune(*, older_than_days: int) -> int:
-    """Delete events older than the retention window; returns how many were deleted."""
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = Event.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+def events_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` of the events recorded before ``cutoff``, oldest first (the
+    retention, ``EVENT_RETENTION_DAYS``). Webhooks keep their own copy of what they send."""
+    return prune_oldest(
+        Event.objects.filter(created_at__lt=cutoff), date_field="created_at", limit=limit
+    )
+
+
+def audit_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` of the audit entries written before ``cutoff``, oldest first (the
+    retention, ``AUDIT_RETENTION_DAYS``)."""
+    return prune_oldest(
+        AuditEntry.objects.filter(created_at__lt=cutoff), date_field="created_at", limit=limit
+    )
 
 
 # --- accounts and API keys ---------------------------------------------------------------------

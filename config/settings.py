@@ -5,6 +5,8 @@ under ``DATA_DIR`` and a Redis server the project starts itself (see ``config.em
 """
 
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
@@ -281,9 +283,45 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webhooks.tasks.webhook_deliveries_prune",
         "schedule": crontab(hour=3, minute=37),
     },
+    # The retention section below: each prune continues itself in batches until done.
+    "prune-audit-entries": {
+        "task": "accounts.tasks.audit_prune",
+        "schedule": crontab(hour=3, minute=22),
+    },
+    "prune-feed-files": {
+        "task": "syncengine.tasks.feed_files_prune",
+        "schedule": crontab(hour=3, minute=42),
+    },
+    "prune-runs": {
+        "task": "syncengine.tasks.runs_prune",
+        "schedule": crontab(hour=3, minute=47),
+    },
+    "prune-export-runs": {
+        "task": "exports.tasks.export_runs_prune",
+        "schedule": crontab(hour=3, minute=52),
+    },
+    "prune-vehicle-versions": {
+        "task": "syncengine.tasks.vehicle_versions_prune",
+        "schedule": crontab(hour=3, minute=57),
+    },
 }
 
+# --- retention --------------------------------------------------------------------------------
+# Days each kind of stored thing is kept (config.retention); 0 keeps it forever. Beat starts each
+# prune nightly; a prune task removes at most RETENTION_BATCH_SIZE rows (or stored files) and
+# sends itself again while more remain. Never removed, however old: a file whose run is queued or
+# running, the last applied file of each integration, the current version of each vehicle, runs
+# in progress and the latest finished run of each integration, connection, export and import,
+# pending webhook deliveries.
+# Stored copies of received feed files; the file's row, counts and samples stay (purged).
+FEED_FILE_RETENTION_DAYS = env.int("FEED_FILE_RETENTION_DAYS", default=30)
+# Finished runs (syncs, file ingestions, exports, file imports) with their logs, their received
+# file rows once purged, and the files of LOCAL exports.
+JOB_RETENTION_DAYS = env.int("JOB_RETENTION_DAYS", default=90)
+VEHICLE_VERSION_RETENTION_DAYS = env.int("VEHICLE_VERSION_RETENTION_DAYS", default=365)
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
 EVENT_RETENTION_DAYS = env.int("EVENT_RETENTION_DAYS", default=90)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
 
 # --- exports ----------------------------------------------------------------------------------
 # LOCAL destinations write under EXPORT_LOCAL_DIR/<account id>/ and nowhere else.
@@ -326,8 +364,53 @@ def _egress_rules_check() -> None:
 _egress_rules_check()
 
 # --- feeds ------------------------------------------------------------------------------------
-# Received feed files are kept here (immutable copies; reprocessing reads them again).
+# Received feed files are kept here (immutable copies; reprocessing reads them again), unless
+# FEED_STORAGE_URL names a bucket (see the file storage section below).
 FEED_STORAGE_DIR = _path("FEED_STORAGE_DIR", str(DATA_DIR / "feeds"))
+
+# --- file storage -----------------------------------------------------------------------------
+# Received feed files (storage "feeds") and the files of LOCAL export destinations ("exports")
+# go through Django's storage API (config.storage). Without a URL each is a folder on this
+# machine (FEED_STORAGE_DIR, EXPORT_LOCAL_DIR), which every gateway, worker and web process must
+# then share; s3://bucket/prefix keeps them in an S3 (or S3-compatible) bucket instead, so the
+# processes need share no file system. Both buckets use the AWS_S3_* settings below; without
+# AWS_S3_ACCESS_KEY_ID, boto3 finds credentials itself (AWS_ACCESS_KEY_ID and
+# AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance or task role).
+AWS_S3_ACCESS_KEY_ID = env("AWS_S3_ACCESS_KEY_ID", default="") or None
+AWS_S3_SECRET_ACCESS_KEY = env("AWS_S3_SECRET_ACCESS_KEY", default="") or None
+AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", default="") or None
+# Another S3-compatible service (MinIO, Ceph, R2, ...): its URL, and "path" addressing if it
+# does not serve bucket names as host names.
+AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", default="") or None
+AWS_S3_ADDRESSING_STYLE = env("AWS_S3_ADDRESSING_STYLE", default="") or None
+
+
+def _file_storage(url_variable: str, *, folder_setting: str) -> dict[str, Any]:
+    """The STORAGES entry a ``*_STORAGE_URL`` variable selects: the folder of
+    ``folder_setting`` when unset, an S3 bucket (and key prefix) for ``s3://bucket/prefix``."""
+    url = str(env(url_variable, default=""))
+    if not url:
+        return {"BACKEND": "config.storage.FolderStorage", "OPTIONS": {"setting": folder_setting}}
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"{url_variable} must be s3://bucket or s3://bucket/prefix, not {url!r}."
+        )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": parts.netloc,
+            "location": parts.path.strip("/"),
+            # Stored names are unique (feeds) or meant to replace (exports): no HEAD per write.
+            "file_overwrite": True,
+            # Reads through the storage's file object spool to disk beyond this, not to memory.
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+
+
+STORAGES["feeds"] = _file_storage("FEED_STORAGE_URL", folder_setting="FEED_STORAGE_DIR")
+STORAGES["exports"] = _file_storage("EXPORT_STORAGE_URL", folder_setting="EXPORT_LOCAL_DIR")
 
 # --- sync jobs and schedules -----------------------------------------------------------------
 # Records a connector read returns per batch; a batch is committed with its cursor, and a cancel

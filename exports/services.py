@@ -5,34 +5,41 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import logging
 import uuid
 import zoneinfo
 from typing import Any, TypedDict, Unpack
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone as django_timezone
 
 from accounts.choices import AuditAction
 from accounts.models import Account
 from accounts.services import Actor, audit_object, audit_record, diff, field_values
 from config.api.errors import Conflict, InvalidInput
+from config.retention import Pruned
 from connectors.files import prefix_errors
 from connectors.models import Connection
 from connectors.naming import template_problems
 from exports.choices import DestinationType, ExportFrequency, ExportState
+from exports.destinations import local_file_delete
 from exports.entities import export_problems
 from exports.formats import format_options_problems
 from exports.import_runs import import_run_problems
 from exports.models import (
     DESTINATION_CONNECTOR,
     Export,
+    ExportFile,
     destination_problems,
     schedule_problems,
 )
 from integrations.models import FileImport, Integration
-from syncengine.choices import JobKind, JobTrigger
+from syncengine.choices import JobKind, JobStatus, JobTrigger
 from syncengine.jobs import lifecycle
 from syncengine.models import SyncJob
+
+logger = logging.getLogger(__name__)
 
 AUDITED_FIELDS = [
     "name",
@@ -451,3 +458,82 @@ def export_run_cancel(*, run: SyncJob, actor: Actor) -> SyncJob:
     """Cancel a run: a queued one never starts; a running one stops at its next check, its
     uploads discarded. Cancelling an ended run is a ``Conflict``."""
     return lifecycle.run_cancel(job=run, actor=actor)
+
+
+# --- retention (config.retention) ---------------------------------------------------------------
+
+
+def export_runs_prune(*, cutoff: dt.datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` export and file-import runs that ended before ``cutoff``, oldest
+    first (the retention, ``JOB_RETENTION_DAYS``), with their file records and, for a LOCAL
+    destination, their files in the export storage.
+
+    Kept however old: runs in progress, and the latest run of each export or import that
+    completed or failed. A LOCAL file stays when a run kept names the same file, or when it was
+    written again after its run ended (a later run delivered a file of that name and owns it
+    now). Runs with LOCAL files wait while an export run of their account is running (it may
+    be replacing one of those files right now), and a run whose file the storage fails to
+    remove stays, for the next run of the prune.
+    """
+    later = SyncJob.objects.filter(
+        status__in=[JobStatus.COMPLETED, JobStatus.FAILED],
+        completed_at__gt=OuterRef("completed_at"),
+    )
+    superseded = (
+        Q(export__isnull=False) & Exists(later.filter(export_id=OuterRef("export_id")))
+    ) | (
+        Q(file_import__isnull=False)
+        & Exists(later.filter(file_import_id=OuterRef("file_import_id")))
+    )
+    local_files = ExportFile.objects.filter(
+        run_id=OuterRef("pk"), destination_type=DestinationType.LOCAL
+    )
+    writing = SyncJob.objects.filter(
+        account_id=OuterRef("account_id"), export__isnull=False, status=JobStatus.RUNNING
+    )
+    prunable = (
+        SyncJob.objects.filter(Q(export__isnull=False) | Q(file_import__isnull=False))
+        .filter(
+            status__in=[JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED],
+            created_at__lt=cutoff,
+            completed_at__lt=cutoff,
+        )
+        .filter(superseded)
+        .exclude(Exists(local_files) & Exists(writing))
+    )
+    with transaction.atomic():
+        runs = list(
+            prunable.order_by("created_at", "pk").values_list("pk", "account_id", "completed_at")[
+                :limit
+            ]
+        )
+        keys = [key for key, _, _ in runs]
+        files = ExportFile.objects.filter(run_id__in=keys, destination_type=DestinationType.LOCAL)
+        named_elsewhere = set(
+            ExportFile.objects.filter(
+                destination_type=DestinationType.LOCAL,
+                uri__in=files.values("uri"),
+                run__account_id__in={account for _, account, _ in runs},
+            )
+            .exclude(run_id__in=keys)
+            .values_list("run__account_id", "uri")
+        )
+        uris: dict[Any, list[str]] = {}
+        for run_id, uri in files.values_list("run_id", "uri"):
+            uris.setdefault(run_id, []).append(uri)
+        kept = set()
+        for key, account_id, completed_at in runs:
+            for uri in uris.get(key, []):
+                if (account_id, uri) in named_elsewhere:
+                    continue
+                try:
+                    local_file_delete(
+                        account_id=account_id, uri=uri, delivered_before=completed_at or cutoff
+                    )
+                except Exception:
+                    logger.warning("Could not remove the export file %s", uri, exc_info=True)
+                    kept.add(key)
+                    break
+        deleted = [key for key in keys if key not in kept]
+        SyncJob.objects.filter(pk__in=deleted).delete()
+    return Pruned(rows=len(deleted), more=len(keys) == limit and bool(deleted))

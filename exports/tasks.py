@@ -11,6 +11,8 @@ from celery import shared_task
 from celery.app.task import Task
 
 from config.celery import RunTask
+from config.retention import prune_step
+from exports import services
 from syncengine.jobs import lifecycle
 
 
@@ -19,3 +21,16 @@ def run_export(self: Task, job_id: str) -> None:
     """Work one export run; a run already taken or ended is left alone."""
     redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
     lifecycle.run_execute(job_id, redelivered=redelivered)
+
+
+@shared_task(name="exports.tasks.export_runs_prune")
+def export_runs_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: delete export and file-import runs older than JOB_RETENTION_DAYS, with
+    their LOCAL files (``services.export_runs_prune``), a batch per step."""
+    return prune_step(
+        kind="export_runs",
+        prune=services.export_runs_prune,
+        task=export_runs_prune,
+        run=run,
+        cutoff=cutoff,
+    )

@@ -15,7 +15,7 @@ from accounts.viewsets import TenantScopedMixin, TenantViewSet
 from config.api.routers import NestedViewSetMixin
 from config.api.schema import error_response
 from exports import selectors, services
-from exports.destinations import local_file
+from exports.destinations import local_file_open
 from exports.filters import ExportFilter, IntegrationExportFilter
 from exports.models import Export, ExportFile
 from exports.serializers import (
@@ -203,7 +203,7 @@ class ExportRunFileViewSet(
     @extend_schema(
         summary="Download a file of an export run (LOCAL destinations)",
         description="The file's bytes as delivered. 404 for a file at a remote destination "
-        "(S3, Azure Blob, SFTP: fetch it there, at its `uri`) and for one no longer on disk.",
+        "(S3, Azure Blob, SFTP: fetch it there, at its `uri`) and for one no longer stored.",
         parameters=[FILE_ID],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
@@ -213,13 +213,14 @@ class ExportRunFileViewSet(
     )
     def retrieve(self, request: Request, **kwargs: Any) -> FileResponse:
         file = self.get_object()
-        path = local_file(account_id=self.account.pk, uri=file.uri)
-        if path is None or not path.is_file():
+        opened = local_file_open(account_id=self.account.pk, uri=file.uri)
+        if opened is None:
             raise Http404
+        content, name = opened
         return FileResponse(
-            path.open("rb"),  # FileResponse closes it
+            content,  # FileResponse closes it
             as_attachment=True,
-            filename=path.name,
+            filename=name,
             content_type="application/octet-stream",
         )
 

@@ -31,6 +31,7 @@ from django.utils import timezone
 from accounts.choices import AuditAction
 from accounts.services import Actor, audit_record
 from config.api.errors import Conflict, InvalidInput
+from config.retention import Pruned, prune_oldest
 from connectors.feeds import FEED_TYPES
 from integrations.models import Integration
 from sftpgateway.choices import ActivityEvent, DefenderEventKind
@@ -334,11 +335,12 @@ def upload_receive(
     )
 
 
-def activity_prune(*, older_than_days: int) -> int:
-    """Delete activity rows older than the retention window; returns how many were deleted."""
-    cutoff = timezone.now() - timedelta(days=older_than_days)
-    deleted, _ = SftpActivity.objects.filter(created_at__lt=cutoff).delete()
-    return deleted
+def activity_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` of the activity rows written before ``cutoff``, oldest first (the
+    retention, ``SFTP_ACTIVITY_RETENTION_DAYS``); a ban that pointed at one keeps its count."""
+    return prune_oldest(
+        SftpActivity.objects.filter(created_at__lt=cutoff), date_field="created_at", limit=limit
+    )
 
 
 # --- the defender ----------------------------------------------------------------------------

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 
+from config.retention import prune_step
 from sftpgateway import services
 
 
 @shared_task(name="sftpgateway.tasks.activity_prune")
-def activity_prune() -> int:
-    """Drop activity rows older than ``SFTP_ACTIVITY_RETENTION_DAYS`` (default 90)."""
-    days = int(settings.SFTP_ACTIVITY_RETENTION_DAYS)
-    return services.activity_prune(older_than_days=days)
+def activity_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: drop activity rows older than ``SFTP_ACTIVITY_RETENTION_DAYS`` (default
+    90), a batch per step."""
+    return prune_step(
+        kind="sftp_activity",
+        prune=services.activity_prune,
+        task=activity_prune,
+        run=run,
+        cutoff=cutoff,
+    )

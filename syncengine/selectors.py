@@ -37,7 +37,7 @@ def vehicle_list(*, account: Account) -> QuerySet[Vehicle]:
 def latest_feed_file(*, integration: Integration) -> FeedFile | None:
     """The newest received file whose stored copy can still be read."""
     for feed_file in integration.feed_files.exclude(stored_path="").order_by("-received_at")[:5]:
-        if feed_file.path.exists():
+        if feed_file.has_stored_copy:
             return feed_file
     return None
 
@@ -68,13 +68,16 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
     preview["fileId"] = feed_file.pk
     preview["filename"] = feed_file.filename
     try:
-        with open_feed(
-            feed_file.path,
-            provider=settings.provider,
-            options=settings.options,
-            mapping_overrides=settings.mapping_overrides,
-            timezone=settings.timezone,
-        ) as reader:
+        with (
+            feed_file.local_copy() as stored,
+            open_feed(
+                stored,
+                provider=settings.provider,
+                options=settings.options,
+                mapping_overrides=settings.mapping_overrides,
+                timezone=settings.timezone,
+            ) as reader,
+        ):
             chunk = reader.preview(PREVIEW_ROWS)
             columns = reader.columns
             preview["warnings"] = list(reader.warnings) + list(chunk.warnings)

@@ -15,7 +15,8 @@ from celery.app.task import Task
 from celery.signals import worker_ready
 
 from config.celery import RunTask
-from syncengine.feeds import ingest
+from config.retention import prune_step
+from syncengine.feeds import ingest, services
 from syncengine.jobs import lifecycle, sweep
 from syncengine.sync import scheduler
 
@@ -53,6 +54,41 @@ def schedules_tick() -> dict[str, int]:
 def jobs_sweep() -> dict[str, int]:
     """Beat, every JOB_SWEEP_SECONDS: take back runs of lost workers, re-send lost messages."""
     return sweep.jobs_sweep()
+
+
+@shared_task(name="syncengine.tasks.feed_files_prune")
+def feed_files_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: remove stored copies of received files older than
+    FEED_FILE_RETENTION_DAYS (``services.feed_files_purge``), a batch per step."""
+    return prune_step(
+        kind="feed_files",
+        prune=services.feed_files_purge,
+        task=feed_files_prune,
+        run=run,
+        cutoff=cutoff,
+    )
+
+
+@shared_task(name="syncengine.tasks.runs_prune")
+def runs_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: delete sync and file runs older than JOB_RETENTION_DAYS
+    (``services.runs_prune``), a batch per step."""
+    return prune_step(
+        kind="runs", prune=services.runs_prune, task=runs_prune, run=run, cutoff=cutoff
+    )
+
+
+@shared_task(name="syncengine.tasks.vehicle_versions_prune")
+def vehicle_versions_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: delete vehicle versions older than VEHICLE_VERSION_RETENTION_DAYS, each
+    vehicle's latest excepted (``services.vehicle_versions_prune``), a batch per step."""
+    return prune_step(
+        kind="vehicle_versions",
+        prune=services.vehicle_versions_prune,
+        task=vehicle_versions_prune,
+        run=run,
+        cutoff=cutoff,
+    )
 
 
 @worker_ready.connect

@@ -4,12 +4,14 @@ twice finds the second time nothing to claim, or no free slot."""
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
-from django.conf import settings
+from django.utils import timezone
 
 from config.celery import RunTask
+from config.retention import Pruned, prune_step
 from webhooks import delivery, services
 
 
@@ -27,7 +29,22 @@ def webhook_deliveries_sweep() -> int:
     return delivery.deliveries_sweep()
 
 
+def _deliveries_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    # The service works through every batch itself (each its own transaction, skipping rows a
+    # redelivery or a replay holds), so one step is the whole run.
+    days = max(0, (timezone.now() - cutoff).days)
+    deleted = services.webhook_deliveries_prune(older_than_days=days, batch_size=limit)
+    return Pruned(rows=deleted, more=False)
+
+
 @shared_task(name="webhooks.tasks.webhook_deliveries_prune")
-def webhook_deliveries_prune() -> int:
-    """Beat, nightly: drop deliveries older than WEBHOOK_RETENTION_DAYS, in batches."""
-    return services.webhook_deliveries_prune(older_than_days=settings.WEBHOOK_RETENTION_DAYS)
+def webhook_deliveries_prune(run: str | None = None, cutoff: str | None = None) -> int:
+    """Beat, nightly: drop deliveries older than WEBHOOK_RETENTION_DAYS, in batches; a pending
+    delivery is never dropped (``webhooks.services.webhook_deliveries_prune``)."""
+    return prune_step(
+        kind="webhook_deliveries",
+        prune=_deliveries_prune,
+        task=webhook_deliveries_prune,
+        run=run,
+        cutoff=cutoff,
+    )

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from accounts.choices import EventType
 from accounts.services import event_record
+from config.storage import StorageUnavailable
 from integrations.models import SYNC_SETTINGS_DEFAULTS, FileImport, Integration
 from syncengine.choices import FEED_FILE_PROCESSED, FeedFileStatus, JobKind, JobStatus
 from syncengine.feeds.frames import RejectedRow, RowNote
@@ -242,6 +243,10 @@ class FileRuns(RunKind):
         return _file_work(run, feed_file)
 
     def classify(self, error: Exception) -> RunFailure:
+        if isinstance(error, StorageUnavailable):
+            # The bucket of the stored files did not answer: the file is still there.
+            logger.warning("Feed file storage unavailable: %s", error)
+            return RunFailure(f"The file storage did not answer: {error}", retryable=True)
         logger.exception("Feed file run failed")
         return RunFailure(f"Processing failed: {type(error).__name__}: {error}", retryable=False)
 
@@ -343,14 +348,17 @@ def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
         last = _last_applied_if_same(feed_file)
         if last is not None and merge.assume_unchanged():
             return _unchanged_outcome(feed_file, last, merge, started)
-        with open_feed(
-            feed_file.path,
-            provider=settings.provider,
-            options=settings.options,
-            mapping_overrides=settings.mapping_overrides,
-            timezone=settings.timezone,
-            chunk_rows=CHUNK_ROWS,
-        ) as reader:
+        with (
+            feed_file.local_copy() as stored,
+            open_feed(
+                stored,
+                provider=settings.provider,
+                options=settings.options,
+                mapping_overrides=settings.mapping_overrides,
+                timezone=settings.timezone,
+                chunk_rows=CHUNK_ROWS,
+            ) as reader,
+        ):
             warnings = list(reader.warnings)
             rejected_samples: list[dict[str, Any]] = []
             dropped_samples: list[dict[str, Any]] = []

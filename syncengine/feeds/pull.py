@@ -14,15 +14,15 @@ import contextlib
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from config.api.errors import BadRequest
+from config.storage import feed_storage, storage_local_path
 from connectors.files import FileSource, RemoteFile, RemoteFileError, file_source_for
 from connectors.models import Connection
 from connectors.registry import ConnectorError
@@ -37,8 +37,8 @@ logger = logging.getLogger(__name__)
 
 # Known (path, size, mtime) are looked up this many paths per query (SQLite's variable limit).
 LOOKUP_CHUNK = 500
-# Where downloads land before they are handed over: inside FEED_STORAGE_DIR, so the hand-over
-# is a hard link on the same file system instead of a second copy.
+# Where downloads land before they are handed over, in a folder feed storage: inside it, so the
+# hand-over is a hard link on the same file system instead of a second copy.
 INCOMING_DIR = ".incoming"
 
 
@@ -92,9 +92,7 @@ def pull_files(
     """
     connector = _source(connection)
     result = PullResult()
-    incoming = Path(settings.FEED_STORAGE_DIR) / INCOMING_DIR
-    incoming.mkdir(parents=True, exist_ok=True)
-    with connector.session():
+    with _incoming() as incoming, connector.session():
         files = connector.list_files()
         job_log(
             job,
@@ -129,6 +127,19 @@ def pull_files(
     return result
 
 
+@contextlib.contextmanager
+def _incoming() -> Iterator[Path]:
+    """The folder downloads land in: ``INCOMING_DIR`` of a folder feed storage, or a private
+    temporary folder when the storage is remote (the hand-over then uploads the download)."""
+    folder = storage_local_path(feed_storage(), INCOMING_DIR)
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="railyard-pull-") as temporary:
+            yield Path(temporary)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+
+
 def _take(
     *,
     job: SyncJob,
@@ -143,7 +154,8 @@ def _take(
     fd, temp_name = tempfile.mkstemp(dir=incoming, prefix="pull-", suffix=".part")
     os.close(fd)
     local_path = Path(temp_name)
-    # The stored copy is this very inode (a hard link): readable like a gateway upload's.
+    # In a folder storage the stored copy is this very inode (a hard link): readable like a
+    # gateway upload's.
     local_path.chmod(0o640)
     try:
         sha256 = connector.download(remote, local_path)

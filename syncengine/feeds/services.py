@@ -1,17 +1,16 @@
 """Writes of the sync engine that other apps call: receiving a feed file (and its run), reprocessing
-one, field mappings."""
+one, field mappings; and the retention of received files, runs and vehicle versions."""
 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts.choices import EventType
@@ -23,11 +22,20 @@ from accounts.services import (
     resource_update,
 )
 from config.api.errors import BadRequest, InvalidInput
+from config.retention import Pruned, prune_oldest
+from config.storage import feed_storage, storage_put
 from integrations.models import FileImport, Integration
-from syncengine.choices import FeedFileSource, JobKind, JobTrigger
+from syncengine.choices import (
+    FEED_FILE_PROCESSED,
+    FeedFileSource,
+    FeedFileStatus,
+    JobKind,
+    JobStatus,
+    JobTrigger,
+)
 from syncengine.feeds.vehicles import VEHICLE_FIELDS
 from syncengine.jobs import lifecycle
-from syncengine.models import FeedFile, SyncJob
+from syncengine.models import FeedFile, Snapshot, SyncJob, VehicleVersion
 
 logger = logging.getLogger(__name__)
 
@@ -74,19 +82,14 @@ def feed_file_receive(
     remote_address: str = "",
     source: str = FeedFileSource.SFTP,
 ) -> FeedFile:
-    """Keep an immutable copy of a completed upload, record it, and enqueue its ingestion.
+    """Keep an immutable copy of a completed upload in the feed file storage, record it, and
+    enqueue its ingestion.
 
-    The copy is a hard link where the file system allows (the gateway renames new uploads over
-    old ones, so the linked inode never changes), a copy otherwise. The row is committed before
-    this returns; the task is sent after the commit.
+    In a folder storage the copy is a hard link where the file system allows, a copy otherwise;
+    in a bucket, an upload (``config.storage.storage_put``). The copy is stored before the row
+    exists, and the row is committed before this returns; the task is sent after the commit.
     """
-    relative = _storage_path(integration, filename)
-    target = Path(settings.FEED_STORAGE_DIR) / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source_path, target)
-    except OSError:
-        shutil.copyfile(source_path, target)
+    relative = storage_put(feed_storage(), _storage_path(integration, filename), source_path)
     with transaction.atomic():
         job = _file_run(
             account_id=integration.account_id,
@@ -132,9 +135,13 @@ def feed_file_reprocess(*, feed_file: FeedFile, actor: Actor, force: bool = Fals
     integration's queue of files; ``force`` lets it past the row-count guard that protects an
     inventory from a truncated file.
     """
-    if not feed_file.stored_path or not feed_file.path.exists():
-        raise BadRequest("The stored copy of this file is gone; it cannot be reprocessed.")
+    gone = BadRequest("The stored copy of this file is gone; it cannot be reprocessed.")
     with transaction.atomic():
+        # Locked, so the retention (feed_files_purge) either purged the copy before (and the
+        # row says so) or sees the new run's row, which keeps the copy, once this commits.
+        feed_file = FeedFile.objects.select_for_update().get(pk=feed_file.pk)
+        if not feed_file.has_stored_copy:
+            raise gone
         job = _file_run(
             account_id=feed_file.account_id,
             integration_id=feed_file.integration_id,
@@ -225,3 +232,138 @@ def integration_mappings_update(
         return resource_create(
             instance=file_import, actor=actor, resource_type="import", fields=["name", "mapping"]
         )
+
+
+# --- retention (config.retention) ---------------------------------------------------------------
+
+ACTIVE_RUN = (JobStatus.QUEUED, JobStatus.RUNNING)
+ENDED_RUN = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def _last_applied() -> Q:
+    """The integration's last applied file (by ``processed_at``): the next file is compared
+    with its row (its row count, and whether it is the same file), and a mapping change is
+    tried on its copy."""
+    later = FeedFile.objects.filter(
+        integration_id=OuterRef("integration_id"),
+        status__in=FEED_FILE_PROCESSED,
+        processed_at__gt=OuterRef("processed_at"),
+    )
+    return Q(~Exists(later), status__in=FEED_FILE_PROCESSED)
+
+
+def _keeps_its_copy(cutoff: datetime) -> Q:
+    """Rows whose stored copy must stay: received within the retention, not finished (its
+    run is queued or running: it is about to be read), or the last applied file."""
+    return (
+        Q(received_at__gte=cutoff)
+        | Q(status__in=[FeedFileStatus.RECEIVED, FeedFileStatus.PROCESSING])
+        | Q(job__status__in=ACTIVE_RUN)
+        | _last_applied()
+    )
+
+
+def feed_files_purge(*, cutoff: datetime, limit: int) -> Pruned:
+    """Remove up to ``limit`` stored copies of files received before ``cutoff`` from the feed
+    file storage (the retention, ``FEED_FILE_RETENTION_DAYS``), and mark their rows purged: the
+    rows stay, with their counts and samples, and say the copy is gone (``stored_path`` empty,
+    ``purged_at``), so reprocessing refuses them and the mapping preview passes them by.
+
+    A copy is shared by its file's reprocess runs; it goes only when no row naming it must
+    keep it (``_keeps_its_copy``). Its rows are locked and checked again before it goes, so a
+    reprocess either sees the row purged or its new run keeps the copy. A copy the storage
+    fails to remove keeps its rows as they were, for the next run.
+    """
+    keeper = FeedFile.objects.filter(stored_path=OuterRef("stored_path")).filter(
+        _keeps_its_copy(cutoff)
+    )
+    purgeable = (
+        FeedFile.objects.filter(received_at__lt=cutoff)
+        .exclude(stored_path="")
+        .filter(~Exists(keeper))
+        .order_by("stored_path")
+        .values_list("stored_path", flat=True)
+        .distinct()
+    )
+    storage = feed_storage()
+    with transaction.atomic():
+        names = list(purgeable[:limit])
+        if not names:
+            return Pruned(rows=0, more=False)
+        # Lock every row of these copies (a reprocess locks the row it copies), then check
+        # again: a run created meanwhile keeps its copy.
+        list(
+            FeedFile.objects.select_for_update()
+            .filter(stored_path__in=names)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        removed = []
+        for name in purgeable.filter(stored_path__in=names):
+            try:
+                storage.delete(name)
+            except Exception:
+                logger.warning("Could not remove the stored feed file %s", name, exc_info=True)
+                continue
+            removed.append(name)
+        rows = FeedFile.objects.filter(stored_path__in=removed).update(
+            stored_path="", purged_at=timezone.now()
+        )
+    return Pruned(rows=rows, more=len(names) == limit and bool(removed))
+
+
+def vehicle_versions_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` vehicle versions written before ``cutoff``, oldest first (the
+    retention, ``VEHICLE_VERSION_RETENTION_DAYS``). A vehicle's latest version is never
+    deleted: it is the vehicle's current state in its history."""
+    later = VehicleVersion.objects.filter(vehicle_id=OuterRef("vehicle_id"), pk__gt=OuterRef("pk"))
+    return prune_oldest(
+        VehicleVersion.objects.filter(created_at__lt=cutoff).filter(Exists(later)),
+        date_field="created_at",
+        limit=limit,
+    )
+
+
+def _superseded() -> Q:
+    """Ended runs after which their owner (an integration, else a connection) completed or
+    failed another: the latest such run stays, for import dependencies compare with it."""
+    later = SyncJob.objects.filter(
+        status__in=[JobStatus.COMPLETED, JobStatus.FAILED],
+        completed_at__gt=OuterRef("completed_at"),
+    )
+    of_integration = later.filter(integration_id=OuterRef("integration_id"))
+    of_connection = later.filter(integration__isnull=True, connection_id=OuterRef("connection_id"))
+    return (Q(integration__isnull=False) & Exists(of_integration)) | (
+        Q(integration__isnull=True) & Exists(of_connection)
+    )
+
+
+def runs_prune(*, cutoff: datetime, limit: int) -> Pruned:
+    """Delete up to ``limit`` sync and file runs that ended before ``cutoff``, oldest first (the
+    retention, ``JOB_RETENTION_DAYS``), with their logs: a file run's received-file rows go with
+    it. Export and import runs are ``exports``'.
+
+    Kept however old: runs in progress, the latest run of each owner that completed or failed,
+    runs holding a snapshot (a snapshot is data, not a log), and file runs whose file is still
+    stored (``FEED_FILE_RETENTION_DAYS`` decides) or is its integration's last applied one.
+    """
+    holding_a_file = FeedFile.objects.filter(job_id=OuterRef("pk")).filter(
+        ~Q(stored_path="") | _last_applied()
+    )
+    prunable = (
+        SyncJob.objects.filter(
+            export__isnull=True,
+            file_import__isnull=True,
+            status__in=ENDED_RUN,
+            created_at__lt=cutoff,
+            completed_at__lt=cutoff,
+        )
+        .filter(_superseded())
+        .exclude(Exists(Snapshot.objects.filter(job_id=OuterRef("pk"))))
+        .exclude(Exists(holding_a_file))
+    )
+    with transaction.atomic():
+        keys = list(prunable.order_by("created_at", "pk").values_list("pk", flat=True)[:limit])
+        FeedFile.objects.filter(job_id__in=keys).delete()
+        SyncJob.objects.filter(pk__in=keys).delete()
+    return Pruned(rows=len(keys), more=len(keys) == limit)

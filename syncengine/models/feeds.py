@@ -3,16 +3,18 @@ storage, and the vehicle record store with its versions."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F
 from django.db.models.functions import Upper
 
 from accounts.models import Account, Dealership
+from config.storage import feed_storage, storage_exists, storage_local_copy, storage_local_path
 from connectors.models import Connection
 from integrations.models import Integration
 from syncengine.choices import (
@@ -79,7 +81,10 @@ class FeedFile(models.Model):
     )
     filename = models.CharField(max_length=255)
     stored_path = models.CharField(
-        max_length=500, help_text="Relative to FEED_STORAGE_DIR.", blank=True
+        max_length=500,
+        help_text="Its name in the feed file storage (FEED_STORAGE_DIR, or FEED_STORAGE_URL); "
+        "empty once the retention purged it (or when nothing was kept).",
+        blank=True,
     )
     size = models.BigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, db_index=True)
@@ -126,12 +131,25 @@ class FeedFile(models.Model):
         help_text="Digest of the settings the file was read with; with the same sha256 as the "
         "last applied file, the next file is recognised as unchanged without being read.",
     )
+    purged_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the retention (FEED_FILE_RETENTION_DAYS) removed the stored copy; the "
+        "row, its counts and samples stay.",
+    )
 
     class Meta:
         ordering = ["-received_at", "-id"]
         indexes = [
             models.Index(fields=["integration", "-received_at"]),
             models.Index(fields=["status", "received_at"]),
+            # The retention finds the rows that share a stored copy (a file and its reprocess
+            # runs) by its name.
+            models.Index(
+                fields=["stored_path"],
+                name="feedfile_stored_path",
+                condition=~models.Q(stored_path=""),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -139,7 +157,27 @@ class FeedFile(models.Model):
 
     @property
     def path(self) -> Path:
-        return Path(settings.FEED_STORAGE_DIR) / self.stored_path
+        """The stored copy on this machine's file system: only for a folder storage (the
+        default); a reader that must work with any storage uses ``local_copy()``."""
+        local = storage_local_path(feed_storage(), self.stored_path)
+        if local is None:
+            raise NotImplementedError("Feed files are in a remote storage: use local_copy().")
+        return local
+
+    @property
+    def has_stored_copy(self) -> bool:
+        """Whether the stored copy can still be read (not purged, not lost)."""
+        return storage_exists(feed_storage(), self.stored_path)
+
+    @contextlib.contextmanager
+    def local_copy(self) -> Iterator[Path]:
+        """The stored copy as a local file, for readers that need a path (pandas, pyarrow):
+        the stored file itself in a folder storage, a temporary download from a remote one,
+        removed when the block ends. ``FileNotFoundError`` when it is gone."""
+        if not self.stored_path:
+            raise FileNotFoundError(f"The stored copy of {self.filename} is gone.")
+        with storage_local_copy(feed_storage(), self.stored_path) as local:
+            yield local
 
     @property
     def dispatched_at(self) -> datetime | None:

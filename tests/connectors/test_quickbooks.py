@@ -10,12 +10,11 @@ from typing import Any
 import pytest
 
 from accounts.models import AuditEntry
-from connectors import http
 from connectors.declarative import auth
 from connectors.models import Connection
 from connectors.services import resolve_credentials
 from syncengine.models import Record
-from tests.connectors.api_sync import CONNECTIONS, counts, retry, streams, sync
+from tests.connectors.api_sync import CONNECTIONS, connection_create, counts, retry, streams, sync
 from tests.connectors.fake_quickbooks import (
     CLIENT_ID,
     CLIENT_SECRET,
@@ -42,32 +41,19 @@ def quickbooks(monkeypatch, settings) -> Iterator[FakeQuickBooks]:
         yield fake
 
 
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    """Retry-After waits are recorded instead of slept."""
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
-
-
 def create_connection(api, fake: FakeQuickBooks, **credentials: Any) -> str:
-    response = api.post(
-        CONNECTIONS,
-        {
-            "connectorId": "quickbooks",
-            "name": "Books",
-            "config": {"realmId": REALM_ID, "apiBase": fake.url, "tokenUrl": fake.tokens_url},
-            "credentials": {
-                "clientId": CLIENT_ID,
-                "clientSecret": CLIENT_SECRET,
-                "refreshToken": FIRST_REFRESH_TOKEN,
-                **credentials,
-            },
+    return connection_create(
+        api,
+        "quickbooks",
+        name="Books",
+        config={"realmId": REALM_ID, "apiBase": fake.url, "tokenUrl": fake.tokens_url},
+        credentials={
+            "clientId": CLIENT_ID,
+            "clientSecret": CLIENT_SECRET,
+            "refreshToken": FIRST_REFRESH_TOKEN,
+            **credentials,
         },
-        format="json",
     )
-    assert response.status_code == 201, response.content
-    return str(response.json()["data"]["connectionId"])
 
 
 def test_catalog_lists_quickbooks(api):

@@ -8,9 +8,16 @@ from datetime import timedelta
 
 import pytest
 
-from connectors import http
 from syncengine.models import Record
-from tests.connectors.api_sync import CONNECTIONS, counts, retry, streams, sync
+from tests.connectors.api_sync import (
+    CONNECTIONS,
+    connection_create,
+    counts,
+    retry,
+    stored,
+    streams,
+    sync,
+)
 from tests.connectors.fake_shopify import (
     ACCESS_TOKEN,
     START,
@@ -33,30 +40,14 @@ def shopify(settings) -> Iterator[FakeShopify]:
         yield fake
 
 
-@pytest.fixture
-def waits(monkeypatch) -> list[float]:
-    recorded: list[float] = []
-    monkeypatch.setattr(http, "sleep", recorded.append)
-    return recorded
-
-
 def create_connection(api, fake: FakeShopify, token: str = ACCESS_TOKEN) -> str:
-    response = api.post(
-        CONNECTIONS,
-        {
-            "connectorId": "shopify",
-            "name": "Store",
-            "config": {"shopUrl": fake.url},
-            "credentials": {"accessToken": token},
-        },
-        format="json",
+    return connection_create(
+        api,
+        "shopify",
+        name="Store",
+        config={"shopUrl": fake.url},
+        credentials={"accessToken": token},
     )
-    assert response.status_code == 201, response.content
-    return str(response.json()["data"]["connectionId"])
-
-
-def stored(connection_id: str, entity: str) -> int:
-    return Record.objects.filter(stream__connection_id=connection_id, stream__entity=entity).count()
 
 
 def test_catalog_lists_shopify(api):
