@@ -44,6 +44,13 @@ class ConnectorSerializer(CamelSerializer):
         read_only=True,
         help_text="Credential keys; stored encrypted and never returned.",
     )
+    is_source = serializers.BooleanField(
+        read_only=True,
+        help_text="Its entities can be read (a connection sync, an integration's source).",
+    )
+    is_destination = serializers.BooleanField(
+        read_only=True, help_text="Records can be written to it (an integration's destination)."
+    )
     custom = serializers.BooleanField(
         read_only=True,
         help_text="Registered by this account from its own manifest (listed for it alone); "

@@ -1,6 +1,6 @@
 """The engine that runs a manifest: one ``Connector`` class per manifest, registered in the same
 catalog as the connectors written in Python, with the same ``test()``, ``discover()`` and
-``read()``.
+``read()`` (a manifest with ``streams``) and ``write()`` (a manifest with a ``destination``).
 
 A read requests a stream page by page (the manifest's pagination), optionally split into date
 windows, through ``connectors.http`` (the egress policy, 429 / Retry-After) and the manifest's
@@ -17,6 +17,16 @@ request, and the last one is saved once the stream is read through, so a failed 
 again from the position the last complete read reached. One answer may hold several lists of
 records (``recordSelector`` as a list), and a list of records the API deleted
 (``deletedRecordSelector``), kept as records marked ``_deleted``.
+
+A write sends the records a sync hands over as the manifest's ``destination`` says: in requests of
+at most ``batchSize`` records, or one request per record, each request's path, query, headers
+and body rendered from its templates. Every request goes the way a read's does (the egress
+policy, 429 waited out after its Retry-After, the request budget, OAuth refresh on a 401) and an
+error answer is classified by the manifest's ``errors``; the error that fails a write names the
+batch (its number in the run, its records' keys) or the record. Records are sent at least once:
+a sync commits a batch only once the destination took all of it, so a failed run's retry sends
+the requests of its last uncommitted batch again, and a receiver that upserts by ``upsertKey``
+keeps each record once.
 
 Redirects are not followed: credentials travel in headers and query parameters that an HTTP
 client would forward to wherever a redirect points. Next-page links must stay on the origin of
@@ -56,6 +66,10 @@ TEST_TIMEOUT_SECONDS = 30.0
 MAX_RESTARTS = 3
 # The field that marks a record the API reported deleted (``deletedRecordSelector``).
 DELETED_FIELD = "_deleted"
+# Records per write request when a destination gives no batchSize.
+DEFAULT_WRITE_BATCH = 100
+# How many keys of a failed batch its error names.
+KEYS_NAMED = 3
 
 
 class ApiError(http.HttpStatusError):
@@ -80,7 +94,8 @@ class Page:
 
 
 class DeclarativeConnector(Connector):
-    """A source connector whose behaviour is its ``manifest`` (see ``manifest.schema.json``)."""
+    """A connector whose behaviour is its ``manifest`` (see ``manifest.schema.json``): a source
+    of its ``streams``, a destination of its ``destination``, or both."""
 
     manifest: ClassVar[dict[str, Any]]
     is_source = True
@@ -99,6 +114,8 @@ class DeclarativeConnector(Connector):
             context=self.context,
             timeout=self.timeout,
         )
+        # Write requests sent per destination entity in this run (their batches' numbers).
+        self._batches_sent: dict[str, int] = {}
 
     # --- the Connector interface -------------------------------------------------------------
 
@@ -116,12 +133,108 @@ class DeclarativeConnector(Connector):
                     body=None,
                     headers={},
                 )
+            elif not self.manifest.get("streams"):
+                self._reach()
             else:
                 stream = self.manifest["streams"][0]
                 next(self._pages(stream, cursor=None, window=None, batch_size=1), None)
         except ConnectorError as error:
             return TestResult(success=False, latency_ms=_since(started), error=error.message)
-        return TestResult(success=True, latency_ms=_since(started), permissions=["read"])
+        permissions = (["read"] if self.is_source else []) + (
+            ["write"] if self.is_destination else []
+        )
+        return TestResult(success=True, latency_ms=_since(started), permissions=permissions)
+
+    def _reach(self) -> None:
+        """A destination without a ``check`` request: a GET of its base URL must be answered,
+        with anything but a refusal of the credentials or a server error (a write endpoint
+        commonly answers 404 or 405 to a GET, which still says it is there)."""
+        try:
+            self._send("GET", self._url("", self.context), params={}, body=None, headers={})
+        except ApiError as error:
+            if error.status in (401, 403, 407) or error.status >= 500 or error.status == 429:
+                raise
+
+    def write(self, entity: str, records: list[dict[str, Any]]) -> int:
+        """Send ``records`` to ``entity`` as the manifest's ``destination`` says, batch by batch
+        (or record by record); returns how many were sent. The first request that fails raises
+        a ``ConnectorError`` naming its batch or record, retryable as ``errors`` classify it."""
+        spec = self.manifest.get("destination")
+        if spec is None:
+            raise ConnectorError(f"{self.name} is not a destination.", retryable=False)
+        per_record = spec.get("mode") == "record"
+        size = 1 if per_record else self._write_batch_size(spec)
+        key_field = self._upsert_key(spec)
+        for start in range(0, len(records), size):
+            batch = records[start : start + size]
+            number = self._batches_sent.get(entity, 0) + 1
+            keys = [_key_of(record, key_field, entity=entity) for record in batch]
+            context: dict[str, Any] = {
+                **self.context,
+                "entity": entity,
+                "upsertKey": key_field,
+                "batch": {"number": number, "size": len(batch)},
+            }
+            if per_record:
+                context.update(record=batch[0], key=keys[0])
+            else:
+                context.update(records=batch, keys=keys)
+            self._write_request(spec, context, what=_batch_name(entity, number, keys, key_field))
+            self._batches_sent[entity] = number
+        return len(records)
+
+    def _write_request(self, spec: dict[str, Any], context: dict[str, Any], *, what: str) -> None:
+        default_body = "{{ record }}" if spec.get("mode") == "record" else "{{ records }}"
+        body = templates.render(spec.get("body", default_body), context)
+        headers = {
+            templates.render_text(str(name), self.context): str(templates.render(value, context))
+            for name, value in (spec.get("headers") or {}).items()
+            if not templates.unset(value, context)
+        }
+        method = spec.get("method", "POST")
+        url = self._url(spec.get("path", ""), context)
+        success = spec.get("successStatuses") or ["2xx"]
+        try:
+            answer = self._send(
+                method,
+                url,
+                params=templates.render(spec.get("params") or {}, context),
+                body=None if body is templates.OMITTED else body,
+                headers=headers,
+            )
+        except ApiError as error:
+            if _listed(error.status, success):
+                return
+            raise ConnectorError(
+                f"{self.name} did not take {what}: {error.message}", retryable=error.retryable
+            ) from error
+        if not _listed(answer.status, success):
+            raise ConnectorError(
+                f"{self.name} did not take {what}: {_without_query(url)} answered "
+                f"{answer.status}, not a success status of the manifest.",
+                retryable=False,
+            )
+
+    def _write_batch_size(self, spec: dict[str, Any]) -> int:
+        given = spec.get("batchSize", DEFAULT_WRITE_BATCH)
+        value = templates.render(given, self.context) if isinstance(given, str) else given
+        if value is templates.OMITTED:
+            return DEFAULT_WRITE_BATCH
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            size = 0
+        if size < 1 or str(size) != str(value).strip():
+            raise ConnectorError(
+                f"The batch size {value!r} of {self.name} is not a whole number above 0.",
+                retryable=False,
+            )
+        return size
+
+    def _upsert_key(self, spec: dict[str, Any]) -> str | None:
+        if "upsertKey" not in spec:
+            return None
+        return templates.render_text(spec["upsertKey"], self.context) or None
 
     def discover(self) -> list[EntitySpec]:
         return [
@@ -136,7 +249,7 @@ class DeclarativeConnector(Connector):
                 ordered=bool((stream.get("cursor") or {}).get("ordered", False)),
                 position_kept_by_source=bool((stream.get("cursor") or {}).get("responsePath")),
             )
-            for stream in self.manifest["streams"]
+            for stream in self.manifest.get("streams") or []
         ]
 
     def read(
@@ -197,7 +310,7 @@ class DeclarativeConnector(Connector):
     @classmethod
     def stream_schema(cls, entity: str) -> dict[str, Any] | None:
         """The JSON Schema a stream declares for its records, if any (for discovery)."""
-        for stream in cls.manifest["streams"]:
+        for stream in cls.manifest.get("streams") or []:
             if stream["name"] == entity:
                 schema = stream.get("schema")
                 return dict(schema) if schema is not None else None
@@ -476,7 +589,7 @@ class DeclarativeConnector(Connector):
     # --- streams -----------------------------------------------------------------------------
 
     def _stream(self, entity: str) -> dict[str, Any]:
-        for stream in self.manifest["streams"]:
+        for stream in self.manifest.get("streams") or []:
             if stream["name"] == entity:
                 return stream
         raise ConnectorError(f"{self.name} has no entity {entity!r}.", retryable=False)
@@ -529,7 +642,7 @@ class DeclarativeConnector(Connector):
 
 def connector_class(manifest: dict[str, Any]) -> type[DeclarativeConnector]:
     """The catalog entry of a checked manifest (``manifest.manifest_load``)."""
-    streams = manifest["streams"]
+    streams = manifest.get("streams") or []
     incremental = any("cursor" in stream for stream in streams)
     credentials_schema = {
         "type": "object",
@@ -552,7 +665,9 @@ def connector_class(manifest: dict[str, Any]) -> type[DeclarativeConnector]:
             for mode in (SyncMode.FULL, SyncMode.INCREMENTAL, SyncMode.SNAPSHOT)
             if mode != SyncMode.INCREMENTAL or incremental
         ],
-        "filters_by_date": all("window" in stream for stream in streams),
+        "filters_by_date": bool(streams) and all("window" in stream for stream in streams),
+        "is_source": bool(streams),
+        "is_destination": "destination" in manifest,
         "config_properties": dict((manifest.get("config") or {}).get("properties") or {}),
         "config_required": list((manifest.get("config") or {}).get("required") or []),
         "credentials_schema": credentials_schema,
@@ -592,6 +707,44 @@ def stream_fields(stream: dict[str, Any]) -> tuple[FieldSpec, ...]:
 def _primary_key(stream: dict[str, Any]) -> list[str]:
     key = stream["primaryKey"]
     return [key] if isinstance(key, str) else list(key)
+
+
+def _key_of(record: dict[str, Any], key_field: str | None, *, entity: str) -> Any:
+    """A record's upsertKey value; a record without one cannot be written."""
+    if key_field is None:
+        return None
+    value = record.get(key_field)
+    if value is None or value == "":
+        raise ConnectorError(
+            f"A record of {entity} has no {key_field!r}, the destination's upsertKey: "
+            f"{_sample(record)}",
+            retryable=False,
+        )
+    return value
+
+
+def _sample(record: dict[str, Any]) -> str:
+    """The start of a record's fields, to recognise it by (not its values: they may be
+    personal data)."""
+    fields = sorted(record)[: KEYS_NAMED * 2]
+    more = ", ..." if len(record) > len(fields) else ""
+    return "a record with fields " + ", ".join(fields) + more + "."
+
+
+def _batch_name(entity: str, number: int, keys: list[Any], key_field: str | None) -> str:
+    """How an error names a write request: the record by its key, or the batch by its number
+    in the run, its size and its first keys."""
+    if len(keys) == 1 and key_field is not None:
+        return f"the record of {entity} with {key_field} {keys[0]} (batch {number})"
+    named = ""
+    if key_field is not None:
+        shown = ", ".join(str(key) for key in keys[:KEYS_NAMED])
+        named = f", {key_field} {shown}" + (", ..." if len(keys) > KEYS_NAMED else "")
+    return f"batch {number} of {entity} ({len(keys)} record(s){named})"
+
+
+def _listed(status: int, statuses: list[int | str]) -> bool:
+    return status in statuses or (200 <= status < 300 and "2xx" in statuses)
 
 
 def _cursor_text(spec: dict[str, Any], value: Any) -> Any:

@@ -19,6 +19,19 @@ sees), ``errors.codePath`` / ``errors.messagePath`` (the API's error code and me
 error answer) and ``pagination.restartOn`` (error codes that start the read over from the
 position it started at).
 
+A manifest may also describe a destination (``destination``, instead of or besides ``streams``):
+how the records a sync hands over are written. A batch of records is sent in requests of at most
+``batchSize`` records (``mode: batch``, the body a template such as
+``{"entity": "{{ entity }}", "records": "{{ records }}"}``) or one request per record
+(``mode: record``, a path such as ``/items/{{ record.id }}`` with PUT or PATCH). ``upsertKey``
+names the field that identifies a record (``{{ key }}``, ``{{ keys }}``; every record must have
+it); ``successStatuses`` the statuses that mean a request was taken. Errors are classified by the
+same ``errors`` section as a read's (429 waited out, then retryable; 5xx retryable; any other
+error status fails the run) and name the batch or record that failed. The checks here: the
+templates name only what a write request has (records in a batch request, a record in a record
+request, a key only with an upsertKey), the body sends the records, and a batch size belongs to
+batch mode.
+
 Errors are keyed by the dotted path of the field they concern (``streams.0.pagination.type``),
 the way the API reports invalid input, so a manifest author sees every problem at once.
 """
@@ -26,6 +39,7 @@ the way the API reports invalid input, so a manifest author sees every problem a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -88,6 +102,9 @@ def manifest_errors(manifest: Any) -> dict[str, list[str]]:
 
 def _schema_errors(manifest: Any) -> dict[str, list[str]]:
     errors: dict[str, list[str]] = {}
+    if isinstance(manifest, dict) and "streams" not in manifest and "destination" not in manifest:
+        # A manifest reads streams, writes to a destination, or both.
+        errors["streams"] = ["This field is required."]
     validator = jsonschema.Draft202012Validator(manifest_schema())
     for error in validator.iter_errors(manifest):
         for leaf in _leaves(error):
@@ -160,8 +177,11 @@ def _meaning_errors(manifest: dict[str, Any]) -> dict[str, list[str]]:
         "rateLimit.key", (manifest.get("rateLimit") or {}).get("key"), allowed=connection_values
     )
 
+    if "destination" in manifest:
+        _destination_errors(manifest["destination"], add, check_names, connection_values)
+
     seen: dict[str, int] = {}
-    for number, stream in enumerate(manifest["streams"]):
+    for number, stream in enumerate(manifest.get("streams") or []):
         prefix = f"streams.{number}"
         name = stream["name"]
         if name in seen:
@@ -252,3 +272,40 @@ def _meaning_errors(manifest: dict[str, Any]) -> dict[str, list[str]]:
                     f"{cursor['field']!r} is not a field of the stream's schema.",
                 )
     return dict(sorted(errors.items()))
+
+
+def _destination_errors(
+    destination: dict[str, Any],
+    add: Callable[[str, str], None],
+    check_names: Callable[..., None],
+    connection_values: set[str],
+) -> None:
+    """What the schema cannot say about a ``destination``: which templates its requests may use,
+    that the body sends the records, and that a batch size belongs to batch mode."""
+    prefix = "destination"
+    per_record = destination.get("mode") == "record"
+    values = {*connection_values, "entity", "upsertKey", "batch"}
+    values |= {"record", "key"} if per_record else {"records", "keys"}
+    for key in ("path", "body", "params"):
+        check_names(f"{prefix}.{key}", destination.get(key), allowed=values)
+    headers = destination.get("headers") or {}
+    check_names(f"{prefix}.headers", list(headers.values()), allowed=values)
+    check_names(f"{prefix}.headers", list(headers), allowed=connection_values)
+    for key in ("batchSize", "upsertKey"):
+        if isinstance(destination.get(key), str):
+            check_names(f"{prefix}.{key}", destination[key], allowed=connection_values)
+    if per_record and "batchSize" in destination:
+        add(f"{prefix}.batchSize", "A request per record (mode record) has no batch size.")
+    sent = {
+        name.split(".")[0]
+        for name in templates.names(
+            [destination.get(key) for key in ("path", "body", "params", "headers")]
+        )
+    }
+    if "upsertKey" not in destination and sent & {"key", "keys", "upsertKey"}:
+        add(f"{prefix}.upsertKey", "{{ key }}, {{ keys }} and {{ upsertKey }} need an upsertKey.")
+    if "body" in destination:
+        needed = "record" if per_record else "records"
+        body_names = {name.split(".")[0] for name in templates.names(destination["body"])}
+        if needed not in body_names:
+            add(f"{prefix}.body", f"The body must send the records: use {{{{ {needed} }}}}.")

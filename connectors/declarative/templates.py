@@ -9,17 +9,28 @@ cannot compute anything the engine did not hand it. The names a manifest may use
   written as ``cursor.format`` says when the stream gives one;
 - ``page.size``, ``page.number``, ``page.offset``, ``page.cursor``: the page being requested;
 - ``window.start``, ``window.end``: the bounds of the date window being read;
-- ``stream.name``.
+- ``stream.name``;
+
+and in a destination's write requests (``destination``):
+
+- ``entity``: the destination entity the records go to;
+- ``upsertKey``: the name of the field that identifies a record;
+- ``batch.number`` (1, 2, ... within the run and entity) and ``batch.size``;
+- ``records`` and ``keys``: the records of a batch and their upsertKey values;
+- ``record``, ``record.<field>`` and ``key``: the record of a one-record request and its
+  upsertKey value.
 
 A string that is one template and nothing else takes the value's own type (a number stays a
 number in a JSON body), and "nothing" (a value that is not set) when the value is not set: such
 a query parameter or body field is left out. Inside a longer string a value that is not set
-reads as "". In a URL (``baseUrl``, a stream's ``path``) every value after the very start is
-percent-encoded, so a config value cannot add path segments or a query.
+reads as "", and an object or array as its JSON text. In a URL (``baseUrl``, a stream's
+``path``) every value after the very start is percent-encoded, so a config value cannot add path
+segments or a query.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -33,6 +44,14 @@ ROOTS = {
     "page": {"size", "number", "offset", "cursor"},
     "window": {"start", "end"},
     "stream": {"name"},
+    # A destination's write requests.
+    "entity": set(),
+    "upsertKey": set(),
+    "batch": {"number", "size"},
+    "records": set(),
+    "keys": set(),
+    "record": None,  # the record, or any field of it
+    "key": set(),
 }
 
 
@@ -80,8 +99,7 @@ def render(value: Any, context: dict[str, Any], *, quote: bool = False) -> Any:
             return urllib.parse.quote(str(found), safe="") if quote else found
 
         def fill(match: re.Match[str]) -> str:
-            found = lookup(context, match.group(1))
-            text = "" if found is None else str(found)
+            text = _text(lookup(context, match.group(1)))
             return urllib.parse.quote(text, safe="") if quote else text
 
         return TEMPLATE.sub(fill, value)
@@ -93,6 +111,21 @@ def render(value: Any, context: dict[str, Any], *, quote: bool = False) -> Any:
             item for item in (render(i, context, quote=quote) for i in value) if item is not OMITTED
         ]
     return value
+
+
+def _text(value: Any) -> str:
+    """A value inside a longer string: "" when not set, JSON for an object or array."""
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def unset(value: Any, context: dict[str, Any]) -> bool:
+    """Whether ``value`` has templates and every one of them names a value that is not set."""
+    found = list(names(value))
+    return bool(found) and all(lookup(context, name) in (None, "") for name in found)
 
 
 def render_text(value: str, context: dict[str, Any], *, quote: bool = False) -> str:

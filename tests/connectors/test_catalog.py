@@ -14,6 +14,8 @@ CATALOG_FIELDS = {
     "configSchema",
     "credentialsSchema",
     "secretFields",
+    "isSource",
+    "isDestination",
     "custom",
     "manifest",
 }

@@ -1105,3 +1105,13 @@ def test_an_inclusive_cursor_keeps_the_records_at_it(fake_api):
     assert read_all(plain, cursor="2025-01-05") == []
     assert [r["id"] for r in read_all(inclusive, cursor="2025-01-05")] == [2, 3]
     assert [r.param("from") for r in fake_api.requests] == ["2025-01-05", "2025-01-05"]
+
+
+def test_an_object_inside_a_longer_template_string_is_its_json_text():
+    from connectors.declarative import templates
+
+    context = {"record": {"id": 7, "tags": ["a", "b"]}}
+
+    assert templates.render("{{ record }}", context) == {"id": 7, "tags": ["a", "b"]}
+    assert templates.render("data={{ record }}", context) == 'data={"id":7,"tags":["a","b"]}'
+    assert templates.render("tags {{ record.tags }}", context) == 'tags ["a","b"]'
