@@ -16,8 +16,9 @@ from connectors.declarative.connector import connector_class
 from connectors.declarative.manifest import manifest_check, manifest_errors
 from connectors.registry import ConnectorError, get_connector
 from syncengine.jobs import lifecycle
-from tests.connectors.fake_shopify import ACCESS_TOKEN, FakeShopify, shopify_server
+from tests.connectors.fake_shopify import FakeShopify, shopify_server
 from tests.connectors.fakehttp import Answer, Request, json_server
+from tests.connectors.test_mixpanel import connection, store
 
 CONNECTIONS = "/api/v1/integrations/connections"
 CONNECTORS = "/api/v1/integrations/connectors"
@@ -64,24 +65,6 @@ def shopify(settings) -> Iterator[FakeShopify]:
     settings.SYNC_BATCH_SIZE = 10
     with shopify_server() as fake:
         yield fake
-
-
-def connection(api, body: dict[str, Any]) -> str:
-    response = api.post(CONNECTIONS, body, format="json")
-    assert response.status_code == 201, response.content
-    return str(response.json()["data"]["connectionId"])
-
-
-def store(api, shopify: FakeShopify) -> str:
-    return connection(
-        api,
-        {
-            "connectorId": "shopify",
-            "name": "My Shopify Store",
-            "config": {"shopUrl": shopify.url},
-            "credentials": {"accessToken": ACCESS_TOKEN},
-        },
-    )
 
 
 def endpoint(api, receiver: Receiver, **config: Any) -> str:
