@@ -12,6 +12,7 @@ from accounts.choices import AuditAction
 from accounts.models import Account
 from accounts.services import Actor, audit_record, diff, event_record, field_values
 from config.api.errors import BadRequest, Conflict, InvalidInput
+from connectors.discovery import entities_check
 from connectors.feeds import FEED_TYPES
 from connectors.models import Connection
 from connectors.registry import get_connector_for
@@ -200,9 +201,42 @@ def _resolve_type_and_defaults(values: dict[str, Any]) -> None:
 
 
 @transaction.atomic
+def _task_entities_check(source: Connection | None, config: dict[str, Any] | None) -> None:
+    """Refuse (400) tasks of ``config.tasks`` that name an entity the source connection does not
+    have, listing the ones it has: the connector's own list, or its discovered entities (asked
+    once more when a name is missing; a source that cannot be asked now is not a refusal)."""
+    if source is None or not isinstance(config, dict):
+        return
+    tasks = config.get("tasks") or []
+    named = [
+        (index, task["entity"])
+        for index, task in enumerate(tasks)
+        if isinstance(task, dict) and isinstance(task.get("entity"), str) and task["entity"]
+    ]
+    if not named:
+        return
+    connector = get_connector_for(source.connector_id, account_id=source.account_id)
+    if connector is None or not connector.is_source:
+        return
+    if not connector.entities:
+        for index, entity in named:
+            entities_check(connection=source, names=[entity], field=f"config.tasks[{index}].entity")
+        return
+    errors = {
+        f"config.tasks[{index}].entity": [
+            f"{entity}: not an entity of {connector.name}; it has: {', '.join(connector.entities)}."
+        ]
+        for index, entity in named
+        if entity not in connector.entities
+    }
+    if errors:
+        raise InvalidInput("Unknown entities for the source connection.", details=errors)
+
+
 def integration_create(*, account: Account, actor: Actor, **values: Any) -> Integration:
     """Create an integration from validated API values; records ``integration.created``."""
     _resolve_type_and_defaults(values)
+    _task_entities_check(values.get("source_connection"), values.get("config"))
     depends_on = values.pop("depends_on", [])
     schedule = values.pop("schedule", None)
     values.setdefault("sync_settings", dict(SYNC_SETTINGS_DEFAULTS))
@@ -231,9 +265,19 @@ def integration_create(*, account: Account, actor: Actor, **values: Any) -> Inte
     return integration
 
 
-@transaction.atomic
 def integration_update(*, integration: Integration, actor: Actor, **values: Any) -> Integration:
     """Apply validated changes; composite values (schedule, syncSettings) arrive already merged."""
+    if "config" in values or "source_connection" in values:
+        # Before the row lock: discovery may ask the source.
+        _task_entities_check(
+            values.get("source_connection", integration.source_connection),
+            values.get("config", integration.config),
+        )
+    return _integration_update(integration=integration, actor=actor, **values)
+
+
+@transaction.atomic
+def _integration_update(*, integration: Integration, actor: Actor, **values: Any) -> Integration:
     integration = Integration.objects.select_for_update().get(pk=integration.pk)
     before = field_values(integration, AUDIT_FIELDS)
     depends_on = values.pop("depends_on", None)

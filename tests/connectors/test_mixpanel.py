@@ -470,6 +470,27 @@ def test_an_unknown_task_type_is_a_400_at_create_time(api, shopify, mixpanel):
     assert mixpanel.requests == []
 
 
+def test_a_task_naming_an_entity_shopify_lacks_is_a_400_at_create_time(api, shopify, mixpanel):
+    source, destination = store(api, shopify), project(api, mixpanel)
+
+    response = api.post(
+        INTEGRATIONS,
+        {
+            "sourceAppId": source,
+            "destinationAppId": destination,
+            "dataType": "events",
+            "config": {"tasks": [{"task_type": "track_events", "entity": "refunds"}]},
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    details = response.json()["error"]["details"]
+    assert list(details) == ["config.tasks[0].entity"]
+    assert "it has: orders, customers, products" in details["config.tasks[0].entity"][0]
+    assert not Integration.all_objects.exists()
+
+
 # --- the connection test -----------------------------------------------------------------------
 
 

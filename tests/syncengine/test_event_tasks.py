@@ -387,6 +387,41 @@ def test_a_task_that_cannot_run_is_a_400_naming_its_path(api, tenant, tasks, pat
     assert not Integration.all_objects.exists()
 
 
+def test_a_task_naming_an_entity_the_source_lacks_is_a_400_listing_its_entities(api, tenant):
+    source = connection_for(tenant, Dataset(records={"orders": [], "customers": []}))
+    tasks = [
+        {"task_type": "sync", "entity": "orders"},
+        {"task_type": "track_events", "entity": "refunds"},
+    ]
+
+    response = api.post(
+        URL,
+        {"sourceAppId": str(source.pk), "dataType": "events", "config": {"tasks": tasks}},
+        format="json",
+    )
+
+    assert response.status_code == 400, response.content
+    details = response.json()["error"]["details"]
+    assert list(details) == ["config.tasks[1].entity"]
+    assert "refunds: not an entity" in details["config.tasks[1].entity"][0]
+    assert "customers, orders" in details["config.tasks[1].entity"][0]
+    assert not Integration.all_objects.exists()
+
+
+def test_an_entity_new_at_the_source_is_found_by_discovering_again(api, tenant):
+    created = create(api, tenant, [{"task_type": "sync", "entity": "orders"}], orders=[])
+    DATASETS["source"].records["refunds"] = []
+
+    response = api.patch(
+        f"{URL}/{created['id']}",
+        {"config": {"tasks": [{"task_type": "sync", "entity": "refunds"}]}},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.content
+    assert Integration.objects.get(pk=created["id"]).config["tasks"][0]["entity"] == "refunds"
+
+
 def test_event_tasks_of_different_entities_are_accepted(api, tenant):
     create(
         api,
