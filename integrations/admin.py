@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString
 
 from accounts.services import Actor
 from config.console import (
+    CONSOLE_CSS,
     ObjectAction,
     OperatorAdmin,
     RecordAdmin,
@@ -444,10 +445,56 @@ class FileImportAdmin(OperatorAdmin):
 
 @admin.register(Flow)
 class FlowAdmin(admin.ModelAdmin):
+    """Flows are defined through the API; here they are read, renamed or switched off (through
+    the service, so it is audited), and deleted the same way."""
+
     list_display = ["name", "integration", "disabled", "updated_at"]
     list_filter = ["disabled"]
     search_fields = ["name", "integration__name"]
-    raw_id_fields = ["account", "integration", "file_import"]
+    list_select_related = ["integration"]
+    fields = [
+        "name",
+        "disabled",
+        "account",
+        "integration",
+        "file_import",
+        "description",
+        "settings_shown",
+        "created_at",
+        "updated_at",
+    ]
+    readonly_fields = [
+        "account",
+        "integration",
+        "file_import",
+        "description",
+        "settings_shown",
+        "created_at",
+        "updated_at",
+    ]
+    settings_shown = json_field("settings", "settings")
+
+    class Media:
+        css = {"all": [CONSOLE_CSS]}
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Flow, form: ModelForm[Flow], change: bool
+    ) -> None:
+        stored = Flow.objects.get(pk=obj.pk)
+        import_services.flow_update(
+            flow=stored, actor=Actor.for_user(request.user), name=obj.name, disabled=obj.disabled
+        )
+
+    def delete_model(self, request: HttpRequest, obj: Flow) -> None:
+        import_services.flow_delete(flow=obj, actor=Actor.for_user(request.user))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Flow]) -> None:
+        actor = Actor.for_user(request.user)
+        for flow in queryset:
+            import_services.flow_delete(flow=flow, actor=actor)
 
 
 @admin.register(Revision)

@@ -541,3 +541,32 @@ def test_an_accounts_own_connector_is_read_only_and_deleted_only_when_unused(ope
     assert deleted.status_code == 302
     assert not CustomConnector.objects.filter(pk=custom.pk).exists()
     assert AuditEntry.objects.filter(resource_type="connector", action="deleted").exists()
+
+
+def test_a_flow_page_shows_its_settings_and_saves_only_name_and_switch_through_the_service(
+    operator, tenant, feed
+):
+    from accounts.models import AuditEntry
+    from integrations.models import Flow
+
+    flow = Flow.objects.create(
+        account=tenant.account,
+        integration=feed,
+        name="Nightly",
+        settings={"steps": [{"kind": "import", "limit": 500}]},
+    )
+    url = f"/admin/integrations/flow/{flow.pk}/change/"
+
+    page = operator.get(url)
+    saved = operator.post(url, {"name": "Nightly run", "disabled": "on"})
+
+    body = page.content.decode()
+    assert page.status_code == 200
+    assert "<textarea" not in body
+    assert "limit" in body
+    assert "500" in body
+    assert saved.status_code == 302
+    flow.refresh_from_db()
+    assert (flow.name, flow.disabled) == ("Nightly run", True)
+    assert flow.settings == {"steps": [{"kind": "import", "limit": 500}]}
+    assert AuditEntry.objects.filter(resource_type="flow", resource_id=flow.pk).exists()
