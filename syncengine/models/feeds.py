@@ -14,7 +14,7 @@ from django.db.models import F
 from django.db.models.functions import Upper
 
 from accounts.models import Account, Dealership
-from config.storage import feed_storage, storage_exists, storage_local_copy, storage_local_path
+from config.storage import feed_storage, storage_exists, storage_local_copy
 from connectors.models import Connection
 from integrations.models import Integration
 from syncengine.choices import (
@@ -154,15 +154,6 @@ class FeedFile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.status})"
-
-    @property
-    def path(self) -> Path:
-        """The stored copy on this machine's file system: only for a folder storage (the
-        default); a reader that must work with any storage uses ``local_copy()``."""
-        local = storage_local_path(feed_storage(), self.stored_path)
-        if local is None:
-            raise NotImplementedError("Feed files are in a remote storage: use local_copy().")
-        return local
 
     @property
     def has_stored_copy(self) -> bool:
