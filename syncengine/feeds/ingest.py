@@ -230,6 +230,8 @@ class FileRuns(RunKind):
 
     kind = JobKind.FILE
     task = "syncengine.tasks.ingest_feed_file"
+    # New vehicles are written as the file is read and committed with the run's end.
+    one_transaction = True
 
     def gate(self, job: SyncJob, now: datetime) -> Gate:
         if job.integration is not None and job.integration.deleted_at is not None:

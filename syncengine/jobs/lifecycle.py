@@ -52,15 +52,19 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import (
+    DEFAULT_DB_ALIAS,
     DatabaseError,
     IntegrityError,
     InterfaceError,
     OperationalError,
+    connections,
     transaction,
 )
 from django.db import connection as db_connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, Value, sql
 from django.db.models.functions import Coalesce
+from django.db.models.sql.constants import ROW_COUNT
 from django.utils import timezone
 
 from accounts.choices import EventType
@@ -141,6 +145,12 @@ class RunKind:
     # The events of the run's ending (written by ``_ended``, the one place for them).
     completed_event: str = EventType.SYNC_COMPLETED
     failed_event: str = EventType.SYNC_FAILED
+    # The work and the ending share one transaction (on PostgreSQL): what the work writes is
+    # seen by nobody until the run completes, and undone when it does not. The run's own
+    # writes meanwhile (checkpoints) go through a second connection, so its progress and its
+    # fencing stay visible to the API and to the sweep. For work that writes as it goes but
+    # must apply all or nothing (a feed file's new vehicles, see ``VehicleMerge``).
+    one_transaction: bool = False
 
     def gate(self, job: SyncJob, now: datetime) -> Gate:
         """Whether a queued run may be claimed now."""
@@ -470,9 +480,23 @@ class Run:
         self.job = job
         self.kind = kind
         self.token = job.attempts
+        # The connection of the run's own writes while its work holds a transaction open on
+        # the default one (``RunKind.one_transaction``); None: the default connection.
+        self.side: BaseDatabaseWrapper | None = None
 
     def _mine(self) -> QuerySet[SyncJob]:
         return SyncJob.objects.filter(pk=self.job.pk, attempts=self.token, status=JobStatus.RUNNING)
+
+    def _update_mine(self, **values: Any) -> int:
+        """Update the run's row if the claim is still this run's; the rows updated (0 or 1)."""
+        mine = self._mine()
+        if self.side is None:
+            return mine.update(**values)
+        query = mine.query.chain(sql.UpdateQuery)
+        assert isinstance(query, sql.UpdateQuery)
+        query.add_update_values(values)
+        rows: int = query.get_compiler(connection=self.side).execute_sql(ROW_COUNT)
+        return rows
 
     def checkpoint(self, **fields: Any) -> None:
         """Save progress (stats, progress, cursors, ...) with a heartbeat. Raises ``RunLost``
@@ -480,7 +504,7 @@ class Run:
         batch back, so what a run says it did is what was committed."""
         for name, value in fields.items():
             setattr(self.job, name, value)
-        if not self._mine().update(heartbeat_at=timezone.now(), **fields):
+        if not self._update_mine(heartbeat_at=timezone.now(), **fields):
             raise RunLost("The run's claim was taken over; it stops here.")
 
     def beat(self) -> None:
@@ -488,7 +512,11 @@ class Run:
         self._mine().update(heartbeat_at=timezone.now())
 
     def cancel_requested(self) -> bool:
-        return SyncJob.objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False).exists()
+        asked = SyncJob.objects.filter(pk=self.job.pk, cancel_requested_at__isnull=False)
+        if self.side is None:
+            return asked.exists()
+        # Not on the default connection, which may be busy with the work's writes.
+        return bool(asked.query.get_compiler(connection=self.side).has_results())
 
     def stop_if_cancelled(self) -> None:
         if self.cancel_requested():
@@ -921,8 +949,9 @@ def _work(job: SyncJob, kind: RunKind) -> SyncJob | None:
         with _heartbeats(run):
             job_log(job, f"Attempt {job.attempts} started.")
             try:
-                outcome = kind.work(run)
-                _end(job, kind, outcome, held=_mine(job, run.token))
+                with _one_transaction(run):
+                    outcome = kind.work(run)
+                    _end(job, kind, outcome, held=_mine(job, run.token))
             except RunCancelled:
                 _end(
                     job,
@@ -941,6 +970,27 @@ def _work(job: SyncJob, kind: RunKind) -> SyncJob | None:
         with _executing_lock:
             _executing.discard(key)
     return _reload(job)
+
+
+@contextlib.contextmanager
+def _one_transaction(run: Run) -> Iterator[None]:
+    """The transaction of a ``one_transaction`` kind's work and ending, with the run's second
+    connection; nothing for other kinds, on SQLite (one writer: the second connection would
+    wait for the first), or when the caller already holds a transaction."""
+    if (
+        not run.kind.one_transaction
+        or db_connection.vendor != "postgresql"
+        or db_connection.in_atomic_block
+    ):
+        yield
+        return
+    run.side = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with transaction.atomic():
+            yield
+    finally:
+        side, run.side = run.side, None
+        side.close()
 
 
 def _failure(kind: RunKind, error: Exception) -> RunFailure:

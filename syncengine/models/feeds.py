@@ -183,9 +183,10 @@ class Vehicle(models.Model):
     # Indexes: only those the merge and the API's filters use (see Meta.indexes); the account's
     # and the integration's single-column ones would duplicate the composites that start with
     # them. The account and the dealership are the integration's, copied so lists can filter by
-    # them; the integration's own foreign key carries the referential integrity, and Django's
-    # deletion collector applies their on_delete, so the database checks only that one key per
-    # inserted row (a first load inserts hundreds of thousands).
+    # them. No foreign key is checked by the database (a first load inserts hundreds of
+    # thousands of rows, each checked on its own): Django's deletion collector applies their
+    # on_delete, and the merge, the only writer, locks its integration's row once against
+    # deletion (``FOR KEY SHARE``, what each row's check would take) and checks it is there.
     account = models.ForeignKey(
         Account,
         on_delete=models.CASCADE,
@@ -194,7 +195,11 @@ class Vehicle(models.Model):
         db_constraint=False,
     )
     integration = models.ForeignKey(
-        Integration, on_delete=models.CASCADE, related_name="vehicles", db_index=False
+        Integration,
+        on_delete=models.CASCADE,
+        related_name="vehicles",
+        db_index=False,
+        db_constraint=False,
     )
     dealership = models.ForeignKey(
         Dealership,

@@ -8,6 +8,7 @@ are taken from the model's own fields so the shared statements need no casts.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 from django.db import (
     DEFAULT_DB_ALIAS,
     DatabaseError,
+    IntegrityError,
     NotSupportedError,
     connection,
     connections,
@@ -24,6 +26,7 @@ from django.db import (
 )
 from numpy.typing import NDArray
 
+from integrations.models import Integration
 from syncengine.choices import VehicleStatus
 from syncengine.feeds.merge.copytext import copy_text
 from syncengine.feeds.merge.keys import KeyIndex, KeyNames, key_digests
@@ -59,12 +62,15 @@ STAGED_COLUMNS: tuple[str, ...] = (
 )
 
 _STATE_BATCH = 50_000
+# COPY buffers the helper thread may still have to send when the caller stages more.
+_IN_FLIGHT = 2
 
 # Statement templates: braces name identifiers (filled in by _render with quoted names), every
 # value is a bound %s parameter.
 _INSERT = "INSERT INTO {table} ({columns}) VALUES ({placeholders})"
 _COPY_IN = "COPY {table} ({columns}) FROM STDIN"
 _DELETE_ROWS = "DELETE FROM {rows} WHERE row_number IN ({placeholders})"
+_LOCK_INTEGRATION = "SELECT 1 FROM {integration} WHERE id = %s{lock}"
 _STATE = """
     SELECT {key}, content_hash,
         CASE status WHEN %s THEN 0 WHEN %s THEN 1 ELSE 2 END,
@@ -121,12 +127,12 @@ class MergeTables:
         self.version = quote(VehicleVersion._meta.db_table)
         self.created = False
         self.indexed = False
-        # The COPY of the last staged slice, sent by a helper thread while the caller parses and
-        # normalises the next one (PostgreSQL and the parser then use both cores). psycopg's
-        # connections are thread-safe: another statement issued meanwhile waits for the COPY,
-        # and every method below waits for it before it touches the tables.
+        # The COPYs of the last staged slices, sent in order by a helper thread while the caller
+        # parses and normalises the next one (PostgreSQL and the parser then use both cores).
+        # psycopg's connections are thread-safe: another statement issued meanwhile waits for
+        # the COPY, and every method below waits for all of them before it touches the tables.
         self._sender: ThreadPoolExecutor | None = None
-        self._sending: Future[None] | None = None
+        self._sending: deque[Future[None]] = deque()
         content = [quote(column) for column in CONTENT_COLUMNS]
         self.names = {
             "vehicle": self.vehicle,
@@ -200,9 +206,12 @@ class MergeTables:
     def copy_columns(self, table: str, columns: Sequence[str], values: Sequence[Any]) -> None:
         """Append rows given column by column (PostgreSQL only): one ``COPY`` buffer of text
         built by Arrow kernels (see ``copytext``) instead of a tuple per row, sent in the
-        background; ``wait()`` (which every other method calls) returns once it is in."""
+        background; ``wait()`` (which every other method calls) returns once all are in. At
+        most ``_IN_FLIGHT`` buffers wait to be sent: the caller never runs further ahead of the
+        database than that (nor holds more text)."""
         payload = copy_text(values)
-        self.wait()
+        while len(self._sending) >= _IN_FLIGHT:
+            self._sending.popleft().result()
         if not payload:
             return
         sql = _COPY_IN.format(table=table, columns=", ".join(quote(column) for column in columns))
@@ -213,13 +222,19 @@ class MergeTables:
         raw = wrapper.connection
         if self._sender is None:
             self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="merge-copy")
-        self._sending = self._sender.submit(_send, wrapper, raw, sql, payload)
+        self._sending.append(self._sender.submit(_send, wrapper, raw, sql, payload))
 
     def wait(self) -> None:
-        """Wait for the COPY in flight, if any; its error, if it failed, is raised here."""
-        sending, self._sending = self._sending, None
-        if sending is not None:
-            sending.result()
+        """Wait for the COPYs in flight, if any; the first error, if one failed, is raised
+        here, once every one has ended."""
+        first: BaseException | None = None
+        while self._sending:
+            try:
+                self._sending.popleft().result()
+            except BaseException as error:
+                first = first or error
+        if first is not None:
+            raise first
 
     def delete_rows(self, row_numbers: Sequence[int]) -> None:
         """Forget staged rows a later row of the same vehicle superseded (last row wins)."""
@@ -254,6 +269,20 @@ class MergeTables:
                 self.indexed = True
             cursor.execute(f"ANALYZE {self.rows} (action, {key})")
             cursor.execute(f"ANALYZE {self.absent}")
+
+    def lock_integration(self, integration_id: uuid.UUID) -> None:
+        """Hold the integration's row against deletion until the transaction ends: on
+        PostgreSQL ``FOR KEY SHARE``, the lock a foreign key check takes for each row it
+        checks, taken once for all the vehicles the merge writes (see ``Vehicle.integration``).
+        Raises ``IntegrityError`` when the integration is gone."""
+        sql = _LOCK_INTEGRATION.format(
+            integration=quote(Integration._meta.db_table),
+            lock=" FOR KEY SHARE" if self.postgresql else "",
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [db_uuid(integration_id)])
+            if cursor.fetchone() is None:
+                raise IntegrityError(f"Integration {integration_id} does not exist any more.")
 
     def execute(self, template: str, params: Sequence[Any], **fragments: str) -> int:
         """Run one statement; the number of rows it wrote.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from django.db import DatabaseError, connection, transaction
 from numpy.typing import NDArray
 
@@ -66,6 +68,24 @@ logger = logging.getLogger(__name__)
 
 _HISTORY_BATCH = 2_000
 _SLICE_ROWS = 20_000
+# A new vehicle's columns, as they are copied in directly (see ``VehicleMerge``).
+_NEW_VEHICLE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "key",
+    "content_hash",
+    "account_id",
+    "integration_id",
+    "dealership_id",
+    "status",
+    "missing_syncs",
+    "first_seen_at",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+    *CONTENT_COLUMNS,
+)
+# What the staged row of a vehicle copied in directly keeps: enough for its version row.
+_KEY_ONLY_COLUMNS = STAGED_COLUMNS[:7]
 
 
 # The statements of apply(). Braces name identifiers, quoted by MergeTables.execute(): the store's
@@ -79,6 +99,7 @@ _SQL_INSERT_NEW = """
     SELECT s.id, %s, %s, %s, s.{key}, %s, {staged_columns}, s.content_hash, 0, %s, %s, %s, %s
     FROM {rows} s WHERE s.action = %s
 """
+_SQL_DELETE_CREATED = "DELETE FROM {vehicle} WHERE integration_id = %s AND {key} = ANY(%s)"
 _SQL_RECORD_STAGED = """
     INSERT INTO {version} (vehicle_id, feed_file_id, change_type, changes, created_at)
     SELECT v.id, %s, s.change_type, s.changes, %s
@@ -165,6 +186,13 @@ class VehicleMerge:
     The merge assumes it is the only writer of the integration's vehicles while it runs, which
     the one-running-job-per-integration constraint guarantees; a concurrent insert of the same
     key would make ``apply()`` fail and roll back, never merge twice.
+
+    Created inside a transaction on PostgreSQL (a file run's work and ending share one, see
+    ``RunKind.one_transaction``), the merge writes new vehicles straight into the store as
+    their chunks are staged, under a savepoint, so the database inserts them while the parser
+    reads on: ``apply()`` must then run in that same transaction, and ``discard()`` rolls back
+    to the savepoint. Nobody sees them before the transaction commits. Otherwise (SQLite, or no
+    transaction) new vehicles are staged like changed ones and inserted by ``apply()``.
     """
 
     def __init__(
@@ -177,7 +205,10 @@ class VehicleMerge:
         sold_grace_hours: float,
         track_history: bool,
         now: datetime,
+        direct: bool = True,
     ) -> None:
+        """``direct``: write new vehicles while staging when the transaction allows it (see
+        above); False stages them like the rest."""
         if strategy not in SyncStrategy.values:
             raise ValueError(f"Unknown sync strategy {strategy!r}.")
         self.integration = integration
@@ -191,7 +222,10 @@ class VehicleMerge:
         self._rows_total = 0
         self._distinct = 0
         self._closed = False
+        self._applied = False
         self._tables: MergeTables | None = None
+        self._direct = direct and connection.vendor == "postgresql" and connection.in_atomic_block
+        self._savepoint: str | None = None
         # Position i is a vehicle: below _existing one the store has (in load order), above a
         # key first met in this file. Per-position numpy columns grow as new keys arrive.
         self._index = KeyIndex()
@@ -259,6 +293,14 @@ class VehicleMerge:
         superseded = superseded[superseded > 0]
         if superseded.size:
             tables.delete_rows(superseded.tolist())
+        if self._direct and again.any():
+            # A vehicle an earlier row created is created again from this one.
+            created = self._outcome[positions[again]] == _CREATED
+            if created.any():
+                tables.execute(
+                    _SQL_DELETE_CREATED,
+                    [db_uuid(self.integration.pk), keys[again][created].tolist()],
+                )
 
         outcome = self._classify(positions, hashes)
         staged = np.isin(outcome, list(_ACTION_BY_OUTCOME))
@@ -309,6 +351,9 @@ class VehicleMerge:
         self._status, self._missing = state.status, state.missing
         self._grow(self._existing)
         tables = MergeTables()
+        if self._direct:
+            self._savepoint = transaction.savepoint()
+            tables.lock_integration(self.integration.pk)
         tables.create()
         self._tables = tables
         return tables
@@ -380,12 +425,62 @@ class VehicleMerge:
             keys,
             hashes,
         ]
+        if self._direct:
+            self._write_direct(tables, frame, leading, outcome)
+            return
         if tables.postgresql:
             tables.copy_columns(tables.rows, STAGED_COLUMNS, [*leading, *content_arrays(frame)])
             return
         leading[0], leading[5], leading[6] = leading[0].tolist(), keys.tolist(), hashes.tolist()
         rows = list(zip(*leading, *database_columns(frame), strict=True))
         tables.write(tables.rows, STAGED_COLUMNS, rows)
+
+    def _write_direct(
+        self,
+        tables: MergeTables,
+        frame: pd.DataFrame,
+        leading: list[Any],
+        outcome: NDArray[np.int8],
+    ) -> None:
+        """Copy new vehicles into the store and stage the rest; a new vehicle is staged only
+        for its version row (no content), when history is kept."""
+        created = outcome == _CREATED
+        rest = np.flatnonzero(~created)
+        if rest.size:
+            staged = [_take(column, rest) for column in leading]
+            arrays = content_arrays(frame.iloc[rest])
+            tables.copy_columns(tables.rows, STAGED_COLUMNS, [*staged, *arrays])
+        new = np.flatnonzero(created)
+        if not new.size:
+            return
+        count = len(new)
+        ids, keys, hashes = (_take(leading[index], new) for index in (4, 5, 6))
+        now = str(self.now)
+        constants = [
+            self.integration.account_id,
+            self.integration.pk,
+            self.integration.dealership_id,
+            VehicleStatus.ACTIVE.value,
+            0,
+            now,
+            now,
+            now,
+            now,
+        ]
+        tables.copy_columns(
+            tables.vehicle,
+            _NEW_VEHICLE_COLUMNS,
+            [
+                ids,
+                keys,
+                hashes,
+                *(pa.repeat(None if value is None else str(value), count) for value in constants),
+                *content_arrays(frame.iloc[new]),
+            ],
+        )
+        if self.track_history:
+            key_only = [_take(column, new) for column in leading]
+            tables.copy_columns(tables.rows, _KEY_ONLY_COLUMNS, key_only)
 
     def _history(
         self,
@@ -459,8 +554,11 @@ class VehicleMerge:
         )
         try:
             with transaction.atomic():
+                if not self._direct:
+                    tables.lock_integration(self.integration.pk)
                 self._apply_staged(tables, tally)
                 counts.sold, counts.removed = self._apply_absent(tables)
+            self._applied = True
         finally:
             self.discard()
         return counts
@@ -487,7 +585,7 @@ class VehicleMerge:
         if rewritten or reset or history:
             # Statements that join the staging table with the store follow.
             tables.analyze()
-        if created:
+        if created and not self._direct:
             tables.execute(
                 _SQL_INSERT_NEW,
                 [
@@ -582,9 +680,17 @@ class VehicleMerge:
         self._hashes = self._seen_row = self._staged_row = np.empty(0, np.int64)
         self._hashed = self._missing = np.empty(0, np.bool_)
         self._status = self._outcome = np.empty(0, np.int8)
+        savepoint, self._savepoint = self._savepoint, None
         if tables is None:
             return
         try:
+            if savepoint is not None and not self._applied:
+                # The vehicles copied in are undone (the COPYs in flight end first). An applied
+                # merge keeps its savepoint: releasing it would release the savepoints of the
+                # caller's blocks opened since, which their ends then miss.
+                with contextlib.suppress(DatabaseError):
+                    tables.wait()
+                transaction.savepoint_rollback(savepoint)
             tables.drop()
         except DatabaseError:
             # A lost connection took its temporary tables with it; raising here would hide
@@ -594,3 +700,10 @@ class VehicleMerge:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("This merge was applied or discarded; start a new one.")
+
+
+def _take(column: Any, positions: NDArray[np.intp]) -> Any:
+    """The values of a staged column (a numpy array or a list) at ``positions``."""
+    if isinstance(column, np.ndarray):
+        return column[positions]
+    return [column[position] for position in positions]

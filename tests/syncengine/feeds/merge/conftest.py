@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from syncengine.feeds.merge import MergeCounts, VehicleMerge
@@ -76,8 +78,22 @@ def frame(rows: Iterable[dict[str, Any]], *, first_row: int = 1) -> pd.DataFrame
     return pd.DataFrame(columns)
 
 
+@pytest.fixture(params=["copied in", "inserted by apply"])
+def new_vehicles(request, monkeypatch):
+    """The two ways new vehicles get into the store: copied in while they are staged (inside a
+    transaction on PostgreSQL, as a file run does; tests run in one) and inserted by
+    ``apply()`` (SQLite, or no transaction)."""
+    if request.param == "inserted by apply":
+        monkeypatch.setattr(
+            VehicleMerge, "__init__", functools.partialmethod(VehicleMerge.__init__, direct=False)
+        )
+    elif connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite's merges insert new vehicles in apply()")
+    return request.param
+
+
 @pytest.fixture
-def integration(tenant):
+def integration(tenant, new_vehicles):
     dealership = DealershipFactory(account=tenant.account)
     return IntegrationFactory(account=tenant.account, dealership=dealership)
 

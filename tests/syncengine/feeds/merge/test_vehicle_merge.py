@@ -309,8 +309,9 @@ def test_an_error_inside_apply_leaves_the_store_as_it_was(merge_file, integratio
         merge.apply()
     merge.discard()
 
-    # Then every statement before the failure was rolled back with it
-    assert calls["n"] >= 3
+    # Then every statement before the failure (the versions and the update; the insert too
+    # where it is one, not a copy while staging) was rolled back with it
+    assert calls["n"] >= 2
     assert _snapshot(integration) == before
     assert list(VehicleVersion.objects.values()) == versions_before
 
