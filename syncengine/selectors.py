@@ -12,6 +12,7 @@ from config.api.errors import InvalidInput
 from connectors.models import Connection
 from integrations.models import Integration
 from syncengine.feeds.ingest import feed_import, feed_settings, mapping_overrides
+from syncengine.feeds.merge.rows import object_values
 from syncengine.feeds.reader import FeedFileError, open_feed
 from syncengine.feeds.vehicles import VEHICLE_FIELDS
 from syncengine.models import (
@@ -96,10 +97,11 @@ def mapping_preview(*, integration: Integration) -> dict[str, Any]:
     ]
     preview["unmappedColumns"] = [c.source for c in columns if not c.field]
     preview["unmappedFields"] = sorted(set(VEHICLE_FIELDS) - mapped)
-    frame = chunk.frame.astype(object).where(chunk.frame.notna(), None)
+    # Plain Python values: None for missing ones, lists for the Arrow list columns.
+    columns_values = {str(name): object_values(chunk.frame[name]) for name in chunk.frame.columns}
     preview["rows"] = [
-        vehicle_row({str(key): value for key, value in record.items()})
-        for record in frame.to_dict("records")
+        vehicle_row(dict(zip(columns_values, values, strict=True)))
+        for values in zip(*columns_values.values(), strict=True)
     ]
     preview["rejected"] = [
         {"row": r.row_number, "reason": r.reason, "values": r.values} for r in chunk.rejected

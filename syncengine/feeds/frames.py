@@ -4,8 +4,9 @@ The frame contract (the merge relies on it): columns "row_number" (int64, the 1-
 "key" (str: the VIN, else "stock:" + stock number), every column of ``VEHICLE_COLUMNS``, and
 "extra" (dict of the unmapped columns' non-empty values). TEXT/KEY/CONDITION/DATE/CURRENCY
 columns hold str or None (dates "YYYY-MM-DD", currencies ISO 4217 codes), INT is "Int64", MONEY
-"Float64" (cents), BOOL "boolean", LIST columns hold lists (never None). Keys are not
-deduplicated: the merge lets the last row win.
+"Float64" (cents), BOOL "boolean", LIST ``normalize.LIST_DTYPE`` (Arrow lists of strings, an
+empty list for nothing, never null; the merge also takes object columns of Python lists). Keys
+are not deduplicated: the merge lets the last row win.
 
 What happens to a value that cannot be read (see ``normalize.Effect``): a key that cannot
 identify a vehicle rejects its row (``RejectedRow``, with the field, the raw value and the
@@ -34,6 +35,7 @@ from syncengine.feeds.normalize import (
     Encoded,
     FieldValues,
     Issue,
+    empty_lists,
     encode,
     gc_paused,
     normalize,
@@ -174,7 +176,7 @@ def _masked(kind: Kind, data: npt.NDArray[Any], missing: npt.NDArray[np.bool_]) 
 def _empty_column(kind: Kind, rows: int) -> pd.Series:
     """The column of a field no source column maps to."""
     if kind == Kind.LIST:
-        return pd.Series([[] for _ in range(rows)], dtype=object)
+        return empty_lists(rows)
     if kind in MASKED_DTYPES:
         return _masked(kind, np.zeros(rows, dtype=np.int64), np.ones(rows, dtype=bool))
     return pd.Series(np.full(rows, None, dtype=object), dtype=object)
@@ -463,8 +465,8 @@ class ChunkBuilder:
                 data[vehicle_field.column] = _empty_column(vehicle_field.kind, rows)
                 continue
             if vehicle_field.kind == Kind.LIST:
-                items = split_lists(columns.pop(position).iloc[accepted], urls=name == "photoUrls")
-                data[vehicle_field.column] = pd.Series(items, dtype=object)
+                source = columns.pop(position).iloc[accepted]
+                data[vehicle_field.column] = split_lists(source, urls=name == "photoUrls")
                 continue
             normalized = keys.get(name) or self._normalized(name, columns)
             assert normalized is not None

@@ -49,7 +49,8 @@ ERROR_SAMPLE_LIMIT = 100  # rejected rows sampled on the log row
 WARNING_SAMPLE_LIMIT = 100  # values left empty sampled on the log row
 WARNING_LIMIT = 200
 # Rows per parsed chunk: large enough for vectorised parsing to pay, small enough that a chunk
-# (photo lists included) stays near 100 MB next to the merge's state of the whole inventory.
+# (its text columns and Arrow lists) stays under 100 MB next to the merge's state of the whole
+# inventory.
 CHUNK_ROWS = 50_000
 
 

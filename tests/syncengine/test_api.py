@@ -69,7 +69,11 @@ def test_rejected_rows_download_as_csv(feed, ingest, api):
 
 
 def test_mapping_preview_shows_the_effective_mapping_and_rows(feed, upload, api):
-    upload(feed, f'VIN,Stock #,Asking,Lot\r\n{VIN_A},00123,"$9,999",North\r\n')
+    upload(
+        feed,
+        f"VIN,Stock #,Asking,Lot,Photo Url List\r\n"
+        f'{VIN_A},00123,"$9,999",North,https://img.example.com/1.jpg|https://img.example.com/2.jpg\r\n',
+    )
     api.patch(f"/api/v1/mappings/{feed.pk}", {"mappings": {"Asking": "price"}}, format="json")
 
     response = api.get(f"/api/v1/mappings/{feed.pk}/preview")
@@ -85,6 +89,12 @@ def test_mapping_preview_shows_the_effective_mapping_and_rows(feed, upload, api)
     assert data["rows"][0]["vin"] == VIN_A
     assert data["rows"][0]["stockNumber"] == "00123"
     assert data["rows"][0]["extra"] == {"Lot": "North"}
+    assert data["rows"][0]["photoUrls"] == [
+        "https://img.example.com/1.jpg",
+        "https://img.example.com/2.jpg",
+    ]
+    assert data["rows"][0]["features"] == []
+    assert data["rows"][0]["mileage"] is None
 
 
 def test_mapping_update_validates_fields_and_null_removes(feed, api):

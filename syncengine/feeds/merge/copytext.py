@@ -24,6 +24,7 @@ from syncengine.feeds.merge.rows import (
     CONTENT_COLUMNS,
     KIND_BY_COLUMN,
     frame_column,
+    list_array,
     object_values,
 )
 from syncengine.feeds.vehicles import Kind
@@ -47,14 +48,44 @@ _JSON_IN_COPY_ESCAPES = (
     ("\f", "\\\\f"),
 )
 _OTHER_CONTROLS = r"[\x00-\x07\x0b\x0e-\x1f]"
-_LIST_OF_TEXT = pa.list_(pa.string())
 _TEXT_MAP = pa.map_(pa.string(), pa.string())
+
+
+def _holds(values: pa.Array, characters: str) -> bool:
+    """Whether a string of ``values`` holds one of ``characters`` (a regex character class).
+
+    The strings' bytes are searched as one string: on short strings (list items) a search per
+    string costs several times the scan itself.
+    """
+    string_type = values.type
+    if not (pa.types.is_string(string_type) or pa.types.is_large_string(string_type)):
+        return bool(pc.any(pc.match_substring_regex(values, characters)).as_py())
+    if not len(values):
+        return False
+    width = np.dtype(np.int64 if pa.types.is_large_string(string_type) else np.int32)
+    _, offset_buffer, data = values.buffers()
+    offsets = np.frombuffer(
+        offset_buffer, dtype=width, count=len(values) + 1, offset=values.offset * width.itemsize
+    )
+    start, end = int(offsets[0]), int(offsets[-1])
+    if end == start:
+        return False
+    whole = pa.Array.from_buffers(
+        pa.large_string(),
+        1,
+        [
+            None,
+            pa.py_buffer(np.array([0, end - start], dtype=np.int64)),
+            data.slice(start, end - start),
+        ],
+    )
+    return bool(pc.match_substring_regex(whole, characters)[0].as_py())
 
 
 def _escaped(values: pa.Array, special: str, escapes: Sequence[tuple[str, str]]) -> pa.Array:
     """``values`` with ``escapes`` applied; one scan when no value holds a ``special``
     character (the usual case)."""
-    if not pc.any(pc.match_substring_regex(values, special)).as_py():
+    if not _holds(values, special):
         return values
     for plain, escaped in escapes:
         values = pc.replace_substring(values, plain, escaped)
@@ -86,12 +117,24 @@ class _Staged:
         self.array = array
 
 
-def _json_lists(cells: NDArray[np.object_]) -> _Staged:
+def _json_lists(lists: pa.ListArray) -> _Staged:
     """Lists of strings as JSON arrays; a missing or empty list is ``[]``."""
-    lists = pa.array(cells, type=_LIST_OF_TEXT)
-    items = _json_strings(lists.values)
-    joined = pc.binary_join(pa.ListArray.from_arrays(lists.offsets, items), ",")
-    text = pc.binary_join_element_wise("[", joined, "]", "")
+    # The items of just these lists: a slice of a chunk's column shares the chunk's items.
+    offsets = np.asarray(lists.offsets)
+    first, last = int(offsets[0]), int(offsets[-1])
+    items = lists.values.slice(first, last - first)
+    starts = pa.array(offsets - first, type=pa.int32())
+    escaped = _escaped(items, _JSON_SPECIAL, _JSON_IN_COPY_ESCAPES)
+    if escaped is items or not _holds(items, _OTHER_CONTROLS):
+        # Quoting each list once ('["' + items joined with '","' + '"]') rather than each item.
+        joined = pc.binary_join(pa.ListArray.from_arrays(starts, escaped), '","')
+        text = pc.binary_join_element_wise('["', joined, '"]', "")
+        # A missing list has a null length, so its text is null here and "[]" below.
+        text = pc.if_else(pc.equal(pc.list_value_length(lists), 0), "[]", text)
+    else:
+        joined = pc.binary_join(pa.ListArray.from_arrays(starts, _json_strings(items)), ",")
+        text = pc.binary_join_element_wise("[", joined, "]", "")
+        text = pc.if_else(lists.is_valid(), text, pa.scalar(None, type=text.type))
     return _Staged(pc.fill_null(text, "[]"))
 
 
@@ -122,7 +165,7 @@ def content_arrays(frame: pd.DataFrame) -> list[pa.Array | _Staged]:
         if kind is None:
             arrays.append(_json_objects(object_values(series)))
         elif kind == Kind.LIST:
-            arrays.append(_json_lists(object_values(series)))
+            arrays.append(_json_lists(list_array(series)))
         elif kind == Kind.INT:
             arrays.append(pa.array(series.astype("Int64"), from_pandas=True).cast(pa.string()))
         elif kind == Kind.MONEY:

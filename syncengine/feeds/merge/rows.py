@@ -2,8 +2,11 @@
 
 The parser hands the merge one ``pandas.DataFrame`` per chunk with the columns ``row_number``,
 ``key``, every column of ``syncengine.feeds.vehicles.VEHICLE_COLUMNS`` and ``extra`` (see
-``FRAME_COLUMNS``). Everything here works on whole columns; the only per-row Python is the
-joining of list and dict cells (which pandas cannot hash) and their JSON text for staging.
+``FRAME_COLUMNS``). LIST columns are Arrow lists of strings (``normalize.LIST_DTYPE``), as the
+parser makes them, or object columns of Python lists (frames built by hand): everything here
+takes both and gives the same results for equal lists. Everything works on whole columns; the
+only per-row Python is the joining of dict cells (which pandas cannot hash) and the JSON text of
+the per-row staging path.
 """
 
 from __future__ import annotations
@@ -17,9 +20,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import NDArray
 from pandas.util import hash_array
 
+from syncengine.feeds.normalize import LIST_TYPE
 from syncengine.feeds.vehicles import VEHICLE_FIELDS, Kind
 
 KIND_BY_COLUMN: dict[str, Kind] = {field.column: field.kind for field in VEHICLE_FIELDS.values()}
@@ -77,8 +83,36 @@ def _hash_strings(values: NDArray[np.object_]) -> U64Array:
     return hashed
 
 
+def _is_arrow_list(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return isinstance(dtype, pd.ArrowDtype) and (
+        pa.types.is_list(dtype.pyarrow_dtype) or pa.types.is_large_list(dtype.pyarrow_dtype)
+    )
+
+
+def list_array(series: pd.Series) -> pa.ListArray:
+    """A LIST column as one Arrow array of lists of strings; null where a cell is None.
+
+    An Arrow column is taken as it is (its chunks joined); an object column of Python lists is
+    converted.
+    """
+    if _is_arrow_list(series):
+        array = pa.array(series.array)
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+    else:
+        array = pa.array(object_values(series), type=LIST_TYPE)
+    if array.type != LIST_TYPE:
+        array = array.cast(LIST_TYPE)
+    lists: pa.ListArray = array
+    return lists
+
+
 def object_values(series: pd.Series) -> NDArray[np.object_]:
-    """The column as an object array with None for every missing value, whatever its dtype."""
+    """The column as an object array with None for every missing value, whatever its dtype;
+    a LIST column's cells are Python lists."""
+    if _is_arrow_list(series):
+        return np.fromiter(list_array(series).to_pylist(), dtype=object, count=len(series))
     # pandas-stubs reject na_value=None, which pandas documents and honours for every dtype.
     values: NDArray[np.object_] = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     return values
@@ -110,10 +144,12 @@ def _bool_hash(series: pd.Series) -> U64Array:
 
 
 def _list_hash(series: pd.Series) -> U64Array:
-    cells = object_values(series)
-    joined = np.array([_ITEM_SEPARATOR.join(cell) if cell else "" for cell in cells], dtype=object)
-    counts = np.fromiter((len(cell) if cell else 0 for cell in cells), np.uint64, len(cells))
-    return _mix(_hash_strings(joined) ^ _mix(counts))
+    # A list hashes as its items joined with the unit separator, mixed with its length; a
+    # missing list as an empty one.
+    lists = list_array(series)
+    joined = pc.fill_null(pc.binary_join(lists, _ITEM_SEPARATOR), "")
+    counts = pc.fill_null(pc.list_value_length(lists), 0).to_numpy().astype(np.uint64)
+    return _mix(_hash_strings(joined.to_numpy(zero_copy_only=False)) ^ _mix(counts))
 
 
 def _extra_text(cell: dict[str, str] | None) -> str:
