@@ -58,6 +58,9 @@ __all__ = [
 
 SAMPLE_BYTES = 1 << 20
 PARSE_ROWS = 50_000  # rows parsed and normalised at a time (see FeedReader.chunks)
+# The first chunk's rows: a small one reaches the merge (and through it the database, which
+# writes while the rest is parsed) in a fifth of the time.
+FIRST_CHUNK_ROWS = 10_000
 SPARE_COLUMNS = 8  # how many fields beyond the header a ragged row can show before being cut
 ROW_DELIMITERS = ("\n", "\r\n", "\r")
 
@@ -175,7 +178,10 @@ class FeedReader:
         )
         return stream
 
-    def _raw_chunks(self, stream: FeedStream, chunk_rows: int) -> Iterator[RawChunk]:
+    def _raw_chunks(
+        self, stream: FeedStream, chunk_rows: int, first_rows: int | None = None
+    ) -> Iterator[RawChunk]:
+        """The parsed rows in batches of ``chunk_rows`` (the first of ``first_rows``)."""
         layout = self._layout
         try:
             with pd.read_csv(
@@ -199,7 +205,13 @@ class FeedReader:
                 engine="c",
                 chunksize=chunk_rows,
             ) as chunks:
-                for frame in chunks:
+                size = first_rows or chunk_rows
+                while True:
+                    try:
+                        frame = chunks.get_chunk(size)
+                    except StopIteration:
+                        break
+                    size = chunk_rows
                     raw = RawChunk(
                         row_numbers=frame.index.to_numpy(dtype=np.int64) + 1,
                         columns={
@@ -227,20 +239,24 @@ class FeedReader:
         truncated, undecodable, or without a single data row.
 
         The file is parsed and normalised in batches of at most ``PARSE_ROWS`` rows that are
-        joined into chunks: memory then holds one batch of raw text, not a chunk's worth.
+        joined into chunks: memory then holds one batch of raw text, not a chunk's worth. The
+        first chunk is one batch of at most ``FIRST_CHUNK_ROWS`` rows, so that the caller has
+        rows to work on early.
         """
         stream = self._open()
         pieces: list[Piece] = []
         parsed = rows = 0
+        first = min(self._chunk_rows, FIRST_CHUNK_ROWS)
+        limit = first
         try:
-            for raw in self._raw_chunks(stream, min(self._chunk_rows, PARSE_ROWS)):
+            for raw in self._raw_chunks(stream, min(self._chunk_rows, PARSE_ROWS), first):
                 parsed += len(raw)
                 pieces.append(self._build(raw, stream))
                 del raw  # released before the next batch is parsed
-                if parsed >= self._chunk_rows:
+                if parsed >= limit:
                     chunk = combine(pieces)
                     rows += len(chunk.frame) + len(chunk.rejected)
-                    pieces, parsed = [], 0
+                    pieces, parsed, limit = [], 0, self._chunk_rows
                     yield chunk
         finally:
             stream.close()
