@@ -380,6 +380,7 @@ def _file_work(run: Run, feed_file: FeedFile) -> Outcome:
                 del chunk
                 run.checkpoint(progress={"done": total})
                 run.stop_if_cancelled()
+        merge.flush()
         feed_file.records_total = total
         feed_file.records_errors = errors
         feed_file.records_warnings = warned

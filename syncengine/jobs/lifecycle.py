@@ -516,7 +516,7 @@ class Run:
         if self.side is None:
             return asked.exists()
         # Not on the default connection, which may be busy with the work's writes.
-        return bool(asked.query.get_compiler(connection=self.side).has_results())
+        return bool(asked.query.exists().get_compiler(connection=self.side).has_results())
 
     def stop_if_cancelled(self) -> None:
         if self.cancel_requested():
@@ -671,6 +671,10 @@ def _end(
                 return None
             status = outcome.status
             if status == JobStatus.COMPLETED and locked.cancel_requested_at is not None:
+                if kind.one_transaction and outcome.commit is not None:
+                    # The work's writes are in this transaction, and its cleanup undoes them
+                    # along with whatever this ending wrote: end it afresh, after the rollback.
+                    raise RunCancelled()
                 # A cancel accepted after the last checkpoint still ends the run CANCELLED.
                 status = JobStatus.CANCELLED
                 outcome.message = "Cancelled; what was committed before is kept."
@@ -953,13 +957,15 @@ def _work(job: SyncJob, kind: RunKind) -> SyncJob | None:
                     outcome = kind.work(run)
                     _end(job, kind, outcome, held=_mine(job, run.token))
             except RunCancelled:
+                message = (
+                    "Cancelled; nothing of it was applied."
+                    if kind.one_transaction
+                    else "Cancelled between batches; committed batches are kept."
+                )
                 _end(
                     job,
                     kind,
-                    Outcome(
-                        status=JobStatus.CANCELLED,
-                        message="Cancelled between batches; committed batches are kept.",
-                    ),
+                    Outcome(status=JobStatus.CANCELLED, message=message),
                     held=_mine(job, run.token),
                 )
             except RunLost as lost:

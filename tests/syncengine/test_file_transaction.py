@@ -15,7 +15,7 @@ from django.utils import timezone
 from syncengine.choices import JobStatus
 from syncengine.feeds import ingest as ingest_module
 from syncengine.feeds.ingest import FileRuns, feed_file_ingest
-from syncengine.feeds.merge import VehicleMerge
+from syncengine.feeds.merge import VehicleMerge, vehicle_merge
 from syncengine.models import FeedFile, SyncJob, Vehicle
 from tests.syncengine.conftest import vauto_rows
 
@@ -205,4 +205,82 @@ def test_a_run_whose_claim_is_taken_over_while_it_reads_applies_nothing(
     # Then it applied nothing: the run is the other worker's, and so is the file
     job = SyncJob.objects.get(pk=log.job_id)
     assert (job.status, job.attempts) == (JobStatus.RUNNING, 2)
+    assert Vehicle.objects.filter(integration=feed).count() == 0
+
+
+def _cancel_from_elsewhere(other: Any, job_id: Any) -> None:
+    with other.cursor() as cursor:
+        cursor.execute(
+            "UPDATE syncengine_syncjob SET cancel_requested_at = %s WHERE id = %s",
+            [timezone.now(), job_id],
+        )
+
+
+def test_a_cancel_after_the_last_chunk_ends_the_run_cancelled_with_nothing_applied(
+    feed, upload, onlooker, monkeypatch
+):
+    # Given a file whose run is asked to stop once it has read every row, before its ending
+    log = upload(feed, vauto_rows(*ROWS))
+    guard = ingest_module._guard_row_count
+
+    def cancelled_then_guarded(*args, **kwargs):
+        _cancel_from_elsewhere(onlooker, log.job_id)
+        return guard(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "_guard_row_count", cancelled_then_guarded)
+
+    # When it is processed
+    feed_file_ingest(feed_file_id=str(log.pk))
+
+    # Then it ended cancelled, as did its file and its integration's run, and nothing was kept
+    job = SyncJob.objects.get(pk=log.job_id)
+    assert job.status == JobStatus.CANCELLED
+    assert job.log[-1]["message"] == "Cancelled; nothing of it was applied."
+    log.refresh_from_db()
+    assert log.status == "cancelled"
+    feed.refresh_from_db()
+    assert feed.status != "running"
+    assert Vehicle.objects.filter(integration=feed).count() == 0
+
+
+def test_a_cancel_of_an_identical_file_changes_nothing(feed, upload, onlooker, monkeypatch):
+    # Given an applied file, and the same bytes again, cancelled while they are recognised
+    first = upload(feed, vauto_rows(*ROWS))
+    feed_file_ingest(feed_file_id=str(first.pk))
+    again = upload(feed, vauto_rows(*ROWS))
+    assume = VehicleMerge.assume_unchanged
+
+    def cancelled_meanwhile(self):
+        _cancel_from_elsewhere(onlooker, again.job_id)
+        return assume(self)
+
+    monkeypatch.setattr(VehicleMerge, "assume_unchanged", cancelled_meanwhile)
+
+    # When it is processed
+    feed_file_ingest(feed_file_id=str(again.pk))
+
+    # Then it ended cancelled and the inventory is as the first file left it
+    assert SyncJob.objects.get(pk=again.job_id).status == JobStatus.CANCELLED
+    again.refresh_from_db()
+    assert again.status == "cancelled"
+    vehicles = Vehicle.objects.filter(integration=feed)
+    assert set(vehicles.values_list("status", "missing_syncs")) == {("active", 0)}
+    assert vehicles.count() == 6
+
+
+def test_a_copy_that_fails_fails_the_run_with_its_own_error(feed, upload, monkeypatch):
+    # Given a database that refuses the vehicles' copy (here: a column it does not have)
+    log = upload(feed, vauto_rows(*ROWS))
+    monkeypatch.setattr(
+        vehicle_merge, "_NEW_VEHICLE_COLUMNS", (*vehicle_merge._NEW_VEHICLE_COLUMNS[:-1], "nope")
+    )
+
+    # When the file is processed
+    feed_file_ingest(feed_file_id=str(log.pk))
+
+    # Then the run failed with the copy's error, not a later statement's, and kept nothing
+    job = SyncJob.objects.get(pk=log.job_id)
+    assert job.status == JobStatus.FAILED
+    assert '"nope"' in job.error
+    assert "transaction is aborted" not in job.error
     assert Vehicle.objects.filter(integration=feed).count() == 0

@@ -112,8 +112,9 @@ class MergeTables:
     """The two temporary tables of one merge, on the default database connection.
 
     Temporary tables live in the connection's own schema, so concurrent merges never see each
-    other's rows and a worker that dies takes its tables with it. Staging runs in autocommit
-    (each chunk's rows are written as they come); ``apply()`` reads them in its transaction.
+    other's rows and a worker that dies takes its tables with it. Staging runs in autocommit,
+    or in the caller's transaction when the merge copies new vehicles in directly (each
+    chunk's rows are written as they come); ``apply()`` reads them in its transaction.
     """
 
     def __init__(self) -> None:
@@ -273,8 +274,10 @@ class MergeTables:
     def lock_integration(self, integration_id: uuid.UUID) -> None:
         """Hold the integration's row against deletion until the transaction ends: on
         PostgreSQL ``FOR KEY SHARE``, the lock a foreign key check takes for each row it
-        checks, taken once for all the vehicles the merge writes (see ``Vehicle.integration``).
-        Raises ``IntegrityError`` when the integration is gone."""
+        checks, taken once by ``apply()`` for all the vehicles the merge writes (see
+        ``Vehicle.integration``), so for the ending's moment, not the whole file. Raises
+        ``IntegrityError`` when the integration is gone: the transaction, copies included, is
+        rolled back."""
         sql = _LOCK_INTEGRATION.format(
             integration=quote(Integration._meta.db_table),
             lock=" FOR KEY SHARE" if self.postgresql else "",

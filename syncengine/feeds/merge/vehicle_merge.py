@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -185,7 +184,7 @@ class VehicleMerge:
 
     The merge assumes it is the only writer of the integration's vehicles while it runs, which
     the one-running-job-per-integration constraint guarantees; a concurrent insert of the same
-    key would make ``apply()`` fail and roll back, never merge twice.
+    key would make the merge fail (its copy, or ``apply()``) and roll back, never merge twice.
 
     Created inside a transaction on PostgreSQL (a file run's work and ending share one, see
     ``RunKind.one_transaction``), the merge writes new vehicles straight into the store as
@@ -318,6 +317,14 @@ class VehicleMerge:
                 positions[chosen],
             )
 
+    def flush(self) -> None:
+        """Wait until every staged slice is in the database; a failed copy's error is raised
+        here. The caller does so before it queries the database itself, when the file is read:
+        its statements share the merge's connection."""
+        self._check_open()
+        if self._tables is not None:
+            self._tables.wait()
+
     def assume_unchanged(self) -> bool:
         """Take the file as the one the store was last merged from, without staging anything:
         every active vehicle that missed no sync was in it (and is unchanged), the others are
@@ -353,7 +360,6 @@ class VehicleMerge:
         tables = MergeTables()
         if self._direct:
             self._savepoint = transaction.savepoint()
-            tables.lock_integration(self.integration.pk)
         tables.create()
         self._tables = tables
         return tables
@@ -415,6 +421,9 @@ class VehicleMerge:
         change_types: list[str | None] = [None] * count
         changes: list[Any] = [None] * count
         if self.track_history:
+            # The stored values are read on the connection the copies use: theirs first, so
+            # that an error of theirs is raised as itself.
+            tables.wait()
             change_types, changes = self._history(frame, keys, codes, positions)
         leading: list[Any] = [
             frame["row_number"].to_numpy(dtype=np.int64),
@@ -553,9 +562,11 @@ class VehicleMerge:
             duplicates=self.duplicates,
         )
         try:
+            # Every copy in (the last slices' may still be on their way) must have landed
+            # before anything is applied; its error, if one failed, is the one raised.
+            tables.wait()
             with transaction.atomic():
-                if not self._direct:
-                    tables.lock_integration(self.integration.pk)
+                tables.lock_integration(self.integration.pk)
                 self._apply_staged(tables, tally)
                 counts.sold, counts.removed = self._apply_absent(tables)
             self._applied = True
@@ -688,8 +699,10 @@ class VehicleMerge:
                 # The vehicles copied in are undone (the COPYs in flight end first). An applied
                 # merge keeps its savepoint: releasing it would release the savepoints of the
                 # caller's blocks opened since, which their ends then miss.
-                with contextlib.suppress(DatabaseError):
+                try:
                     tables.wait()
+                except DatabaseError:
+                    logger.warning("A copy of the discarded merge had failed", exc_info=True)
                 transaction.savepoint_rollback(savepoint)
             tables.drop()
         except DatabaseError:
