@@ -185,8 +185,8 @@ class Vehicle(models.Model):
     # them. The account and the dealership are the integration's, copied so lists can filter by
     # them. No foreign key is checked by the database (a first load inserts hundreds of
     # thousands of rows, each checked on its own): Django's deletion collector applies their
-    # on_delete, and the merge, the only writer, locks its integration's row once against
-    # deletion (``FOR KEY SHARE``, what each row's check would take) and checks it is there.
+    # on_delete, and the merge, the only writer, locks its integration's row once when it
+    # applies (``FOR KEY SHARE``, what each row's check would take) and checks it is there.
     account = models.ForeignKey(
         Account,
         on_delete=models.CASCADE,

@@ -132,9 +132,9 @@ def _json_lists(lists: pa.ListArray) -> _Staged:
         # A missing list has a null length, so its text is null here and "[]" below.
         text = pc.if_else(pc.equal(pc.list_value_length(lists), 0), "[]", text)
     else:
+        # The offsets carry no nulls: a missing list is an empty one here, "[]".
         joined = pc.binary_join(pa.ListArray.from_arrays(starts, _json_strings(items)), ",")
         text = pc.binary_join_element_wise("[", joined, "]", "")
-        text = pc.if_else(lists.is_valid(), text, pa.scalar(None, type=text.type))
     return _Staged(pc.fill_null(text, "[]"))
 
 

@@ -50,7 +50,8 @@ RESET = "t"  # same content, but it had missed syncs: only the bookkeeping is re
 MISSING = "m"  # merge: one more missed sync, sold when the grace is over
 REMOVE = "r"  # overwrite: removed
 
-STAGED_COLUMNS: tuple[str, ...] = (
+# A staged row: what the merge decided for it, then its content.
+LEADING_COLUMNS: tuple[str, ...] = (
     "row_number",
     "action",
     "change_type",
@@ -58,8 +59,8 @@ STAGED_COLUMNS: tuple[str, ...] = (
     "id",
     "key",
     "content_hash",
-    *CONTENT_COLUMNS,
 )
+STAGED_COLUMNS: tuple[str, ...] = (*LEADING_COLUMNS, *CONTENT_COLUMNS)
 
 _STATE_BATCH = 50_000
 # COPY buffers the helper thread may still have to send when the caller stages more.
@@ -211,8 +212,7 @@ class MergeTables:
         most ``_IN_FLIGHT`` buffers wait to be sent: the caller never runs further ahead of the
         database than that (nor holds more text)."""
         payload = copy_text(values)
-        while len(self._sending) >= _IN_FLIGHT:
-            self._sending.popleft().result()
+        self._drain(_IN_FLIGHT - 1)
         if not payload:
             return
         sql = _COPY_IN.format(table=table, columns=", ".join(quote(column) for column in columns))
@@ -228,8 +228,13 @@ class MergeTables:
     def wait(self) -> None:
         """Wait for the COPYs in flight, if any; the first error, if one failed, is raised
         here, once every one has ended."""
+        self._drain(0)
+
+    def _drain(self, keep: int) -> None:
+        """Wait for the oldest COPYs until at most ``keep`` are in flight; the first error of
+        those waited for is raised once they have all ended."""
         first: BaseException | None = None
-        while self._sending:
+        while len(self._sending) > keep:
             try:
                 self._sending.popleft().result()
             except BaseException as error:

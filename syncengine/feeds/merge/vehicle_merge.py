@@ -35,6 +35,7 @@ from syncengine.feeds.merge.rows import (
 from syncengine.feeds.merge.tables import (
     ACTIVE,
     INSERT,
+    LEADING_COLUMNS,
     MISSING,
     REMOVE,
     RESET,
@@ -83,8 +84,6 @@ _NEW_VEHICLE_COLUMNS: tuple[str, ...] = (
     "updated_at",
     *CONTENT_COLUMNS,
 )
-# What the staged row of a vehicle copied in directly keeps: enough for its version row.
-_KEY_ONLY_COLUMNS = STAGED_COLUMNS[:7]
 
 
 # The statements of apply(). Braces name identifiers, quoted by MergeTables.execute(): the store's
@@ -425,45 +424,45 @@ class VehicleMerge:
             # that an error of theirs is raised as itself.
             tables.wait()
             change_types, changes = self._history(frame, keys, codes, positions)
-        leading: list[Any] = [
-            frame["row_number"].to_numpy(dtype=np.int64),
-            [_ACTION_BY_OUTCOME[code] for code in codes],
-            change_types,
-            changes,
-            ids,
-            keys,
-            hashes,
-        ]
+        leading: dict[str, NDArray[Any]] = {
+            "row_number": frame["row_number"].to_numpy(dtype=np.int64),
+            "action": np.array([_ACTION_BY_OUTCOME[code] for code in codes], dtype=object),
+            "change_type": np.array(change_types, dtype=object),
+            "changes": np.array(changes, dtype=object),
+            "id": np.array(ids, dtype=object),
+            "key": keys,
+            "content_hash": hashes,
+        }
+        assert tuple(leading) == LEADING_COLUMNS
         if self._direct:
-            self._write_direct(tables, frame, leading, outcome)
+            self._write_direct(tables, frame, leading, outcome == _CREATED)
             return
         if tables.postgresql:
-            tables.copy_columns(tables.rows, STAGED_COLUMNS, [*leading, *content_arrays(frame)])
+            values = [*leading.values(), *content_arrays(frame)]
+            tables.copy_columns(tables.rows, STAGED_COLUMNS, values)
             return
-        leading[0], leading[5], leading[6] = leading[0].tolist(), keys.tolist(), hashes.tolist()
-        rows = list(zip(*leading, *database_columns(frame), strict=True))
+        plain = [column.tolist() for column in leading.values()]
+        rows = list(zip(*plain, *database_columns(frame), strict=True))
         tables.write(tables.rows, STAGED_COLUMNS, rows)
 
     def _write_direct(
         self,
         tables: MergeTables,
         frame: pd.DataFrame,
-        leading: list[Any],
-        outcome: NDArray[np.int8],
+        leading: dict[str, NDArray[Any]],
+        created: NDArray[np.bool_],
     ) -> None:
         """Copy new vehicles into the store and stage the rest; a new vehicle is staged only
-        for its version row (no content), when history is kept."""
-        created = outcome == _CREATED
+        for its version row (its leading columns, no content), when history is kept."""
         rest = np.flatnonzero(~created)
         if rest.size:
-            staged = [_take(column, rest) for column in leading]
+            staged = [column[rest] for column in leading.values()]
             arrays = content_arrays(frame.iloc[rest])
             tables.copy_columns(tables.rows, STAGED_COLUMNS, [*staged, *arrays])
         new = np.flatnonzero(created)
         if not new.size:
             return
         count = len(new)
-        ids, keys, hashes = (_take(leading[index], new) for index in (4, 5, 6))
         now = str(self.now)
         constants = [
             self.integration.account_id,
@@ -480,16 +479,16 @@ class VehicleMerge:
             tables.vehicle,
             _NEW_VEHICLE_COLUMNS,
             [
-                ids,
-                keys,
-                hashes,
+                leading["id"][new],
+                leading["key"][new],
+                leading["content_hash"][new],
                 *(pa.repeat(None if value is None else str(value), count) for value in constants),
                 *content_arrays(frame.iloc[new]),
             ],
         )
         if self.track_history:
-            key_only = [_take(column, new) for column in leading]
-            tables.copy_columns(tables.rows, _KEY_ONLY_COLUMNS, key_only)
+            key_only = [column[new] for column in leading.values()]
+            tables.copy_columns(tables.rows, LEADING_COLUMNS, key_only)
 
     def _history(
         self,
@@ -713,10 +712,3 @@ class VehicleMerge:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("This merge was applied or discarded; start a new one.")
-
-
-def _take(column: Any, positions: NDArray[np.intp]) -> Any:
-    """The values of a staged column (a numpy array or a list) at ``positions``."""
-    if isinstance(column, np.ndarray):
-        return column[positions]
-    return [column[position] for position in positions]
